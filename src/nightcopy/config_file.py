@@ -1,0 +1,202 @@
+"""Where the operator commands get their configuration: a local nightcopy.toml or an SSM prefix.
+
+Both end up as one `RunConfig`, so `run`, `plan` and `validate` do not care where it came from.
+The file format (documented in docs/operating.md):
+
+    source_dsn = "env:NIGHTCOPY_SOURCE_DSN"      # literal libpq DSN or env:VAR
+    target_dsn = "postgresql://report@db2/reporting"
+
+    [options]                                     # all optional
+    jobs = 2                                      # worker --jobs (tables at once per group)
+    strategy = "swap"                             # worker --strategy
+    verify = "count"                              # worker --verify
+    parallel = 2                                  # `nightcopy run` groups at once
+
+    [slack]                                       # optional; values literal or env:VAR
+    webhook_url = "env:SLACK_WEBHOOK_URL"         # or bot_token + channel
+
+    [[groups]]
+    name = "orders"
+    tables = ["public.orders", 'public."Order Items"', "sales.*"]
+
+`table_groups = [...]` (the SSM parameter's JSON shape) may stand instead of [[groups]].
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nightcopy.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "nightcopy.toml"
+
+# Options a config may set, with the type each must have. The worker's own options (jobs,
+# strategy, verify) are passed to it as flags; `parallel` is for `nightcopy run` itself.
+OPTION_TYPES: dict[str, type] = {"jobs": int, "strategy": str, "verify": str, "parallel": int}
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "strategy": ("swap", "truncate"),
+    "verify": ("count", "checksum"),
+}
+_TOP_LEVEL_KEYS = {"source_dsn", "target_dsn", "options", "slack", "groups", "table_groups"}
+_SLACK_KEYS = {"webhook_url", "bot_token", "channel"}
+
+
+@dataclass
+class RunConfig:
+    """Everything the operator commands need; secrets stay in here and are never printed."""
+
+    source_dsn: str
+    target_dsn: str
+    groups: list[Any]  # list[nightcopy.groups.TableGroup]
+    options: dict[str, Any] = field(default_factory=dict)
+    slack_webhook_url: str | None = None
+    slack_bot_token: str | None = None
+    slack_channel: str | None = None
+    origin: str = ""  # "file nightcopy.toml" or "SSM /nightcopy/prod/" for messages
+    ssm_prefix: str | None = None
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_webhook_url or (self.slack_bot_token and self.slack_channel))
+
+
+def resolve_value(value: Any, what: str, *, environ: dict[str, str] | None = None) -> str:
+    """A literal string, or `env:VAR` read from the environment (ConfigError if unset)."""
+    env = os.environ if environ is None else environ
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{what} must be a non-empty string (a literal or env:VAR)")
+    if value.startswith("env:"):
+        var = value[4:].strip()
+        if not var:
+            raise ConfigError(f"{what}: 'env:' needs a variable name, e.g. env:NIGHTCOPY_SOURCE_DSN")
+        resolved = env.get(var)
+        if not resolved:
+            raise ConfigError(f"{what} refers to environment variable {var}, which is not set")
+        return resolved
+    return value
+
+
+def check_options(options: Any, origin: str, *, strict: bool = True) -> dict[str, Any]:
+    """Type-check known options; unknown keys are errors in a file (typos) but not in SSM,
+    whose `options` parameter the AWS side may extend."""
+    if not isinstance(options, dict):
+        raise ConfigError(f"{origin}: options must be a table/object of option = value")
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in OPTION_TYPES:
+            if strict:
+                known = ", ".join(sorted(OPTION_TYPES))
+                raise ConfigError(f"{origin}: unknown option {key!r} (known: {known})")
+            continue
+        want = OPTION_TYPES[key]
+        if want is int and isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # SSM options are often written as strings
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ConfigError(f"{origin}: option {key} must be a {want.__name__}, not {value!r}")
+        if want is int and value < 1:
+            raise ConfigError(f"{origin}: option {key} must be at least 1")
+        if key in OPTION_CHOICES and value not in OPTION_CHOICES[key]:
+            raise ConfigError(
+                f"{origin}: option {key} must be one of {', '.join(OPTION_CHOICES[key])}"
+            )
+        out[key] = value
+    return out
+
+
+def _groups_from_file(data: dict, origin: str) -> list[Any]:
+    from nightcopy.groups import parse_table_groups
+
+    if "groups" in data and "table_groups" in data:
+        raise ConfigError(f"{origin}: give either [[groups]] or table_groups, not both")
+    if "table_groups" in data:
+        return parse_table_groups(data["table_groups"])
+    raw = data.get("groups")
+    if not raw:
+        raise ConfigError(f"{origin}: no groups: add [[groups]] sections with name and tables")
+    if not isinstance(raw, list) or not all(isinstance(g, dict) for g in raw):
+        raise ConfigError(f"{origin}: groups must be [[groups]] sections with name and tables")
+    normalised = []
+    for i, group in enumerate(raw, 1):
+        unknown = set(group) - {"name", "tables"}
+        if unknown:
+            raise ConfigError(f"{origin}: group #{i}: unknown key(s) {', '.join(sorted(unknown))}")
+        tables = group.get("tables")
+        if not isinstance(tables, list):
+            # A TOML array keeps quoting simple: one SQL name or glob per string.
+            raise ConfigError(
+                f"{origin}: group #{i}: tables must be an array of names, e.g. "
+                "[\"public.orders\", \"sales.*\"]"
+            )
+        normalised.append({"name": group.get("name"), "tables": tables})
+    return parse_table_groups(normalised)
+
+
+def load_file(path: str | Path, *, environ: dict[str, str] | None = None) -> RunConfig:
+    p = Path(path)
+    origin = f"config file {p}"
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{origin} not found: create it (see docs/operating.md) or pass --ssm-prefix"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin} is not valid TOML: {exc}") from None
+    unknown = set(data) - _TOP_LEVEL_KEYS
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("source_dsn", "target_dsn"):
+        if key not in data:
+            raise ConfigError(f"{origin}: {key} is missing (a libpq DSN or env:VAR)")
+    slack = data.get("slack", {})
+    if not isinstance(slack, dict) or set(slack) - _SLACK_KEYS:
+        raise ConfigError(f"{origin}: [slack] takes only webhook_url, bot_token and channel")
+    return RunConfig(
+        source_dsn=resolve_value(data["source_dsn"], "source_dsn", environ=environ),
+        target_dsn=resolve_value(data["target_dsn"], "target_dsn", environ=environ),
+        groups=_groups_from_file(data, origin),
+        options=check_options(data.get("options", {}), origin),
+        slack_webhook_url=_optional(slack, "webhook_url", environ),
+        slack_bot_token=_optional(slack, "bot_token", environ),
+        slack_channel=_optional(slack, "channel", environ),
+        origin=origin,
+    )
+
+
+def _optional(section: dict, key: str, environ: dict[str, str] | None) -> str | None:
+    if key not in section:
+        return None
+    return resolve_value(section[key], f"slack.{key}", environ=environ)
+
+
+def load_ssm(prefix: str, *, client=None) -> RunConfig:
+    from nightcopy.ssm import load_config
+
+    cfg = load_config(prefix, client=client)
+    if not cfg.table_groups:
+        raise ConfigError(f"SSM {prefix}: table_groups is missing or empty")
+    return RunConfig(
+        source_dsn=cfg.source_dsn,
+        target_dsn=cfg.target_dsn,
+        groups=list(cfg.table_groups),
+        options=check_options(cfg.options or {}, f"SSM {prefix}options", strict=False),
+        slack_webhook_url=cfg.slack_webhook_url,
+        slack_bot_token=cfg.slack_bot_token,
+        slack_channel=cfg.slack_channel,
+        origin=f"SSM {prefix}",
+        ssm_prefix=prefix,
+    )
+
+
+def load(config_path: str | None, ssm_prefix: str | None, *, ssm_client=None) -> RunConfig:
+    """The config the operator asked for: --ssm-prefix, else --config (default ./nightcopy.toml)."""
+    if ssm_prefix and config_path:
+        raise ConfigError("give either --ssm-prefix or --config, not both")
+    if ssm_prefix:
+        return load_ssm(ssm_prefix, client=ssm_client)
+    return load_file(config_path or DEFAULT_CONFIG_FILE)

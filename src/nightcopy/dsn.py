@@ -1,0 +1,114 @@
+"""Connection strings and connections: parsing, redaction, session settings, clear errors."""
+
+from __future__ import annotations
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.extensions import connection
+
+from nightcopy.errors import ConfigError, ConnectError
+from nightcopy.secrets import register_secret, scrub
+
+# Session settings that make text-format COPY and checksums byte-identical on both sides.
+TEXT_SETTINGS = {
+    "DateStyle": "ISO, MDY",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",
+    "bytea_output": "hex",
+    "TimeZone": "UTC",
+    "lc_monetary": "C",
+    "search_path": "",
+}
+
+
+def parse(dsn: str, role: str) -> dict[str, str]:
+    """Parse a libpq DSN (URI or key=value) without ever echoing it back."""
+    if not dsn or not dsn.strip():
+        raise ConfigError(f"no {role} DSN given: pass --{role} or set NIGHTCOPY_{role.upper()}_DSN")
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        raise ConfigError(
+            f"the {role} DSN is not a valid libpq connection string: use "
+            "postgresql://user:password@host:port/dbname or 'host=... dbname=... user=...'"
+        ) from None
+    register_secret(params.get("password"))
+    return params
+
+
+def redact_dsn(dsn: str) -> str:
+    """postgresql://user:***@host:port/db, for messages (never the password)."""
+    try:
+        p = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        return "<invalid DSN>"
+    register_secret(p.get("password"))
+    user = p.get("user", "")
+    auth = f"{user}:***@" if p.get("password") else (f"{user}@" if user else "")
+    host = p.get("host", "")
+    port = f":{p['port']}" if p.get("port") else ""
+    return f"postgresql://{auth}{host}{port}/{p.get('dbname', '')}"
+
+
+def _explain(message: str, role: str, shown: str) -> str:
+    m = message.lower()
+    where = f"the {role} database ({shown})"
+    hint = f"check the {role} DSN (--{role}, NIGHTCOPY_{role.upper()}_DSN or the {role}_dsn SSM parameter)"
+    if "password authentication failed" in m or "authentication failed" in m:
+        return f"cannot log in to {where}: the password or user is wrong; {hint}"
+    if "no password supplied" in m:
+        return f"cannot log in to {where}: the server wants a password and none was given; {hint}"
+    if "does not exist" in m and "database" in m:
+        return f"cannot connect to {where}: the database does not exist; {hint}"
+    if "role" in m and "does not exist" in m:
+        return f"cannot log in to {where}: the user does not exist; {hint}"
+    if "timeout expired" in m:
+        return (f"cannot reach {where}: the connection timed out; check the host, port and the "
+                "network path (security groups, VPC, firewall)")
+    if ("could not translate host name" in m or "connection refused" in m
+            or "could not connect" in m or "no such file or directory" in m
+            or "network is unreachable" in m or "no route to host" in m):
+        return (f"cannot reach {where}: no server answers there; check the host and port "
+                "and that the server is running and reachable from here")
+    if "permission denied" in m or "not permitted" in m or "pg_hba.conf" in m:
+        return f"the {role} server refused the connection ({scrub(first_line(message))}); {hint}"
+    return f"cannot connect to {where}: {scrub(first_line(message))}"
+
+
+def first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message and message.strip() else "unknown error"
+
+
+def connect(dsn: str, role: str, application_name: str, *, server_version_min: int = 0,
+            settings: dict[str, str] | None = None) -> connection:
+    """Open a connection with keepalives, a connect timeout and nightcopy's session settings."""
+    params = parse(dsn, role)
+    extra: dict[str, object] = {
+        "application_name": application_name[:63],
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 6,
+    }
+    if "connect_timeout" not in params:
+        extra["connect_timeout"] = 15
+    try:
+        conn = psycopg2.connect(dsn, **extra)
+    except psycopg2.OperationalError as exc:
+        raise ConnectError(_explain(str(exc), role, redact_dsn(dsn))) from None
+    if conn.server_version < 120000:
+        conn.close()
+        raise ConnectError(f"the {role} server runs PostgreSQL {conn.server_version // 10000}; "
+                           "nightcopy needs PostgreSQL 12 or newer")
+    conn.set_client_encoding("UTF8")
+    all_settings = dict(TEXT_SETTINGS)
+    all_settings["statement_timeout"] = "0"
+    if conn.server_version >= 140000:
+        # A killed worker's server-side statement stops within seconds instead of running on.
+        all_settings["client_connection_check_interval"] = "5s"
+    all_settings.update(settings or {})
+    with conn.cursor() as cur:
+        for name, value in all_settings.items():
+            cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+    conn.commit()
+    return conn

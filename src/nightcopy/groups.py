@@ -1,0 +1,68 @@
+"""table_groups: the JSON value that splits the tables into groups (one worker each)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from nightcopy.errors import ConfigError
+from nightcopy.tablelist import parse_table_list
+
+
+@dataclass(frozen=True)
+class TableGroup:
+    name: str
+    tables: list[str]
+
+
+_SHAPE = ('table_groups must be a JSON list of {"name": ..., "tables": [...]} objects, '
+          'or a list of lists of table names')
+
+
+def parse_table_groups(value: str | list) -> list[TableGroup]:
+    """Parse and check table_groups; every group's list must itself be a valid table list."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"table_groups is not valid JSON ({exc.msg} at character "
+                              f"{exc.pos}); {_SHAPE}") from None
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"table_groups is empty or not a list; {_SHAPE}")
+    groups: list[TableGroup] = []
+    for i, item in enumerate(value, start=1):
+        if isinstance(item, list):
+            name, tables = f"g{i}", item
+        elif isinstance(item, dict):
+            name, tables = item.get("name"), item.get("tables")
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"table_groups item {i} has no \"name\" string; {_SHAPE}")
+            if not isinstance(tables, list):
+                raise ConfigError(f"group {name!r} in table_groups has no \"tables\" list; {_SHAPE}")
+        else:
+            raise ConfigError(f"table_groups item {i} is {type(item).__name__}; {_SHAPE}")
+        if not tables:
+            raise ConfigError(f"group {name!r} in table_groups has no tables; remove it or add some")
+        for t in tables:
+            if not isinstance(t, str):
+                raise ConfigError(f"group {name!r} in table_groups holds {json.dumps(t)}: "
+                                  "table names must be strings")
+        try:
+            parse_table_list(tables)
+        except ConfigError as exc:
+            raise ConfigError(f"group {name!r} in table_groups: {exc}") from None
+        groups.append(TableGroup(name, list(tables)))
+    names = [g.name for g in groups]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"table_groups names group(s) {', '.join(dupes)} more than once; "
+                          "give each group its own name")
+    return groups
+
+
+def find_group(groups: list[TableGroup], name: str) -> TableGroup:
+    for g in groups:
+        if g.name == name:
+            return g
+    known = ", ".join(g.name for g in groups)
+    raise ConfigError(f"group {name!r} is not in table_groups (groups: {known})")
