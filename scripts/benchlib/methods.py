@@ -60,6 +60,21 @@ def raw_pipe(ctx: RunContext, *, parallel: int = 2) -> None:
                      ctx.tgt_dsn, str(schema)], what="pg_restore post-data", log=ctx.log)
 
 
+def psycopg2_reference(ctx: RunContext, *, parallel: int = 2) -> None:
+    """anchors.md's minimal psycopg2 reference: like the raw pipe, but the per-table COPY pipes
+    run in one Python process (scripts/bench_pyref.py) instead of psql pairs."""
+    schema = ctx.workdir / "schema.dump"
+    ctx.tracker.run([str(ctx.bin_dir / "pg_dump"), "-Fc", "--schema-only", "-f", str(schema),
+                     "-d", ctx.src_dsn], what="pg_dump --schema-only", log=ctx.log)
+    ctx.tracker.run([str(ctx.bin_dir / "pg_restore"), "--section=pre-data", "-d", ctx.tgt_dsn,
+                     str(schema)], what="pg_restore pre-data", log=ctx.log)
+    ctx.tracker.run([sys.executable, str(Path(__file__).resolve().parent.parent / "bench_pyref.py"),
+                     ctx.src_dsn, ctx.tgt_dsn, str(parallel), *ctx.tables],
+                    what="bench_pyref.py", log=ctx.log)
+    ctx.tracker.run([str(ctx.bin_dir / "pg_restore"), "-j2", "--section=post-data", "-d",
+                     ctx.tgt_dsn, str(schema)], what="pg_restore post-data", log=ctx.log)
+
+
 def raw_truncate(ctx: RunContext, *, parallel: int = 2) -> None:
     """Replace case, hand-scripted: per table TRUNCATE + binary \\copy in ONE transaction (psql -1),
     two tables at a time, into the already-populated target whose indexes stay in place. Atomic
@@ -142,6 +157,8 @@ def _parallel(fn: Callable[[str], None], items: list[str], workers: int) -> None
 def all_methods() -> dict[str, Method]:
     ms = [
         Method("raw", "raw binary pipe (psql \\copy x2, pre/post-data)", raw_pipe),
+        Method("pyref", "minimal psycopg2 reference (binary COPY pipe x2 in Python, "
+               "pre/post-data as raw)", psycopg2_reference),
         Method("dump", "pg_dump -Fd -j2 + pg_restore -j2", dump_restore),
         Method("pgcopydb", "pgcopydb clone --table-jobs 2 --index-jobs 2", pgcopydb_clone),
         Method("nightcopy", "nightcopy copy (defaults)", nightcopy),

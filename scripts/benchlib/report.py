@@ -25,6 +25,7 @@ class RunRecord:
     error: str | None = None
     phases: dict[str, float] = field(default_factory=dict)   # nightcopy: summed per-table phases
     per_process_peak: dict[str, int] = field(default_factory=dict)
+    activity: dict[str, dict[str, float]] = field(default_factory=dict)  # server -> kind -> s
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +68,7 @@ def summarize(records: list[RunRecord], case: CaseInfo) -> list[dict[str, Any]]:
                 verified=all(r.verified is not False for r in ok)
                 and any(r.verified for r in ok),
                 phases=best.phases,
+                activity=best.activity,
             )
         rows.append(row)
     return rows
@@ -114,4 +116,16 @@ def markdown(case: CaseInfo, rows: list[dict[str, Any]], reference: str) -> str:
         for r in phase_rows:
             lines.append(f"| {r['method']} | "
                          + " | ".join(_fmt(r["phases"].get(k)) for k in keys) + " |")
+    act_rows = [r for r in rows if r.get("activity")]
+    if act_rows:
+        cols = sorted({(srv, k) for r in act_rows for srv, kinds in r["activity"].items()
+                       for k in kinds}, key=lambda sk: (sk[0] != "source", sk[1]))
+        lines += ["", "Server activity during the fastest run (backend-seconds from pg_stat_activity "
+                      "sampled every 0.1 s; several backends work at once, so columns can sum past "
+                      "the wall time):", "",
+                  "| method | " + " | ".join(f"{srv}: {k}" for srv, k in cols) + " |",
+                  "|---|" + "---|" * len(cols)]
+        for r in act_rows:
+            lines.append(f"| {r['method']} | " + " | ".join(
+                _fmt(r["activity"].get(srv, {}).get(k), 1) for srv, k in cols) + " |")
     return "\n".join(lines) + "\n"
