@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType, SimpleNamespace
 
 import pytest
-from harness import REGION, ROOT  # tests/aws is on sys.path (pytest rootdir-less conftest)
+from aws_harness import REGION, ROOT  # tests/aws is on sys.path (pytest rootdir-less conftest)
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 

@@ -12,7 +12,15 @@ import threading
 
 import boto3
 import pytest
-from harness import ACCOUNT, REGION, fake_build, history, integrations, load_asl, wait_for_execution
+from aws_harness import (
+    ACCOUNT,
+    REGION,
+    fake_build,
+    history,
+    integrations,
+    load_asl,
+    wait_for_execution,
+)
 
 PROJECT = "nightcopy-worker"
 PREFIX = "/nightcopy/test"
