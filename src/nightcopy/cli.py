@@ -6,12 +6,14 @@ Exit status: 0 success, 1 any failure (a short message on stderr, never a traceb
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from nightcopy import __version__
 from nightcopy.errors import NightcopyError
+from nightcopy.secrets import scrub
 
 
 class NightcopyGroup(click.Group):
@@ -26,6 +28,15 @@ class NightcopyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("nightcopy: interrupted", err=True)
             sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            # A bug, not bad input: still one line and exit 1 (NIGHTCOPY_DEBUG=1 shows more).
+            if os.environ.get("NIGHTCOPY_DEBUG"):
+                raise
+            click.echo(f"nightcopy: internal error: {scrub(f'{type(exc).__name__}: {exc}')} "
+                       "(set NIGHTCOPY_DEBUG=1 for the traceback)", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=NightcopyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +50,7 @@ def _register() -> None:
 
     main.add_command(copy_command)
     # --- other command modules register here (one line each) ---
+    __import__("nightcopy.ops_cli").ops_cli.register(main)  # run demo history timings plan validate
 
 
 _register()

@@ -1,0 +1,323 @@
+"""Definitions on the target: what the tables need (schemas, types, sequences) and the DDL
+that creates a table, its partitions, indexes, constraints, comments and grants.
+
+Tables are built in a staging schema of their own per target schema (nightcopy_stage_<schema>)
+where they can carry the source's index and constraint names until the swap moves them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import psycopg2
+from psycopg2.extensions import connection
+
+from nightcopy.catalog import (
+    STAGE_PREFIX,
+    Column,
+    Constraint,
+    IndexDef,
+    PartitionDef,
+    SequenceDef,
+    TableDef,
+    TypeDef,
+    quote_ident,
+)
+
+
+def stage_schema(schema: str) -> str:
+    name = STAGE_PREFIX + schema
+    if len(name.encode()) > 63:  # identifiers are cut at 63 bytes: keep it unique instead
+        name = STAGE_PREFIX + hashlib.md5(schema.encode()).hexdigest()[:24]
+    return name
+
+
+def qname(schema: str, name: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def staged(schema: str, name: str) -> str:
+    return qname(stage_schema(schema), name)
+
+
+Warn = Callable[[str], None]
+
+
+class PrepareFailures(dict):
+    """table oid -> error message, for tables whose prerequisites could not be created."""
+
+
+def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
+                   warn: Warn) -> PrepareFailures:
+    """Create what the tables need and the target lacks, in one committed step.
+
+    Type changes must be committed before a load can use them (a new enum value cannot be used
+    in the transaction that added it), so this is the one change that can outlive a failed run.
+    """
+    failures = PrepareFailures()
+    schemas: set[str] = set()
+    for d in defs:
+        schemas.add(d.ref.schema)
+        schemas.update(p.schema for p in d.partitions)
+        schemas.update(s.schema for s in d.sequences)
+    schemas.update(t.schema for t in types)
+    type_users: dict[int, list[TableDef]] = {}
+    for d in defs:
+        for oid in _type_closure(d.type_oids, types):
+            type_users.setdefault(oid, []).append(d)
+
+    with conn.cursor() as cur:
+        # Workers of several groups prepare at once: serialise, then look before creating.
+        cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('nightcopy.prepare'))")
+        for schema in sorted(schemas):
+            for s in (schema, stage_schema(schema)):
+                cur.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (s,))
+                if cur.fetchone() is None:
+                    cur.execute(f"CREATE SCHEMA {quote_ident(s)}")
+        failed_types: set[int] = set()
+        for t in types:
+            if any(dep in failed_types for dep in t.depends):
+                failed_types.add(t.oid)
+                continue
+            cur.execute("SAVEPOINT nightcopy_type")
+            try:
+                _ensure_type(cur, t, warn)
+                cur.execute("RELEASE SAVEPOINT nightcopy_type")
+            except (psycopg2.Error, _MissingType) as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT nightcopy_type")
+                failed_types.add(t.oid)
+                message = str(exc) if isinstance(exc, _MissingType) else (
+                    f"cannot create type {t.qualified} on the target: "
+                    f"{_pg_message(exc)}")
+                for d in type_users.get(t.oid, []):
+                    failures.setdefault(d.ref.oid, message)
+        for d in defs:
+            for seq in d.sequences:
+                cur.execute("SELECT pg_catalog.to_regclass(%s)", (seq.qualified,))
+                if cur.fetchone()[0] is None:
+                    cur.execute(f"CREATE SEQUENCE {seq.qualified} {seq.options_sql()}")
+    conn.commit()
+    return failures
+
+
+def _type_closure(oids: set[int], types: list[TypeDef]) -> set[int]:
+    by_oid = {t.oid: t for t in types}
+    out: set[int] = set()
+    stack = [o for o in oids if o in by_oid]
+    while stack:
+        o = stack.pop()
+        if o in out:
+            continue
+        out.add(o)
+        stack.extend(d for d in by_oid[o].depends if d in by_oid)
+    return out
+
+
+class _MissingType(Exception):
+    pass
+
+
+def _pg_message(exc: psycopg2.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    if diag is not None and diag.message_primary:
+        return diag.message_primary
+    return str(exc).strip().splitlines()[0]
+
+
+def _ensure_type(cur, t: TypeDef, warn: Warn) -> None:
+    cur.execute("SELECT pg_catalog.to_regtype(%s)::oid", (t.qualified,))
+    exists = cur.fetchone()[0] is not None
+    if t.kind == "A":
+        return  # array types come with their element type
+    if t.extension:
+        if not exists:
+            raise _MissingType(
+                f"type {t.qualified} comes from the extension {t.extension}, which the target "
+                f"does not have: run CREATE EXTENSION {quote_ident(t.extension)} on the target")
+        return
+    if t.kind == "e":
+        if not exists:
+            labels = ", ".join(_literal(cur, label) for label in t.labels or [])
+            cur.execute(f"CREATE TYPE {t.qualified} AS ENUM ({labels})")
+            return
+        cur.execute("SELECT e.enumlabel FROM pg_catalog.pg_enum e WHERE e.enumtypid = "
+                    "pg_catalog.to_regtype(%s) ORDER BY e.enumsortorder", (t.qualified,))
+        have = [r[0] for r in cur.fetchall()]
+        previous = None
+        for label in t.labels or []:
+            if label not in have:
+                where = (f" AFTER {_literal(cur, previous)}" if previous is not None
+                         else (f" BEFORE {_literal(cur, have[0])}" if have else ""))
+                cur.execute(f"ALTER TYPE {t.qualified} ADD VALUE IF NOT EXISTS "
+                            f"{_literal(cur, label)}{where}")
+                warn(f"enum type {t.qualified} on the target gained the value {label!r} "
+                     "(committed before the load)")
+                have.append(label)
+            previous = label
+        return
+    if exists:
+        return  # an existing domain/composite/range is taken as compatible; COPY checks values
+    if t.kind == "d":
+        sql = f"CREATE DOMAIN {t.qualified} AS {t.base_sql}"
+        if t.collation:
+            sql += f" COLLATE {t.collation}"
+        if t.default is not None:
+            sql += f" DEFAULT {t.default}"
+        if t.not_null:
+            sql += " NOT NULL"
+        for check in t.checks:
+            sql += f" {check}"
+        cur.execute(sql)
+    elif t.kind == "c":
+        cur.execute(f"CREATE TYPE {t.qualified} AS ({', '.join(t.attributes)})")
+    elif t.kind == "r":
+        opts = [f"SUBTYPE = {t.subtype_sql}"]
+        if t.subtype_diff:
+            opts.append(f"SUBTYPE_DIFF = {t.subtype_diff}")
+        if t.multirange and cur.connection.server_version >= 140000:
+            opts.append(f"MULTIRANGE_TYPE_NAME = {t.multirange}")
+        cur.execute(f"CREATE TYPE {t.qualified} AS RANGE ({', '.join(opts)})")
+    elif t.kind == "m":
+        return  # created with its range type
+    else:
+        raise _MissingType(f"type {t.qualified} is a custom base type that the target lacks: "
+                           "create it (or its extension) on the target first")
+
+
+def _literal(cur, value: str) -> str:
+    return cur.mogrify("%s", (value,)).decode()
+
+
+# --------------------------------------------------------------------------- table DDL
+
+
+def _column_sql(col: Column, stage: str) -> str:
+    parts = [quote_ident(col.name), col.type_sql]
+    if col.collation:
+        parts.append(f"COLLATE {col.collation}")
+    if col.identity:
+        how = "ALWAYS" if col.identity == "a" else "BY DEFAULT"
+        seq = col.identity_seq
+        opts = ""
+        if seq is not None:
+            opts = (f" (SEQUENCE NAME {qname(stage, seq.name)} INCREMENT BY {seq.increment} "
+                    f"MINVALUE {seq.minvalue} MAXVALUE {seq.maxvalue} START WITH {seq.start} "
+                    f"CACHE {seq.cache}{' CYCLE' if seq.cycle else ''})")
+        parts.append(f"GENERATED {how} AS IDENTITY{opts}")
+    elif col.generated:
+        kind = "STORED" if col.generated == "s" else "VIRTUAL"
+        parts.append(f"GENERATED ALWAYS AS ({col.default}) {kind}")
+    elif col.default is not None:
+        parts.append(f"DEFAULT {col.default}")
+    if col.not_null:
+        parts.append("NOT NULL")
+    return " ".join(parts)
+
+
+def create_table_sql(d: TableDef) -> list[str]:
+    """CREATE TABLE (+ partitions) in the staging schemas, checks inline, no indexes yet."""
+    stage = stage_schema(d.ref.schema)
+    elements = [_column_sql(c, stage) for c in d.columns]
+    elements += [f"CONSTRAINT {quote_ident(k.name)} {k.definition}"
+                 for k in d.constraints if k.kind == "c"]
+    sql = (f"CREATE {'UNLOGGED ' if d.unlogged else ''}TABLE {staged(d.ref.schema, d.ref.name)} "
+           f"({', '.join(elements)})")
+    if d.partkey:
+        sql += f" PARTITION BY {d.partkey}"
+    if d.reloptions and not d.partkey:
+        sql += f" WITH ({', '.join(d.reloptions)})"
+    statements = [sql]
+    names = {d.ref.oid: staged(d.ref.schema, d.ref.name)}
+    for p in d.partitions:
+        names[p.oid] = staged(p.schema, p.name)
+        psql = f"CREATE TABLE {names[p.oid]} PARTITION OF {names[p.parent_oid]}"
+        checks = [f"CONSTRAINT {quote_ident(k.name)} {k.definition}"
+                  for k in p.constraints if k.kind == "c"]
+        if checks:
+            psql += f" ({', '.join(checks)})"
+        psql += f" {p.bound}"
+        if p.partkey:
+            psql += f" PARTITION BY {p.partkey}"
+        statements.append(psql)
+    return statements
+
+
+def _index_sql(index: IndexDef, table: str) -> str:
+    unique = "UNIQUE " if index.unique else ""
+    return f"CREATE {unique}INDEX {quote_ident(index.name)} ON {table} USING {index.body}"
+
+
+def post_load_sql(d: TableDef) -> list[str]:
+    """Keys, exclusion constraints and indexes, built after the load (one pass each)."""
+    table = staged(d.ref.schema, d.ref.name)
+    out = [f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
+           for k in d.constraints if k.kind in ("p", "u", "x")]
+    out += [_index_sql(i, table) for i in d.indexes]
+    for p in d.partitions:
+        ptable = staged(p.schema, p.name)
+        out += [f"ALTER TABLE {ptable} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
+                for k in p.constraints if k.kind in ("p", "u", "x")]
+        out += [_index_sql(i, ptable) for i in p.indexes]
+    return out
+
+
+def comments_sql(d: TableDef, schema_of: Callable[[str], str], literal: Callable[[str], str]
+                 ) -> list[str]:
+    """COMMENT statements for the table, its columns, constraints and indexes.
+
+    schema_of maps a source schema to where the objects are now (staging or final)."""
+    table = qname(schema_of(d.ref.schema), d.ref.name)
+    out = []
+    if d.comment is not None:
+        out.append(f"COMMENT ON TABLE {table} IS {literal(d.comment)}")
+    for c in d.columns:
+        if c.comment is not None:
+            out.append(f"COMMENT ON COLUMN {table}.{quote_ident(c.name)} IS {literal(c.comment)}")
+    for k in d.constraints:
+        if k.comment is not None and k.kind != "f":
+            out.append(f"COMMENT ON CONSTRAINT {quote_ident(k.name)} ON {table} "
+                       f"IS {literal(k.comment)}")
+    for i in d.indexes:
+        if i.comment is not None:
+            out.append(f"COMMENT ON INDEX {qname(schema_of(d.ref.schema), i.name)} "
+                       f"IS {literal(i.comment)}")
+    return out
+
+
+def grants_sql(table: str, acl: list[tuple[str, str]], columns: list[tuple[str, str, str]],
+               existing_roles: set[str]) -> tuple[list[str], list[str]]:
+    """GRANTs for roles that exist here; returns (statements, roles skipped)."""
+    out, skipped = [], []
+    for grantee, privilege in acl:
+        if grantee != "PUBLIC" and grantee not in existing_roles:
+            skipped.append(grantee)
+            continue
+        who = "PUBLIC" if grantee == "PUBLIC" else quote_ident(grantee)
+        out.append(f"GRANT {privilege} ON {table} TO {who}")
+    for column, grantee, privilege in columns:
+        if grantee != "PUBLIC" and grantee not in existing_roles:
+            skipped.append(grantee)
+            continue
+        who = "PUBLIC" if grantee == "PUBLIC" else quote_ident(grantee)
+        out.append(f"GRANT {privilege} ({quote_ident(column)}) ON {table} TO {who}")
+    return out, sorted(set(skipped))
+
+
+def sequence_value_sql(seq: SequenceDef, target_name: str) -> str:
+    """setval to the source's value: the target's sequence ends at or past the source's."""
+    if seq.last_value is None:
+        return f"SELECT pg_catalog.setval('{_regclass_literal(target_name)}', {seq.start}, false)"
+    return f"SELECT pg_catalog.setval('{_regclass_literal(target_name)}', {seq.last_value}, true)"
+
+
+def _regclass_literal(name: str) -> str:
+    return name.replace("'", "''")
+
+
+def foreign_keys(defs: dict[int, TableDef]) -> list[tuple[TableDef, Constraint]]:
+    return [(d, k) for d in defs.values() for k in d.constraints if k.kind == "f"]
+
+
+def partition_names(d: TableDef) -> list[PartitionDef]:
+    return d.partitions

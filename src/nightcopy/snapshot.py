@@ -1,0 +1,61 @@
+"""One snapshot of the source for every table of an invocation.
+
+An exporter transaction (REPEATABLE READ, READ ONLY) calls pg_export_snapshot() and stays open
+for the whole run; each worker connection imports that snapshot with SET TRANSACTION SNAPSHOT,
+so all tables are read as of the same instant. A worker whose connection broke can import it
+again while the exporter lives; only when the exporter is gone does a retry take a new snapshot.
+"""
+
+from __future__ import annotations
+
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, connection
+
+from nightcopy import dsn as dsnlib
+
+# Source sessions idle in their snapshot transaction while the target builds indexes.
+SOURCE_SETTINGS = {"idle_in_transaction_session_timeout": "12h"}
+
+
+def begin_snapshot_transaction(conn: connection, snapshot_id: str | None) -> str:
+    """Start the read transaction (importing snapshot_id if given); returns the snapshot id."""
+    conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+    with conn.cursor() as cur:
+        if snapshot_id:
+            cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_id,))
+        # With RLS, COPY would silently return fewer rows; off makes it fail loudly instead.
+        cur.execute("SET LOCAL row_security = off")
+        if snapshot_id:
+            return snapshot_id
+        cur.execute("SELECT pg_catalog.pg_export_snapshot()")
+        return cur.fetchone()[0]
+
+
+class Snapshot:
+    """The exporter connection and its snapshot id."""
+
+    def __init__(self, source_dsn: str, application_name: str):
+        self.source_dsn = source_dsn
+        self.application_name = application_name
+        self.conn = dsnlib.connect(source_dsn, "source", application_name,
+                                   settings=SOURCE_SETTINGS)
+        self.id = begin_snapshot_transaction(self.conn, None)
+
+    def open_worker_connection(self, application_name: str) -> tuple[connection, bool]:
+        """A source connection reading this snapshot; (conn, fresh) where fresh means the
+        exporter was gone and the connection has a snapshot of its own."""
+        conn = dsnlib.connect(self.source_dsn, "source", application_name,
+                              settings=SOURCE_SETTINGS)
+        try:
+            begin_snapshot_transaction(conn, self.id)
+            return conn, False
+        except Exception:
+            conn.rollback()
+            begin_snapshot_transaction(conn, None)
+            return conn, True
+
+    def close(self) -> None:
+        try:
+            self.conn.rollback()
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - closing a possibly broken connection
+            pass
