@@ -1,0 +1,100 @@
+"""`nightcopy demo`: the whole night on this machine, with nothing to set up.
+
+Starts two embedded PostgreSQL servers (source and target), fills the source with the sample
+shop (nightcopy.sample_data), runs its three groups exactly like `nightcopy run` (same workers,
+same ledger), prints the report, then the rebalancing suggestion of `nightcopy plan` from the
+timings just measured, and stops the servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from nightcopy.config_file import RunConfig
+from nightcopy.errors import NightcopyError
+
+
+def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
+             workdir: Path | None = None) -> bool:
+    """Returns True when every group succeeded."""
+    import psycopg2
+
+    from nightcopy.embedded import EmbeddedPostgresMissing, start_server
+    from nightcopy.groups import parse_table_groups
+    from nightcopy.ops_view import fmt_seconds, render_plan
+    from nightcopy.plan import plan_from_config
+    from nightcopy.progress import observer_for, render_outcome
+    from nightcopy.run import new_run_id, prepare_groups, run_groups
+    from nightcopy.sample_data import DEMO_GROUPS, create_dataset
+
+    t0 = time.monotonic()
+    base = Path(tempfile.mkdtemp(prefix="nightcopy-demo-", dir=workdir))
+    # The embedded server drops root privileges when run as root: it must reach its directory.
+    os.chmod(base, 0o755)
+    servers = []
+    try:
+        con.print("[bold]1/4[/bold] Starting two embedded PostgreSQL servers (source, target)...")
+        try:
+            source = start_server(base / "source", delete_on_stop=True, fast_unsafe=True)
+            servers.append(source)
+            target = start_server(base / "target", delete_on_stop=True, fast_unsafe=True)
+            servers.append(target)
+        except EmbeddedPostgresMissing as exc:
+            raise NightcopyError(str(exc)) from None
+        source_dsn, target_dsn = _database(source, "shop"), _database(target, "reporting")
+
+        con.print(f"[bold]2/4[/bold] Generating the sample shop on the source (scale {scale:g})...")
+        t = time.monotonic()
+        conn = psycopg2.connect(source_dsn)
+        try:
+            rows = create_dataset(conn, scale)
+        finally:
+            conn.close()
+        con.print(f"      {rows:,} rows in 20 tables, {fmt_seconds(time.monotonic() - t)}")
+
+        config = RunConfig(source_dsn=source_dsn, target_dsn=target_dsn,
+                           groups=parse_table_groups(DEMO_GROUPS), origin="the demo's groups")
+        for g in config.groups:
+            con.print(f"      group [bold]{g.name}[/bold]: {', '.join(g.tables)}", markup=True,
+                      highlight=False)
+
+        con.print(f"[bold]3/4[/bold] Copying the {len(config.groups)} groups in parallel, one "
+                  "`nightcopy copy` worker each (as CodeBuild runs them)...")
+        groups = prepare_groups(config)
+        outcome = run_groups(groups, source_dsn=source_dsn, target_dsn=target_dsn,
+                             run_id=new_run_id("demo"), parallel=parallel, options={},
+                             observer=observer_for(con))
+        render_outcome(con, outcome)
+
+        con.print(f"[bold]4/4[/bold] Rebalancing suggestion (`nightcopy plan --groups "
+                  f"{len(config.groups)}`) from the timings just measured:")
+        plan = plan_from_config(config, len(config.groups), nights=7)
+        render_plan(con, plan, origin=config.origin)
+        con.print(f"Demo finished in {fmt_seconds(time.monotonic() - t0)}. With your own "
+                  "databases: write a nightcopy.toml (docs/operating.md) and run "
+                  "`nightcopy validate`, then `nightcopy run`.")
+        return outcome.ok
+    finally:
+        for server in reversed(servers):
+            with contextlib.suppress(Exception):
+                server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _database(server, name: str) -> str:
+    """A fresh database of its own on the server (not `postgres`), as in real life."""
+    import psycopg2
+
+    conn = psycopg2.connect(server.dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return server.dsn_for(name)

@@ -1,0 +1,255 @@
+"""Operator commands: run, demo, history, timings, plan, validate (thin: options and output).
+
+The work happens in nightcopy.run, .demo, .history, .plan and .validate; these functions only
+turn options into calls and results into terminal output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from nightcopy.errors import ConfigError, NightcopyError
+
+_config_options = [
+    click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                 help="nightcopy.toml to read (default: ./nightcopy.toml)."),
+    click.option("--ssm-prefix", default=None, metavar="PREFIX",
+                 help="Read the configuration from SSM parameters under PREFIX instead."),
+]
+
+
+def config_options(func):
+    for option in reversed(_config_options):
+        func = option(func)
+    return func
+
+
+def _load(config_path: str | None, ssm_prefix: str | None):
+    from nightcopy import config_file
+
+    return config_file.load(config_path, ssm_prefix)
+
+
+def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | None) -> str:
+    """history/timings/plan only need the target: --target, else the config's."""
+    if target:
+        return target
+    if not config_path and not ssm_prefix and not Path("nightcopy.toml").exists():
+        raise ConfigError("no target database: pass --target (or set NIGHTCOPY_TARGET_DSN), "
+                          "--config FILE or --ssm-prefix PREFIX")
+    return _load(config_path, ssm_prefix).target_dsn
+
+
+# ----------------------------------------------------------------------------------- run
+
+@click.command("run")
+@config_options
+@click.option("--parallel", type=click.IntRange(min=1), default=None,
+              help="Groups at once (default: options.parallel, else all groups).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Tables at once within each group (the worker's --jobs).")
+@click.option("--strategy", type=click.Choice(["swap", "truncate"]), default=None)
+@click.option("--verify", type=click.Choice(["count", "checksum"]), default=None)
+@click.option("--run-id", default=None,
+              help="Reuse a run id to resume it: tables it already copied are skipped.")
+@click.option("--group", "only", multiple=True, metavar="NAME",
+              help="Run only this group (repeatable).")
+@click.option("--slack/--no-slack", default=False,
+              help="Post the report to Slack, as the notifier does after an AWS night.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep the workers' report files here (RUN_ID/GROUP.json).")
+def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_id, only, slack,
+                report_dir):
+    """Run every group on this machine, with the same worker as CodeBuild, and report."""
+    from nightcopy.ops_view import console
+    from nightcopy.progress import observer_for, render_outcome
+    from nightcopy.run import new_run_id, post_to_slack, prepare_groups, run_groups
+
+    config = _load(config_path, ssm_prefix)
+    if slack and not config.slack_configured:
+        raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
+                          "bot_token and channel)")
+    groups = prepare_groups(config, only)
+    options = dict(config.options)
+    for key, value in (("jobs", jobs), ("strategy", strategy), ("verify", verify)):
+        if value is not None:
+            options[key] = value
+    con = console()
+    outcome = run_groups(
+        groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
+        run_id=run_id or new_run_id(), parallel=parallel or options.get("parallel") or len(groups),
+        options=options, observer=observer_for(con),
+        report_dir=Path(report_dir) if report_dir else None,
+    )
+    render_outcome(con, outcome)
+    if slack:
+        post_to_slack(config, outcome)
+        con.print("Slack report posted.")
+    if not outcome.ok:
+        raise NightcopyError(f"run {outcome.run_id} failed: "
+                             + ", ".join(f"{g['group']} ({g['error']})"
+                                         for g in outcome.failed_groups()))
+
+
+# ---------------------------------------------------------------------------------- demo
+
+@click.command("demo")
+@click.option("--scale", type=click.FloatRange(min=0.001, max=20), default=1.0,
+              envvar="NIGHTCOPY_DEMO_SCALE", show_default=True,
+              help="Dataset size factor (1.0: about 500,000 rows over 20 tables).")
+@click.option("--parallel", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="Where the two servers live (default: a temporary directory, removed).")
+def demo_command(scale, parallel, workdir):
+    """Copy a generated dataset between two embedded PostgreSQL servers, then suggest groups."""
+    from nightcopy.demo import run_demo
+    from nightcopy.ops_view import console
+
+    ok = run_demo(console(), scale=scale, parallel=parallel,
+                  workdir=Path(workdir) if workdir else None)
+    if not ok:
+        raise NightcopyError("the demo run failed (see above)")
+
+
+# ------------------------------------------------------------------------ history/timings
+
+_target_option = click.option(
+    "--target", envvar="NIGHTCOPY_TARGET_DSN", default=None, metavar="DSN",
+    help="Target database holding the ledger (default: the config's target_dsn).")
+_logs_options = [
+    click.option("--from-logs", is_flag=True,
+                 help="Read the workers' lines in CloudWatch Logs instead of the ledger."),
+    click.option("--log-group", envvar="NIGHTCOPY_LOG_GROUP", default=None, metavar="NAME",
+                 help="The CodeBuild log group (with --from-logs)."),
+    click.option("--days", type=click.FloatRange(min=0.01), default=None,
+                 help="How far back to search the logs (default: 2 days for timings, "
+                      "nights + 1 for history)."),
+]
+
+
+def logs_options(func):
+    for option in reversed(_logs_options):
+        func = option(func)
+    return func
+
+
+def _need_log_group(from_logs: bool, log_group: str | None) -> None:
+    if from_logs and not log_group:
+        raise click.UsageError("--from-logs needs --log-group NAME (or NIGHTCOPY_LOG_GROUP)")
+
+
+@click.command("history")
+@config_options
+@_target_option
+@logs_options
+@click.option("--nights", type=click.IntRange(min=1), default=7, show_default=True,
+              help="How many recent runs to show.")
+def history_command(config_path, ssm_prefix, target, from_logs, log_group, days, nights):
+    """Recent runs (with each night's critical path) and per-table timings, slowest first."""
+    from nightcopy import history as hist
+    from nightcopy.ops_view import console, render_history
+
+    _need_log_group(from_logs, log_group)
+    if from_logs:
+        result = hist.history_from_logs(log_group, nights, days=days)
+    else:
+        result = hist.history(_target_dsn(target, config_path, ssm_prefix), nights)
+    render_history(console(), result)
+
+
+@click.command("timings")
+@config_options
+@_target_option
+@logs_options
+@click.option("--run-id", default=None, help="The run to show (default: the latest).")
+@click.option("--limit", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Tables to list (0: all).")
+def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days, run_id, limit):
+    """Per-table timings of one run, slowest first, and its critical path."""
+    from nightcopy import history as hist
+    from nightcopy.ops_view import console, render_timings
+
+    _need_log_group(from_logs, log_group)
+    if from_logs:
+        result = hist.timings_from_logs(log_group, run_id, days=days or 2.0)
+    else:
+        result = hist.timings(_target_dsn(target, config_path, ssm_prefix), run_id)
+    render_timings(console(), result, limit=limit or None)
+
+
+# ---------------------------------------------------------------------------------- plan
+
+@click.command("plan")
+@config_options
+@click.option("--groups", "k", type=click.IntRange(min=1), required=True,
+              help="How many groups to propose.")
+@click.option("--nights", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Average each table over its last N measured copies.")
+@click.option("--write-ssm", is_flag=True,
+              help="Write the proposal to PREFIX/table_groups (prints the old value).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_command(config_path, ssm_prefix, k, nights, write_ssm, as_json):
+    """Balance the tables over K groups from measured times (longest first)."""
+    from nightcopy.ops_view import console, render_plan, render_toml_groups
+    from nightcopy.plan import plan_from_config, write_table_groups
+
+    if write_ssm and not ssm_prefix:
+        raise click.UsageError("--write-ssm needs --ssm-prefix PREFIX")
+    config = _load(config_path, ssm_prefix)
+    plan = plan_from_config(config, k, nights)
+    con = console()
+    if as_json:
+        click.echo(json.dumps(plan.as_dict(), indent=2, default=str))
+    else:
+        render_plan(con, plan, origin=config.origin)
+    if write_ssm:
+        name, old = write_table_groups(ssm_prefix, plan.table_groups_json())
+        err = console(stderr=True) if as_json else con
+        err.print(f"Wrote {name}. Previous value (to undo, put it back with aws ssm "
+                  f"put-parameter --name {name} --overwrite --value '<old value>'):")
+        err.print(old if old is not None else "(the parameter did not exist)", markup=False,
+                  soft_wrap=True)
+    elif not as_json:
+        if config.ssm_prefix:
+            con.print(f"To apply: nightcopy plan --ssm-prefix {config.ssm_prefix} --groups {k} "
+                      "--write-ssm   (prints the old value so it can be undone)")
+        else:
+            render_toml_groups(con, plan)
+
+
+# ------------------------------------------------------------------------------ validate
+
+@click.command("validate")
+@config_options
+@click.option("--no-slack", is_flag=True, help="Do not require Slack settings.")
+def validate_command(config_path, ssm_prefix, no_slack):
+    """Check a configuration without copying: DSNs, tables, groups, Slack."""
+    from nightcopy.ops_view import console
+    from nightcopy.validate import validate_config
+
+    con = console()
+    try:
+        config = _load(config_path, ssm_prefix)
+    except ConfigError as exc:
+        con.print(f"problem: {exc}", markup=False, soft_wrap=True)
+        raise NightcopyError("the configuration is not usable (1 problem)") from None
+    report = validate_config(config, check_slack=not no_slack)
+    for line in report.problems:
+        con.print(f"problem: {line}", markup=False, soft_wrap=True, style="red")
+    if report.problems:
+        n = len(report.problems)
+        raise NightcopyError(f"{config.origin}: {n} problem{'s' if n > 1 else ''}")
+    con.print(f"{config.origin}: OK (" + "; ".join(report.checked) + ")", markup=False,
+              soft_wrap=True)
+
+
+COMMANDS = [run_command, demo_command, history_command, timings_command, plan_command,
+            validate_command]
+
+
+def register(group: click.Group) -> None:
+    for command in COMMANDS:
+        group.add_command(command)

@@ -1,0 +1,218 @@
+"""How the operator commands look in a terminal (rich tables); no logic, no database.
+
+rich drops colours and styles by itself when stdout is not a terminal (and honours NO_COLOR), so
+the same code gives coloured tables interactively and plain text in cron mails and CI logs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {"succeeded": "green", "copied": "green", "ok": "green", "failed": "bold red",
+                "running": "yellow", "skipped": "cyan", "pending": "dim"}
+
+
+def console(stderr: bool = False) -> Console:
+    # Wide enough that table names are not folded when output goes to a file or a pipe.
+    con = Console(stderr=stderr, highlight=False)
+    if not con.is_terminal:
+        con = Console(stderr=stderr, highlight=False, width=max(con.width, 140))
+    return con
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def fmt_rate(nbytes: float | None, seconds: float | None) -> str:
+    if not nbytes or not seconds or seconds <= 0:
+        return "-"
+    return f"{nbytes / seconds / 1e6:.1f} MB/s"
+
+
+def fmt_count(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def fmt_time(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+
+def status_text(status: str | None) -> Text:
+    status = status or "-"
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+# ------------------------------------------------------------------------------ timings
+
+def render_timings(con: Console, t, *, limit: int | None = None) -> None:
+    """One run: its groups (critical path last) and its tables, slowest first."""
+    con.print(f"[bold]Run {t.run_id}[/bold] (from the {t.source})")
+    wall = t.wall_seconds
+    started = fmt_time(t.started_at)
+    con.print(f"started {started}, "
+              + (f"wall-clock {fmt_seconds(wall)}" if wall is not None else "still running"))
+    groups = Table(title="Groups (in the order they finished)", title_justify="left")
+    for col, just in (("group", "left"), ("status", "left"), ("tables", "right"),
+                      ("failed", "right"), ("rows", "right"), ("size", "right"),
+                      ("seconds", "right"), ("finished", "left")):
+        groups.add_column(col, justify=just)
+    crit = t.critical_group
+    for g in t.groups:
+        name = Text(g.group or "(none)", style="bold" if g is crit else "")
+        if g is crit:
+            name.append(" <- critical path", style="bold magenta")
+        groups.add_row(name, status_text(g.status), fmt_count(g.tables), fmt_count(g.failed),
+                       fmt_count(g.rows), fmt_bytes(g.bytes), fmt_seconds(g.seconds),
+                       fmt_time(g.finished_at))
+    if t.groups:
+        con.print(groups)
+    tables = Table(title="Tables, slowest first", title_justify="left")
+    for col, just in (("table", "left"), ("group", "left"), ("status", "left"),
+                      ("rows", "right"), ("size", "right"), ("seconds", "right"),
+                      ("copy", "right"), ("indexes", "right"), ("rate", "right")):
+        tables.add_column(col, justify=just)
+    shown = t.tables if limit is None else t.tables[:limit]
+    for r in shown:
+        tables.add_row(r.table, r.group, status_text(r.status), fmt_count(r.rows),
+                       fmt_bytes(r.bytes), fmt_seconds(r.seconds), fmt_seconds(r.copy_seconds),
+                       fmt_seconds(r.index_seconds), fmt_rate(r.bytes, r.copy_seconds or r.seconds))
+    con.print(tables)
+    if limit is not None and len(t.tables) > limit:
+        con.print(f"...and {len(t.tables) - limit} faster tables (--limit 0 shows all)")
+    if crit is not None:
+        path = t.critical_tables()
+        parts = ", ".join(f"{r.table} {fmt_seconds(r.seconds)}" for r in path[:8])
+        more = f", ...{len(path) - 8} more" if len(path) > 8 else ""
+        after = ""
+        if crit.finished_at and t.started_at:
+            after = f" at +{fmt_seconds((crit.finished_at - t.started_at).total_seconds())}"
+        con.print(f"Critical path: group [bold]{crit.group}[/bold] finished last{after}"
+                  + (f": {parts}{more}" if parts else ""))
+    failed = [r for r in t.tables if r.status == "failed"]
+    for r in failed:
+        con.print(Text(f"failed: {r.table}: {r.error or 'unknown error'}", style="red"))
+
+
+# ------------------------------------------------------------------------------ history
+
+def render_history(con: Console, h) -> None:
+    runs = Table(title=f"Last {len(h.runs)} runs (from the {h.source})", title_justify="left")
+    for col, just in (("run id", "left"), ("started", "left"), ("status", "left"),
+                      ("wall-clock", "right"), ("groups", "right"), ("tables", "right"),
+                      ("failed", "right"), ("rows", "right"), ("size", "right"),
+                      ("critical path", "left")):
+        runs.add_column(col, justify=just)
+    for r in h.runs:
+        crit = "-"
+        if r.critical_group is not None:
+            crit = f"{r.critical_group or '(none)'} ({fmt_seconds(r.critical_seconds)})"
+        runs.add_row(r.run_id, fmt_time(r.started_at), status_text(r.status),
+                     fmt_seconds(r.wall_seconds), fmt_count(r.groups), fmt_count(r.tables),
+                     fmt_count(r.failed), fmt_count(r.rows), fmt_bytes(r.bytes), crit)
+    con.print(runs)
+    tables = Table(title="Tables, slowest first (seconds per copy over these runs)",
+                   title_justify="left")
+    for col, just in (("table", "left"), ("group", "left"), ("runs", "right"),
+                      ("last", "right"), ("avg", "right"), ("min", "right"), ("max", "right")):
+        tables.add_column(col, justify=just)
+    for t in h.tables:
+        tables.add_row(t.table, t.group, str(t.runs), fmt_seconds(t.last), fmt_seconds(t.avg),
+                       fmt_seconds(t.min), fmt_seconds(t.max))
+    con.print(tables)
+    for note in h.notes:
+        con.print(f"note: {note}")
+
+
+# --------------------------------------------------------------------------------- plan
+
+def render_plan(con: Console, plan, *, origin: str = "") -> None:
+    side = Table(title=f"Groups today vs proposed ({plan.k} groups, longest processing time "
+                       "first)", title_justify="left")
+    side.add_column("today", justify="left")
+    side.add_column("tables", justify="right")
+    side.add_column("est. time", justify="right")
+    side.add_column("", justify="center")
+    side.add_column("proposed", justify="left")
+    side.add_column("tables", justify="right")
+    side.add_column("est. time", justify="right")
+    n = max(len(plan.current), len(plan.proposed))
+    for i in range(n):
+        cur = plan.current[i] if i < len(plan.current) else None
+        new = plan.proposed[i] if i < len(plan.proposed) else None
+        side.add_row(
+            cur.name if cur else "", str(len(cur.tables)) if cur else "",
+            fmt_seconds(cur.seconds) if cur else "", "|",
+            new.name if new else "", str(len(new.tables)) if new else "",
+            fmt_seconds(new.seconds) if new else "",
+        )
+    side.add_section()
+    side.add_row(Text("makespan", style="bold"), "", Text(fmt_seconds(plan.current_makespan),
+                 style="bold"), "|", Text("makespan", style="bold"), "",
+                 Text(fmt_seconds(plan.proposed_makespan), style="bold green"))
+    con.print(side)
+    gain = plan.current_makespan - plan.proposed_makespan
+    if plan.current_makespan > 0:
+        pct = 100 * gain / plan.current_makespan
+        verdict = (f"the night would end {fmt_seconds(gain)} sooner ({pct:.0f}%)" if gain > 0.005
+                   else "no gain: today's groups are already as balanced as this plan")
+    else:
+        verdict = "nothing measured yet"
+    con.print(f"Estimated makespan: today {fmt_seconds(plan.current_makespan)}, proposed "
+              f"{fmt_seconds(plan.proposed_makespan)} (no split can beat "
+              f"{fmt_seconds(plan.lower_bound)}): {verdict}.")
+    timed = sum(1 for c in plan.costs.values() if c.measured_runs)
+    con.print(f"Costs: {timed} tables from their last {plan.nights} measured copies, "
+              f"{len(plan.costs) - timed} from their size.")
+    detail = Table(title="Proposed groups", title_justify="left")
+    detail.add_column("group")
+    detail.add_column("table")
+    detail.add_column("est. time", justify="right")
+    detail.add_column("basis")
+    detail.add_column("today in")
+    for g in plan.proposed:
+        for i, table in enumerate(g.tables):
+            c = plan.costs[table]
+            basis = (f"avg of {c.measured_runs} run{'s' if c.measured_runs > 1 else ''}"
+                     if c.measured_runs else f"size {fmt_bytes(c.size_bytes)}")
+            detail.add_row(g.name if i == 0 else "", table, fmt_seconds(c.seconds), basis,
+                           c.current_group or "")
+        detail.add_section()
+    con.print(detail)
+    for w in plan.warnings:
+        con.print(Text(f"warning: {w}", style="yellow"))
+
+
+def render_toml_groups(con: Console, plan) -> None:
+    import json
+
+    con.print("For nightcopy.toml, replace the [[groups]] sections with:")
+    for g in plan.proposed:
+        con.print(f'\n[[groups]]\nname = "{g.name}"\ntables = [', markup=False)
+        for t in g.tables:
+            con.print(f"    {json.dumps(t)},", markup=False)
+        con.print("]", markup=False)

@@ -1,0 +1,256 @@
+"""Rebalancing: assign tables to K groups so the night (the slowest group) ends sooner.
+
+Each table's cost is its measured copy time over the last nights (ledger in the target), or, for
+a table never timed, its size on the source divided by the throughput the timed tables reached.
+A group's time is the sum of its tables' costs (a worker with --jobs > 1 overlaps tables, but
+the sum still ranks groups the same way and is what the plan can promise).
+
+Longest processing time first (LPT): sort tables by cost, largest first, and give each to the
+group with the least work so far. Its makespan is at most (4/3 - 1/(3K)) times the optimum
+(Graham 1969), it runs in O(n log n), and it keeps the biggest tables apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from nightcopy.errors import ConfigError, NightcopyError
+from nightcopy.group_tables import ExpandedGroup, expand_groups
+from nightcopy.ledger import LEDGER_SCHEMA
+
+# Used when no table was ever timed: a cautious single-stream COPY rate between two servers.
+DEFAULT_BYTES_PER_SECOND = 40 * 1024 * 1024
+# Every table costs a little regardless of size (DDL, ANALYZE, swap): keeps tiny tables from
+# looking free, so they still spread out.
+PER_TABLE_OVERHEAD_SECONDS = 0.05
+
+
+def lpt_assign(costs: dict[str, float], k: int) -> list[list[str]]:
+    """Longest processing time first. Deterministic: ties broken by name, then group index."""
+    if k < 1:
+        raise ConfigError("the number of groups must be at least 1")
+    groups: list[list[str]] = [[] for _ in range(k)]
+    loads = [0.0] * k
+    for table in sorted(costs, key=lambda t: (-costs[t], t)):
+        i = min(range(k), key=lambda j: (loads[j], j))
+        groups[i].append(table)
+        loads[i] += costs[table]
+    return groups
+
+
+def makespan(groups: list[list[str]], costs: dict[str, float]) -> float:
+    return max((sum(costs[t] for t in g) for g in groups), default=0.0)
+
+
+def lower_bound(costs: dict[str, float], k: int) -> float:
+    """No assignment can beat this: the biggest table, or a perfect split of the total."""
+    if not costs:
+        return 0.0
+    return max(max(costs.values()), sum(costs.values()) / k)
+
+
+@dataclass
+class TableCost:
+    table: str
+    seconds: float
+    measured_runs: int  # 0: estimated from size
+    size_bytes: int | None
+    current_group: str | None
+
+
+@dataclass
+class GroupLoad:
+    name: str
+    tables: list[str]
+    seconds: float
+
+
+@dataclass
+class Plan:
+    k: int
+    nights: int
+    costs: dict[str, TableCost]
+    current: list[GroupLoad]
+    proposed: list[GroupLoad]
+    current_makespan: float
+    proposed_makespan: float
+    lower_bound: float
+    bytes_per_second: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def table_groups(self) -> list[dict]:
+        """The proposal in the SSM `table_groups` shape (explicit names, biggest first)."""
+        return [{"name": g.name, "tables": g.tables} for g in self.proposed]
+
+    def table_groups_json(self) -> str:
+        return json.dumps(self.table_groups, separators=(",", ":"), ensure_ascii=False)
+
+    def as_dict(self) -> dict:
+        return {
+            "groups": self.k,
+            "nights": self.nights,
+            "current_makespan_seconds": round(self.current_makespan, 3),
+            "proposed_makespan_seconds": round(self.proposed_makespan, 3),
+            "lower_bound_seconds": round(self.lower_bound, 3),
+            "current": [g.__dict__ for g in self.current],
+            "proposed": [g.__dict__ for g in self.proposed],
+            "table_groups": self.table_groups,
+            "tables": [c.__dict__ for c in self.costs.values()],
+            "warnings": self.warnings,
+        }
+
+
+def measured_seconds(target_conn, tables: list[str], nights: int) -> dict[str, tuple[float, int]]:
+    """table -> (average seconds over its last `nights` successful copies, how many)."""
+    with target_conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (f"{LEDGER_SCHEMA}.table_results",))
+        if cur.fetchone()[0] is None:
+            target_conn.rollback()
+            return {}  # no ledger yet: nothing was ever timed here
+        cur.execute(
+            f"""SELECT table_name, avg(seconds), count(*)
+                  FROM (SELECT table_name, seconds,
+                               row_number() OVER (PARTITION BY table_name
+                                                  ORDER BY finished_at DESC) AS n
+                          FROM {LEDGER_SCHEMA}.table_results
+                         WHERE status = 'copied' AND seconds IS NOT NULL
+                           AND table_name = ANY(%s)) recent
+                 WHERE n <= %s
+                 GROUP BY table_name""",
+            (tables, nights),
+        )
+        rows = cur.fetchall()
+    target_conn.rollback()
+    return {name: (float(avg), int(n)) for name, avg, n in rows}
+
+
+def table_sizes(source_conn, tables: list[str]) -> dict[str, int]:
+    """On-disk size incl. indexes and TOAST; a partitioned table counts its partitions (the
+    parent itself is empty)."""
+    sizes: dict[str, int] = {}
+    with source_conn.cursor() as cur:
+        for table in tables:
+            cur.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
+                " FROM pg_partition_tree(%s::regclass)",
+                (table,),
+            )
+            sizes[table] = int(cur.fetchone()[0])
+    source_conn.rollback()
+    return sizes
+
+
+def estimate_costs(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, int]],
+                   sizes: dict[str, int]) -> tuple[dict[str, TableCost], float]:
+    """Cost per table; never-timed tables are priced by size at the timed tables' throughput."""
+    timed = [t for t in measured if sizes.get(t)]
+    timed_seconds = sum(measured[t][0] for t in timed)
+    timed_bytes = sum(sizes[t] for t in timed)
+    rate = timed_bytes / timed_seconds if timed_seconds > 0 and timed_bytes > 0 else 0.0
+    if rate <= 0:
+        rate = DEFAULT_BYTES_PER_SECOND
+    costs: dict[str, TableCost] = {}
+    for group in expanded:
+        for table in group.tables:
+            if table in costs:
+                continue  # in two groups: validate reports it; plan counts it once
+            if table in measured:
+                seconds, runs = measured[table]
+            else:
+                seconds, runs = PER_TABLE_OVERHEAD_SECONDS + sizes.get(table, 0) / rate, 0
+            costs[table] = TableCost(table, seconds, runs, sizes.get(table), group.name)
+    return costs, rate
+
+
+def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, int]],
+              sizes: dict[str, int], k: int, nights: int) -> Plan:
+    if k < 1:
+        raise ConfigError("--groups must be at least 1")
+    costs, rate = estimate_costs(expanded, measured, sizes)
+    if not costs:
+        raise NightcopyError("the configured groups contain no tables: nothing to plan")
+    seconds = {t: c.seconds for t, c in costs.items()}
+    current = [GroupLoad(g.name, g.tables, sum(seconds[t] for t in set(g.tables)))
+               for g in expanded]
+    assignment = lpt_assign(seconds, k)
+    proposed = sorted(
+        (GroupLoad("", tables, sum(seconds[t] for t in tables)) for tables in assignment if tables),
+        key=lambda g: -g.seconds,
+    )
+    for i, g in enumerate(proposed, 1):
+        g.name = f"g{i}"
+    warnings = []
+    never = [t for t, c in costs.items() if not c.measured_runs]
+    if never:
+        warnings.append(
+            f"{len(never)} of {len(costs)} tables were never timed here; their cost is estimated "
+            f"from their size at {rate / 1e6:.1f} MB/s"
+        )
+    globbed = [g.name for g in expanded if g.has_globs]
+    if globbed:
+        warnings.append(
+            "globs in group(s) " + ", ".join(globbed) + " were expanded to today's tables: the "
+            "proposal names tables explicitly, so tables created later are not picked up "
+            "unless you add them (or keep a glob in one group)"
+        )
+    if len(assignment) > len(costs):
+        warnings.append(f"only {len(costs)} tables: fewer than {k} groups are useful")
+    return Plan(
+        k=k, nights=nights, costs=costs, current=current, proposed=proposed,
+        current_makespan=max((g.seconds for g in current), default=0.0),
+        proposed_makespan=max((g.seconds for g in proposed), default=0.0),
+        lower_bound=lower_bound(seconds, k), bytes_per_second=rate, warnings=warnings,
+    )
+
+
+def plan_from_config(config, k: int, nights: int) -> Plan:
+    """Read the source catalog and the target ledger for `config` and propose K groups."""
+    from nightcopy.dsn import connect
+
+    source = connect(config.source_dsn, "source", "nightcopy plan")
+    try:
+        expanded = expand_groups(source, config.groups)
+        tables = sorted({t for g in expanded for t in g.tables})
+        sizes = table_sizes(source, tables)
+    finally:
+        source.close()
+    target = connect(config.target_dsn, "target", "nightcopy plan")
+    try:
+        measured = measured_seconds(target, tables, nights)
+    finally:
+        target.close()
+    return make_plan(expanded, measured, sizes, k, nights)
+
+
+def _parameter_name(prefix: str) -> str:
+    return prefix.rstrip("/") + "/table_groups"
+
+
+def write_table_groups(prefix: str, value: str, *, client=None) -> tuple[str, str | None]:
+    """Overwrite PREFIX/table_groups; returns (parameter name, the old value or None)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    ssm = client or boto3.client("ssm")
+    name = _parameter_name(prefix)
+    old_value: str | None = None
+    old_type, old_tier = "String", "Standard"
+    try:
+        try:
+            param = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+            old_value, old_type = param["Value"], param.get("Type", "String")
+            described = ssm.describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Values": [name]}]
+            )["Parameters"]
+            if described:
+                old_tier = described[0].get("Tier", "Standard")
+        except ssm.exceptions.ParameterNotFound:
+            pass
+        # A Standard parameter holds 4 KB; an Advanced one cannot be downgraded again.
+        tier = "Advanced" if len(value.encode()) > 4096 or old_tier == "Advanced" else "Standard"
+        ssm.put_parameter(Name=name, Value=value, Type=old_type, Overwrite=True, Tier=tier)
+    except (ClientError, BotoCoreError) as exc:
+        raise NightcopyError(f"cannot update SSM parameter {name}: {exc}") from None
+    return name, old_value

@@ -1,0 +1,295 @@
+"""`nightcopy run`: every group on this machine, by the same worker CodeBuild runs.
+
+Each group is one `python -m nightcopy copy --group G --tables JSON --run-id R` process, exactly
+the worker contract of design.md: nothing here copies a table, so a local night and an AWS night
+behave the same (same ledger, same resume, same report files). DSNs reach the workers through
+NIGHTCOPY_SOURCE_DSN / NIGHTCOPY_TARGET_DSN in their environment, never on a command line that
+`ps` would show. Progress comes from the workers' stdout JSON lines; their stderr (human
+messages) is kept per group and shown for groups that fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from nightcopy.errors import ConfigError, NightcopyError
+
+WORKER_OPTIONS = ("jobs", "strategy", "verify")
+STDERR_TAIL = 20
+
+
+def new_run_id(prefix: str = "local") -> str:
+    """Unique per invocation (time + randomness), readable, valid as a Step Functions name."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
+    return f"{prefix}-{stamp}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class GroupState:
+    name: str
+    tables: list[str]  # as configured (names and globs): passed to the worker as JSON
+    total: int | None = None  # tables after glob expansion, when known
+    status: str = "pending"  # pending | running | succeeded | failed
+    done: int = 0  # copied or skipped (already done by this run)
+    skipped: int = 0
+    failed: int = 0
+    rows: int = 0
+    bytes: int = 0
+    current: str | None = None
+    started: float | None = None  # time.monotonic()
+    finished: float | None = None
+    returncode: int | None = None
+    summary: dict | None = None  # the worker's run_summary event
+    report: dict | None = None  # the worker's report file (summary + per-table results)
+    results: list[dict] = field(default_factory=list)  # table_copied / table_failed events
+    warnings: list[str] = field(default_factory=list)
+    stderr_tail: deque = field(default_factory=lambda: deque(maxlen=STDERR_TAIL))
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def error(self) -> str | None:
+        """Why the group failed, in one line (for the summary and Slack)."""
+        if self.status != "failed":
+            return None
+        if self.failed:
+            return f"{self.failed} table(s) failed"
+        lines = [line for line in self.stderr_tail if line.strip()]
+        last = lines[-1].strip() if lines else ""
+        return last or f"the worker exited with status {self.returncode}"
+
+
+class Observer(Protocol):
+    def started(self, run_id: str, groups: list[GroupState]) -> None: ...
+    def group_started(self, group: GroupState) -> None: ...
+    def event(self, group: GroupState, event: dict) -> None: ...
+    def group_finished(self, group: GroupState) -> None: ...
+    def finished(self) -> None: ...
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    groups: list[GroupState]
+    seconds: float
+    report_dir: Path
+
+    @property
+    def ok(self) -> bool:
+        return all(g.status == "succeeded" for g in self.groups)
+
+    @property
+    def critical_group(self) -> GroupState | None:
+        done = [g for g in self.groups if g.finished is not None]
+        return max(done, key=lambda g: g.finished) if done else None
+
+    def summaries(self) -> list[dict]:
+        """Per-group report objects as the notifier reads them from S3."""
+        out = []
+        for g in self.groups:
+            if g.report:
+                out.append(g.report)
+            elif g.summary:
+                out.append({**g.summary, "results": g.results})
+        return out
+
+    def failed_groups(self) -> list[dict]:
+        return [{"group": g.name, "error": g.error} for g in self.groups if g.status == "failed"]
+
+
+def worker_command(group: GroupState, run_id: str, report_dir: Path,
+                   options: dict) -> list[str]:
+    cmd = [sys.executable, "-m", "nightcopy", "copy", "--group", group.name,
+           "--tables", json.dumps(group.tables, ensure_ascii=False), "--run-id", run_id,
+           "--report-uri", report_dir.resolve().as_uri()]
+    for key in WORKER_OPTIONS:
+        if options.get(key) is not None:
+            cmd += [f"--{key}", str(options[key])]
+    return cmd
+
+
+def worker_env(source_dsn: str, target_dsn: str) -> dict[str, str]:
+    # Drop the operator's own NIGHTCOPY_* settings: the worker's input is exactly what this run
+    # decided (flags), plus the DSNs, which must not appear in argv.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCOPY_")}
+    env["NIGHTCOPY_SOURCE_DSN"] = source_dsn
+    env["NIGHTCOPY_TARGET_DSN"] = target_dsn
+    env["PYTHONUNBUFFERED"] = "1"  # JSON lines arrive as they happen, for live progress
+    return env
+
+
+def apply_event(group: GroupState, event: dict) -> None:
+    """Fold one worker JSON line into the group's state."""
+    kind = event.get("event")
+    table = event.get("table")
+    if kind == "table_copied":
+        group.done += 1
+        group.rows += int(event.get("rows") or 0)
+        group.bytes += int(event.get("bytes") or 0)
+        group.results.append({**event, "status": "copied"})
+        if group.current == table:
+            group.current = None
+    elif kind == "table_skipped":
+        group.done += 1
+        group.skipped += 1
+    elif kind == "table_failed":
+        group.failed += 1
+        group.results.append({**event, "status": "failed"})
+        if group.current == table:
+            group.current = None
+    elif kind == "warning":
+        group.warnings.append(str(event.get("message") or event.get("warning") or event))
+    elif kind == "run_summary":
+        group.summary = event
+        group.current = None
+        if group.total is None and event.get("tables") is not None:
+            group.total = int(event["tables"])
+    elif table:
+        # table_started, progress heartbeats, ...: the worker is busy with this table
+        group.current = table
+
+
+def _reader(stream, group: GroupState, q: queue.Queue, kind: str) -> None:
+    for line in iter(stream.readline, ""):
+        q.put((kind, group, line.rstrip("\n")))
+    stream.close()
+    q.put((kind + "_eof", group, None))
+
+
+def _read_report(report_dir: Path, run_id: str, group: str) -> dict | None:
+    path = report_dir / run_id / f"{group}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, run_id: str,
+               parallel: int, options: dict, observer: Observer,
+               report_dir: Path | None = None) -> RunOutcome:
+    """Run the workers, at most `parallel` at once; returns when all have exited."""
+    if parallel < 1:
+        raise ConfigError("--parallel must be at least 1")
+    own_dir = report_dir is None
+    report_dir = Path(tempfile.mkdtemp(prefix="nightcopy-run-")) if own_dir else report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    env = worker_env(source_dsn, target_dsn)
+    q: queue.Queue = queue.Queue()
+    pending = list(groups)
+    running: dict[str, tuple[subprocess.Popen, int]] = {}  # group -> (process, open streams)
+    t0 = time.monotonic()
+    observer.started(run_id, groups)
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                group = pending.pop(0)
+                proc = subprocess.Popen(
+                    worker_command(group, run_id, report_dir, options), env=env,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True, encoding="utf-8", errors="replace", bufsize=1,
+                )
+                group.status, group.started = "running", time.monotonic()
+                running[group.name] = (proc, 2)
+                for stream, kind in ((proc.stdout, "out"), (proc.stderr, "err")):
+                    threading.Thread(target=_reader, args=(stream, group, q, kind),
+                                     daemon=True).start()
+                observer.group_started(group)
+            kind, group, line = q.get()
+            if kind == "out":
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    group.stderr_tail.append(line)  # not JSON: keep it as a message
+                    continue
+                if isinstance(event, dict):
+                    apply_event(group, event)
+                    observer.event(group, event)
+            elif kind == "err":
+                group.stderr_tail.append(line)
+            else:  # one stream closed; the worker is done when both are
+                proc, open_streams = running[group.name]
+                if open_streams > 1:
+                    running[group.name] = (proc, open_streams - 1)
+                    continue
+                del running[group.name]
+                group.returncode = proc.wait()
+                group.finished = time.monotonic()
+                group.report = _read_report(report_dir, run_id, group.name)
+                ok = (group.returncode == 0 and group.failed == 0
+                      and (group.summary or {}).get("status", "succeeded") == "succeeded")
+                group.status = "succeeded" if ok else "failed"
+                observer.group_finished(group)
+    except BaseException:
+        # Ctrl-C or a bug here: stop the workers we started; each leaves its failed table as
+        # it was (the worker contract), and a rerun with the same --run-id resumes.
+        for proc, _ in running.values():
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        for proc, _ in running.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+    finally:
+        observer.finished()
+        if own_dir:
+            shutil.rmtree(report_dir, ignore_errors=True)  # reports were read into the states
+    return RunOutcome(run_id, groups, time.monotonic() - t0, report_dir)
+
+
+def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:
+    """Check the config against the source (tables exist, no table in two groups) before any
+    worker starts, and learn how many tables each group copies, for the progress bars."""
+    from nightcopy.dsn import connect
+    from nightcopy.group_tables import check_disjoint, expand_groups
+
+    groups = list(config.groups)
+    if only:
+        known = {g.name for g in groups}
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise ConfigError(f"no group named {unknown[0]!r} in {config.origin} "
+                              f"(groups: {', '.join(sorted(known))})")
+        groups = [g for g in groups if g.name in only]
+    conn = connect(config.source_dsn, "source", "nightcopy run")
+    try:
+        expanded = expand_groups(conn, config.groups)
+    finally:
+        conn.close()
+    check_disjoint(expanded)
+    counts = {e.name: len(e.tables) for e in expanded}
+    return [GroupState(g.name, list(g.tables), total=counts.get(g.name)) for g in groups]
+
+
+def post_to_slack(config, outcome: RunOutcome) -> None:
+    """The same message the notifier Lambda posts after a night on AWS."""
+    from nightcopy_notifier.slack_message import build_report
+    from nightcopy_notifier.slack_post import post_report
+
+    message = build_report(outcome.summaries(), run_id=outcome.run_id,
+                           failed_groups=outcome.failed_groups() or None)
+    try:
+        post_report(message, webhook_url=config.slack_webhook_url,
+                    bot_token=config.slack_bot_token, channel=config.slack_channel)
+    except Exception as exc:  # SlackPostError and friends: their text never holds the secret
+        raise NightcopyError(f"the run finished but the Slack report failed: {exc}") from None

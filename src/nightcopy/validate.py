@@ -1,0 +1,105 @@
+"""`nightcopy validate`: check a configuration without copying anything.
+
+Collects every problem instead of stopping at the first, so one run tells the operator all that
+must be fixed: one line per problem, naming the group, table or setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nightcopy.errors import NightcopyError
+
+
+@dataclass
+class Report:
+    origin: str
+    problems: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # what passed, for the closing line
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _connect(dsn: str | None, role: str, report: Report):
+    from nightcopy.dsn import connect, redact_dsn
+
+    if not dsn:
+        report.problems.append(f"{role} DSN: not set")
+        return None
+    try:
+        conn = connect(dsn, role, "nightcopy validate")
+    except NightcopyError as exc:
+        report.problems.append(f"{role} DSN: {exc}")
+        return None
+    report.checked.append(f"{role} {redact_dsn(dsn)} reachable")
+    return conn
+
+
+def validate_config(config, *, check_slack: bool = True) -> Report:
+    from nightcopy.group_tables import expand_group, overlaps
+    from nightcopy.tablelist import parse_table_list
+
+    report = Report(config.origin)
+    source = _connect(config.source_dsn, "source", report)
+    target = _connect(config.target_dsn, "target", report)
+    try:
+        if target is not None:
+            with target.cursor() as cur:
+                cur.execute("SELECT has_database_privilege(current_database(), 'CREATE')")
+                if not cur.fetchone()[0]:
+                    report.problems.append(
+                        "target: the user may not create schemas in this database (the worker "
+                        "needs CREATE for the ledger and staging schemas)")
+            target.rollback()
+        expanded = []
+        for group in config.groups:
+            # Per item, so every unknown table gets its own line (resolve_tables stops at the
+            # first); the group as a whole is resolved too, for what only shows in combination.
+            try:
+                specs = parse_table_list(list(group.tables))
+            except NightcopyError as exc:
+                report.problems.append(f"group {group.name}: {exc}")
+                continue
+            if source is None:
+                continue
+            bad = False
+            for spec in specs:
+                try:
+                    expand_group(source, group.name, [spec.text])
+                except NightcopyError as exc:
+                    report.problems.append(str(exc))
+                    bad = True
+            if bad:
+                continue
+            try:
+                expanded.append(expand_group(source, group.name, group.tables))
+            except NightcopyError as exc:
+                report.problems.append(str(exc))
+        for table, names in sorted(overlaps(expanded).items()):
+            report.problems.append(f"table {table} is in more than one group: {', '.join(names)}")
+        if expanded:
+            n = sum(len(e.tables) for e in expanded)
+            report.checked.append(f"{len(expanded)} groups, {n} tables found on the source")
+    finally:
+        for conn in (source, target):
+            if conn is not None:
+                conn.close()
+    if check_slack:
+        if config.slack_webhook_url:
+            if not config.slack_webhook_url.startswith("https://"):
+                report.problems.append("slack: the webhook URL must start with https://")
+            else:
+                report.checked.append("Slack webhook set")
+        elif config.slack_bot_token or config.slack_channel:
+            if not (config.slack_bot_token and config.slack_channel):
+                missing = "slack_channel" if config.slack_bot_token else "slack_bot_token"
+                report.problems.append(f"slack: {missing} is missing (a bot token needs a channel)")
+            else:
+                report.checked.append("Slack bot token and channel set")
+        else:
+            report.problems.append(
+                "slack: no Slack settings: set slack_webhook_url, or slack_bot_token and "
+                "slack_channel (or pass --no-slack if this config does not report to Slack)")
+    return report

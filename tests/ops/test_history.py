@@ -1,0 +1,117 @@
+"""`nightcopy history` and `nightcopy timings` over a ledger written as the worker writes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from nightcopy.ledger import ensure_ledger
+
+# run id -> group -> (start, finish, [(table, status, seconds, error)])
+NIGHTS = {
+    "nightly-2026-11-24": {
+        "g1": ("02:00:00", "02:10:00", [("public.a", "copied", 400, None),
+                                        ("public.b", "copied", 200, None)]),
+        "g2": ("02:00:00", "02:25:00", [("public.c", "copied", 900, None),
+                                        ("public.d", "copied", 600, None)]),
+    },
+    "nightly-2026-11-25": {
+        "g1": ("02:00:00", "02:20:00", [("public.a", "copied", 800, None),
+                                        ("public.b", "copied", 400, None)]),
+        "g2": ("02:00:00", "02:15:00", [("public.c", "copied", 500, None),
+                                        ("public.d", "copied", 400, None),
+                                        ('public."E v"', "failed", 3, "boom: disk full")]),
+    },
+}
+
+
+@pytest.fixture
+def ledger(dbs, with_password):
+    conn = dbs.target.connect()
+    conn.autocommit = False
+    ensure_ledger(conn)
+    with conn.cursor() as cur:
+        for run_id, groups in NIGHTS.items():
+            day = run_id[len("nightly-"):]
+            for group, (start, finish, tables) in groups.items():
+                failed = sum(1 for t in tables if t[1] == "failed")
+                cur.execute(
+                    """INSERT INTO nightcopy.runs (run_id, group_name, status, started_at,
+                           finished_at, tables, failed, rows, bytes, seconds)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, 1000, 1000000, %s)""",
+                    (run_id, group, "failed" if failed else "succeeded", f"{day} {start}+00",
+                     f"{day} {finish}+00", len(tables), failed, 60.0))
+                clock = 0
+                for table, status, seconds, error in tables:
+                    clock += seconds
+                    cur.execute(
+                        """INSERT INTO nightcopy.table_results (run_id, table_name, group_name,
+                               status, rows, bytes, seconds, copy_seconds, index_seconds, error,
+                               started_at, finished_at)
+                           VALUES (%s, %s, %s, %s, 500, 500000, %s, %s, 1, %s,
+                                   %s::timestamptz + make_interval(secs => %s),
+                                   %s::timestamptz + make_interval(secs => %s))""",
+                        (run_id, table, group, status, seconds, seconds - 1, error,
+                         f"{day} {start}+00", clock - seconds, f"{day} {start}+00", clock))
+    conn.commit()
+    conn.close()
+    return with_password(dbs.target.dsn)
+
+
+def order_of(text: str, names: list[str]) -> list[str]:
+    return sorted(names, key=lambda n: text.index(n))
+
+
+def test_timings_latest_run_slowest_first_with_critical_path(nc, ledger):
+    r = nc("timings", "--target", ledger)
+    assert r.exit_code == 0, r.text
+    out = r.stdout
+    assert "Run nightly-2026-11-25" in out
+    tables_part = out[out.index("Tables, slowest first"):]
+    assert order_of(tables_part, ["public.a ", "public.c ", "public.b ", "public.d "]) == [
+        "public.a ", "public.c ", "public.b ", "public.d "]
+    assert "Critical path: group g1 finished last at +20m00s: public.a 13m20s, public.b 6m40s" in out
+    assert 'failed: public."E v": boom: disk full' in out
+    assert "s3cr3t-pw" not in r.text
+
+
+def test_timings_of_a_given_run_and_unknown_run(nc, ledger):
+    r = nc("timings", "--target", ledger, "--run-id", "nightly-2026-11-24")
+    assert r.exit_code == 0, r.text
+    assert "Critical path: group g2 finished last at +25m00s" in r.stdout
+    r = nc("timings", "--target", ledger, "--run-id", "nightly-1999-01-01")
+    assert r.exit_code == 1
+    assert "run 'nightly-1999-01-01' is not in the ledger" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "s3cr3t-pw" not in r.text
+
+
+def test_history_lists_runs_with_critical_paths_and_tables_by_average(nc, ledger):
+    r = nc("history", "--target", ledger, "--nights", "7")
+    assert r.exit_code == 0, r.text
+    out = r.stdout
+    runs_part = out[:out.index("Tables, slowest first")]
+    assert runs_part.index("nightly-2026-11-25") < runs_part.index("nightly-2026-11-24")
+    line_25 = next(line for line in runs_part.splitlines() if "nightly-2026-11-25" in line)
+    line_24 = next(line for line in runs_part.splitlines() if "nightly-2026-11-24" in line)
+    assert "failed" in line_25 and "g1 (20m00s)" in line_25 and "20m00s" in line_25
+    assert "succeeded" in line_24 and "g2 (25m00s)" in line_24
+    tables_part = out[out.index("Tables, slowest first"):]
+    # averages: c 700 s, a 600 s, d 500 s, b 300 s
+    assert order_of(tables_part, ["public.a", "public.b", "public.c", "public.d"]) == [
+        "public.c", "public.a", "public.d", "public.b"]
+    r = nc("history", "--target", ledger, "--nights", "1")
+    assert "nightly-2026-11-24" not in r.stdout and "nightly-2026-11-25" in r.stdout
+
+
+def test_history_without_ledger_is_one_clear_line(nc, dbs, with_password):
+    r = nc("history", "--target", with_password(dbs.target.dsn))
+    assert r.exit_code == 1
+    assert "no run ledger in the target" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "s3cr3t-pw" not in r.text
+
+
+def test_history_needs_a_target(nc, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = nc("history")
+    assert r.exit_code == 1 and "no target database" in r.stderr
+    r = nc("timings", "--from-logs")
+    assert r.exit_code == 2 and "--log-group" in r.stderr
