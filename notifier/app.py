@@ -166,11 +166,15 @@ def handle_alarm(alarm: dict) -> dict:
             "the starter Lambda's logs; start one by hand with `nightcopy start`."]))
         return {"posted": True, "alerts": 1}
     posted = 0
+    sfn = boto3.client("stepfunctions")
     for e in executions:
-        stopped = e.get("stopDate")
-        if e["status"] not in ("TIMED_OUT", "ABORTED") or stopped is None:
+        if e["status"] not in ("TIMED_OUT", "ABORTED"):
             continue
-        if not changed - ALARM_LOOKBACK <= stopped <= changed + timedelta(minutes=5):
+        stopped = e.get("stopDate") or sfn.describe_execution(
+            executionArn=e["executionArn"]).get("stopDate")
+        # No stop time at all (not seen on AWS): rather report it than miss it.
+        if stopped is not None and not (
+                changed - ALARM_LOOKBACK <= stopped <= changed + timedelta(minutes=5)):
             continue
         what = "timed out" if e["status"] == "TIMED_OUT" else "was aborted"
         try:

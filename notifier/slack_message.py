@@ -160,20 +160,22 @@ def _success(summaries: list[dict], run_id: str, execution_url: str | None) -> t
     return text, blocks
 
 
-def _failed_group_text(fg: dict, summary: dict | None) -> str:
+def _failed_group_text(fg: dict, summary: dict | None, budget: int) -> str:
+    """One failed group's section, in about `budget` characters (shared by all failed groups)."""
+    error_limit = max(80, min(MAX_ERROR_TEXT, budget // 4))
     name = escape(fg.get("group", "?"))
     lines = [f"❌ *{name}* failed"]
     if fg.get("error"):
-        lines.append(f"> {escape(clip(str(fg['error']), MAX_ERROR_TEXT))}")
+        lines.append(f"> {escape(clip(str(fg['error']), error_limit))}")
     if summary:
         failed = [r for r in (summary.get("results") or []) if r.get("status") == "failed"]
         items = [f"• `{escape(r.get('table'))}`: "
-                 f"{escape(clip(str(r.get('error') or 'failed'), MAX_ERROR_TEXT))}"
+                 f"{escape(clip(str(r.get('error') or 'failed'), error_limit))}"
                  for r in failed]
         if not items:
             items = [f"• `{escape(t)}`" for t in summary.get("failed_tables") or []]
         if items:
-            lines.append(_lines(items, MAX_FAILED_TABLES, MAX_SECTION_TEXT - 800))
+            lines.append(_lines(items, MAX_FAILED_TABLES, max(200, budget - 2 * error_limit)))
         lines.append(f"{fmt_count(summary.get('tables'))} tables listed, "
                      f"{fmt_count(summary.get('failed'))} failed")
     else:
@@ -194,12 +196,16 @@ def _failure(summaries: list[dict], failed_groups: list[dict], run_id: str,
     more = f" and {len(failed_groups) - 10} more" if len(failed_groups) > 10 else ""
     text = f"nightcopy {run_id} FAILED: groups {names}{more}"
     blocks: list[dict] = [_header(title)]
-    for fg in failed_groups[:MAX_FAILED_GROUPS]:
-        blocks.append(_section(_failed_group_text(fg, by_group.get(str(fg.get("group"))))))
+    shown = failed_groups[:MAX_FAILED_GROUPS]
+    # leave room for the succeeded groups and the links within the total cap
+    budget = min(MAX_SECTION_TEXT, (MAX_TOTAL_TEXT - 3000) // max(1, len(shown)))
+    for fg in shown:
+        blocks.append(_section(_failed_group_text(fg, by_group.get(str(fg.get("group"))),
+                                                  budget)))
     if len(failed_groups) > MAX_FAILED_GROUPS:
         rest = [str(fg.get("group")) for fg in failed_groups[MAX_FAILED_GROUPS:]]
         blocks.append(_section(f"…and {len(rest)} more failed groups: "
-                               + escape(clip(", ".join(rest), 2000))))
+                               + escape(clip(", ".join(rest), 1000))))
     if ok:
         t = _totals(ok)
         blocks.append(_section(
