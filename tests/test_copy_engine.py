@@ -1,0 +1,299 @@
+"""The copy engine against real PostgreSQL servers: what a user checks after a copy."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from tests.pgutil import connect, digests, schema_of, user_tables
+
+CORPUS = (Path(__file__).parent / "sql" / "edge_corpus.sql").read_text()
+
+
+def copy(cli, dbs, tables: str, *extra: str, env: dict | None = None):
+    return cli(["copy", "--source", dbs.source.dsn, "--target", dbs.target.dsn, "--tables",
+                tables, *extra], env=env)
+
+
+def test_edge_corpus_is_copied_faithfully(cli, dbs):
+    dbs.source.execute(CORPUS)
+    result = copy(cli, dbs, "*.*", "--verify", "checksum", "--jobs", "3")
+    assert result.returncode == 0, result.stderr
+    tables = user_tables(dbs.source.dsn)
+    assert user_tables(dbs.target.dsn) == tables
+    # Same rows (every value's text form), same definitions (pg_dump of both sides).
+    assert digests(dbs.target.dsn, tables) == digests(dbs.source.dsn, tables)
+    assert schema_of(dbs.target.dsn, tables) == schema_of(dbs.source.dsn, tables)
+    copied = {e["table"] for e in result.events_of("table_copied")}
+    # A partitioned table is one event; its partitions come with it.
+    assert "archive.measurements" in copied and "archive.measurements_eu_2024" not in copied
+    assert '"Sales Dept"."Order Items"' in copied and 'public."ünïcode_tåble"' in copied
+    summary = result.events_of("run_summary")[0]
+    assert summary["status"] == "succeeded" and summary["failed"] == 0
+    assert summary["tables"] == len(copied) == 11
+    # Sequences end at or past the source's value, identity included.
+    for seq in ("public.shared_seq", "public.kitchen_sink_serial_col_seq",
+                "public.kitchen_sink_id_seq"):
+        src = dbs.source.scalar(f"SELECT last_value FROM {seq}")
+        tgt = dbs.target.scalar(f"SELECT last_value FROM {seq}")
+        assert tgt >= src, seq
+    assert dbs.target.scalar("SELECT nextval('public.kitchen_sink_serial_col_seq')") > \
+        dbs.source.scalar("SELECT max(serial_col) FROM public.kitchen_sink")
+    # Foreign keys between copied tables are kept and validated.
+    assert dbs.target.scalar("SELECT convalidated FROM pg_constraint WHERE conname = "
+                             "'child_payments_account_id_fkey'") is True
+    # Binary where portable, text where the binary form carries OIDs.
+    formats = {e["table"]: e["format"] for e in result.events_of("table_copied")}
+    assert formats["public.kitchen_sink"] == "text"
+    assert formats['"Sales Dept"."Order Items"'] == "binary"
+    # Nothing is left behind in the staging schemas.
+    assert dbs.target.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+                             "n.oid = c.relnamespace WHERE n.nspname LIKE 'nightcopy_stage_%'") == 0
+
+
+def test_second_copy_replaces_keeping_views_grants_and_target_indexes(cli, dbs):
+    dbs.source.execute(CORPUS)
+    assert copy(cli, dbs, "public.parent_accounts,public.child_payments").returncode == 0
+    dbs.target.execute("""
+        CREATE ROLE nightcopy_test_reader;
+        CREATE VIEW public.big_payments AS SELECT id, amount FROM public.child_payments
+            WHERE amount > 100;
+        CREATE VIEW public.big_payment_count AS SELECT count(*) AS n FROM public.big_payments;
+        COMMENT ON VIEW public.big_payments IS 'kept';
+        GRANT SELECT ON public.child_payments, public.big_payments TO nightcopy_test_reader;
+        CREATE INDEX reporting_only_idx ON public.child_payments (amount DESC);
+    """) if not dbs.target.scalar("SELECT 1 FROM pg_roles WHERE rolname = "
+                                  "'nightcopy_test_reader'") else dbs.target.execute("""
+        CREATE VIEW public.big_payments AS SELECT id, amount FROM public.child_payments
+            WHERE amount > 100;
+        CREATE VIEW public.big_payment_count AS SELECT count(*) AS n FROM public.big_payments;
+        COMMENT ON VIEW public.big_payments IS 'kept';
+        GRANT SELECT ON public.child_payments, public.big_payments TO nightcopy_test_reader;
+        CREATE INDEX reporting_only_idx ON public.child_payments (amount DESC);
+    """)
+    old_oid = dbs.target.scalar("SELECT 'public.child_payments'::regclass::oid")
+    dbs.source.execute("INSERT INTO public.child_payments VALUES (5000, 3, 999.99, NULL)")
+    result = copy(cli, dbs, "public.parent_accounts,public.child_payments")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.scalar("SELECT 'public.child_payments'::regclass::oid") != old_oid
+    assert dbs.target.scalar("SELECT count(*) FROM public.child_payments") == 1001
+    assert dbs.target.scalar("SELECT n FROM public.big_payment_count") == \
+        dbs.source.scalar("SELECT count(*) FROM public.child_payments WHERE amount > 100")
+    assert dbs.target.scalar("SELECT obj_description('public.big_payments'::regclass)") == "kept"
+    for rel in ("public.child_payments", "public.big_payments"):
+        assert dbs.target.scalar("SELECT has_table_privilege('nightcopy_test_reader', %s, "
+                                 "'SELECT')", (rel,)) is True
+    assert dbs.target.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = "
+                             "'reporting_only_idx'") == 1
+    assert dbs.target.scalar("SELECT convalidated FROM pg_constraint WHERE conname = "
+                             "'child_payments_account_id_fkey'") is True
+
+
+def test_readers_see_old_rows_until_the_swap_then_new_rows(cli, dbs):
+    dbs.source.execute("CREATE TABLE public.facts (id bigint PRIMARY KEY, v text);"
+                       "INSERT INTO public.facts SELECT g, md5(g::text) FROM "
+                       "generate_series(1, 1000) g")
+    assert copy(cli, dbs, "public.facts").returncode == 0
+    dbs.source.execute("INSERT INTO public.facts SELECT g, md5(g::text) FROM "
+                       "generate_series(1001, 300000) g")
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        conn = psycopg2.connect(dbs.target.dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                while not stop.is_set():
+                    cur.execute("SELECT count(*) FROM public.facts")
+                    seen.append(cur.fetchone()[0])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        result = copy(cli, dbs, "public.facts")
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join()
+    assert result.returncode == 0, result.stderr
+    assert not errors, errors
+    assert set(seen) <= {1000, 300000}, sorted(set(seen))[:10]
+    assert seen[0] == 1000 and seen[-1] == 300000
+    # Never back to the old version once the new one showed.
+    assert seen[seen.index(300000):] == [300000] * (len(seen) - seen.index(300000))
+
+
+def test_truncate_strategy_keeps_the_table_and_its_dependents(cli, dbs):
+    dbs.source.execute(CORPUS)
+    assert copy(cli, dbs, "archive.measurements,public.wide_text").returncode == 0
+    dbs.target.execute("CREATE MATERIALIZED VIEW public.mv AS SELECT count(*) FROM "
+                       "archive.measurements")
+    oid = dbs.target.scalar("SELECT 'archive.measurements'::regclass::oid")
+    dbs.source.execute("DELETE FROM archive.measurements WHERE id % 2 = 0")
+    swap = copy(cli, dbs, "archive.measurements")
+    assert swap.returncode == 1
+    assert "materialized view public.mv" in swap.stderr and "--strategy truncate" in swap.stderr
+    result = copy(cli, dbs, "archive.measurements", "--strategy", "truncate", "--verify",
+                  "checksum")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.scalar("SELECT 'archive.measurements'::regclass::oid") == oid
+    tables = [t for t in user_tables(dbs.source.dsn) if t.startswith("archive.")]
+    assert digests(dbs.target.dsn, tables) == digests(dbs.source.dsn, tables)
+
+
+def test_one_bad_table_fails_alone_and_stays_as_it_was(cli, dbs):
+    dbs.source.execute(CORPUS)
+    assert copy(cli, dbs, "public.parent_accounts,public.scratch").returncode == 0
+    dbs.target.execute("CREATE MATERIALIZED VIEW public.mv AS SELECT * FROM public.scratch")
+    before = digests(dbs.target.dsn, ["public.scratch"])
+    dbs.source.execute("DELETE FROM public.scratch; DELETE FROM public.child_payments;"
+                       "DELETE FROM public.parent_accounts WHERE id > 10")
+    result = copy(cli, dbs, "public.parent_accounts,public.scratch")
+    assert result.returncode == 1
+    failed = result.events_of("table_failed")
+    assert [e["table"] for e in failed] == ["public.scratch"]
+    assert "materialized view public.mv depends on it" in failed[0]["error"]
+    assert digests(dbs.target.dsn, ["public.scratch"]) == before
+    assert dbs.target.scalar("SELECT count(*) FROM public.parent_accounts") == 10
+    summary = result.events_of("run_summary")[0]
+    assert summary["status"] == "failed" and summary["failed_tables"] == ["public.scratch"]
+    assert "Traceback" not in result.stderr
+
+
+def test_resume_skips_tables_the_run_already_copied(cli, dbs):
+    dbs.source.execute(CORPUS)
+    first = copy(cli, dbs, "public.parent_accounts", "--run-id", "nightly-2026-11-25")
+    assert first.returncode == 0
+    second = copy(cli, dbs, "public.parent_accounts,public.wide_text", "--run-id",
+                  "nightly-2026-11-25")
+    assert second.returncode == 0, second.stderr
+    assert [e["table"] for e in second.events_of("table_skipped")] == ["public.parent_accounts"]
+    assert [e["table"] for e in second.events_of("table_copied")] == ["public.wide_text"]
+    rows = dbs.target.query("SELECT table_name, status FROM nightcopy.table_results WHERE "
+                            "run_id = 'nightly-2026-11-25' ORDER BY 1")
+    assert rows == [("public.parent_accounts", "copied"), ("public.wide_text", "copied")]
+
+
+def test_a_table_held_by_another_run_fails_at_once_naming_it(cli, dbs):
+    dbs.source.execute("CREATE TABLE public.t (id int); INSERT INTO public.t VALUES (1)")
+    holder = psycopg2.connect(dbs.target.dsn, application_name="nightcopy:nightly-2026-11-24")
+    cur = holder.cursor()
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('nightcopy'), hashtext('public.t'))")
+    try:
+        result = copy(cli, dbs, "public.t")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.returncode == 1
+    assert "nightcopy:nightly-2026-11-24" in result.stderr
+    assert "being copied right now" in result.stderr
+
+
+def test_json_events_and_report_file(cli, dbs, tmp_path):
+    dbs.source.execute('CREATE TABLE public."Order Items" (id int PRIMARY KEY);'
+                       'INSERT INTO public."Order Items" SELECT generate_series(1, 42)')
+    result = copy(cli, dbs, 'public."Order Items"', "--group", "g1", "--run-id", "r1",
+                  "--report-uri", f"file://{tmp_path}")
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.splitlines():
+        json.loads(line)  # stdout is JSON lines only
+    event = result.events_of("table_copied")[0]
+    assert event["table"] == 'public."Order Items"' and event["rows"] == 42
+    assert event["group"] == "g1" and event["run_id"] == "r1" and event["bytes"] > 0
+    assert {"seconds", "copy_seconds", "index_seconds"} <= set(event)
+    report = json.loads((tmp_path / "r1" / "g1.json").read_text())
+    assert report["status"] == "succeeded" and report["rows"] == 42
+    assert report["results"][0]["table"] == 'public."Order Items"'
+
+
+@pytest.mark.parametrize("tables, message", [
+    ("public.nope", "public.nope does not exist on the source"),
+    ("x; drop table y", "is not a table name"),
+    ("public.t, public.t", "listed twice"),
+    ("", "table list is empty"),
+    ("  ,  ", "empty item"),
+    ('["public.t"', "not valid JSON"),
+    ("[]", "table list is empty"),
+    ("nosuchschema.*", "matches no table"),
+    ("public.v", "is a view"),
+    ("public.p_1", "is a partition of public.p"),
+    ("public.Caps", 'did you mean public."Caps"'),
+])
+def test_bad_table_lists_fail_before_touching_the_target(cli, dbs, tables, message):
+    dbs.source.execute('CREATE TABLE public.t (id int); CREATE TABLE public."Caps" (id int);'
+                       "CREATE VIEW public.v AS SELECT 1 AS x;"
+                       "CREATE TABLE public.p (id int) PARTITION BY RANGE (id);"
+                       "CREATE TABLE public.p_1 PARTITION OF public.p FOR VALUES FROM (0) TO (9)")
+    result = copy(cli, dbs, tables)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert result.stderr.startswith("nightcopy: error:") and "Traceback" not in result.stderr
+    assert result.stdout == ""
+    # Not even the ledger was written.
+    assert dbs.target.scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE "
+                             "'nightcopy%'") == 0
+
+
+def test_same_database_is_refused(cli, dbs):
+    dbs.source.execute("CREATE TABLE public.t (id int); INSERT INTO public.t VALUES (1)")
+    # The same database, written differently.
+    other_spelling = psycopg2.extensions.make_dsn(dbs.source.dsn, connect_timeout=7)
+    result = cli(["copy", "--source", dbs.source.dsn, "--target", other_spelling,
+                  "--tables", "public.t"])
+    assert result.returncode == 1
+    assert "the source and the target are the same database" in result.stderr
+    assert dbs.source.scalar("SELECT count(*) FROM public.t") == 1
+
+
+def test_unreachable_host_and_bad_dsn_are_clear_and_never_echo_the_password(cli, dbs):
+    secret = "s3cr3t-Pa55word"
+    bad = cli(["copy", "--source", f"postgresql://app:{secret}@127.0.0.1:1/db",
+               "--target", dbs.target.dsn, "--tables", "public.t"])
+    assert bad.returncode == 1
+    assert "cannot reach the source database (postgresql://app:***@127.0.0.1:1/db)" in bad.stderr
+    malformed = cli(["copy", "--source", f"host=x password={secret} port", "--target",
+                     dbs.target.dsn, "--tables", "public.t"])
+    assert malformed.returncode == 1
+    assert "source DSN is not a valid libpq connection string" in malformed.stderr
+    for r in (bad, malformed):
+        assert secret not in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
+def test_usage_errors_exit_2(cli):
+    assert cli(["copy", "--jobs", "zero"]).returncode == 2
+    assert cli(["copy", "--strategy", "rename"]).returncode == 2
+    assert cli(["copy", "--no-such-option"]).returncode == 2
+
+
+def test_environment_variables_and_flag_precedence(cli, dbs):
+    dbs.source.execute("CREATE TABLE public.a (id int); CREATE TABLE public.b (id int)")
+    env = {"NIGHTCOPY_SOURCE_DSN": dbs.source.dsn, "NIGHTCOPY_TARGET_DSN": dbs.target.dsn,
+           "NIGHTCOPY_TABLES": "public.a", "NIGHTCOPY_RUN_ID": "from-env"}
+    from_env = cli(["copy"], env=env)
+    assert from_env.returncode == 0, from_env.stderr
+    assert [e["table"] for e in from_env.events_of("table_copied")] == ["public.a"]
+    assert from_env.events_of("run_summary")[0]["run_id"] == "from-env"
+    flag = cli(["copy", "--tables", "public.b"], env=env)
+    assert [e["table"] for e in flag.events_of("table_copied")] == ["public.b"]
+
+
+def test_connect_helper_settings_match(dbs):
+    # The text settings used for checksums are applied identically on both sides.
+    a, b = connect(dbs.source.dsn), connect(dbs.target.dsn)
+    for setting in ("DateStyle", "IntervalStyle", "extra_float_digits", "TimeZone"):
+        with a.cursor() as ca, b.cursor() as cb:
+            ca.execute(f"SHOW {setting}")
+            cb.execute(f"SHOW {setting}")
+            assert ca.fetchone() == cb.fetchone()
