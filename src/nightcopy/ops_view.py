@@ -186,7 +186,7 @@ def render_plan(con: Console, plan, *, origin: str = "") -> None:
               f"{fmt_seconds(plan.proposed_makespan)} (no split can beat "
               f"{fmt_seconds(plan.lower_bound)}): {verdict}.")
     timed = sum(1 for c in plan.costs.values() if c.measured_runs)
-    con.print(f"Costs: {timed} tables from their last {plan.nights} measured copies, "
+    con.print(f"Costs: {timed} tables from (up to) their last {plan.nights} measured copies, "
               f"{len(plan.costs) - timed} from their size.")
     detail = Table(title="Proposed groups", title_justify="left")
     detail.add_column("group")

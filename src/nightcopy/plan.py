@@ -24,6 +24,8 @@ DEFAULT_BYTES_PER_SECOND = 40 * 1024 * 1024
 # Every table costs a little regardless of size (DDL, ANALYZE, swap): keeps tiny tables from
 # looking free, so they still spread out.
 PER_TABLE_OVERHEAD_SECONDS = 0.05
+MIN_BYTES_FOR_RATE = 1024 * 1024
+MIN_RATE, MAX_RATE = 1e6, 2e9  # bytes per second: keep estimates within sane bounds
 
 
 def lpt_assign(costs: dict[str, float], k: int) -> list[list[str]]:
@@ -132,10 +134,12 @@ def table_sizes(source_conn, tables: list[str]) -> dict[str, int]:
     sizes: dict[str, int] = {}
     with source_conn.cursor() as cur:
         for table in tables:
+            # pg_partition_tree() is empty for a table that is not partitioned.
             cur.execute(
-                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
-                " FROM pg_partition_tree(%s::regclass)",
-                (table,),
+                "SELECT greatest(pg_total_relation_size(%s::regclass),"
+                " (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
+                "    FROM pg_partition_tree(%s::regclass)))",
+                (table, table),
             )
             sizes[table] = int(cur.fetchone()[0])
     source_conn.rollback()
@@ -145,12 +149,13 @@ def table_sizes(source_conn, tables: list[str]) -> dict[str, int]:
 def estimate_costs(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, int]],
                    sizes: dict[str, int]) -> tuple[dict[str, TableCost], float]:
     """Cost per table; never-timed tables are priced by size at the timed tables' throughput."""
-    timed = [t for t in measured if sizes.get(t)]
+    # Only tables big enough for their copy time to be about data, not fixed costs, tell the
+    # throughput; a rate from a handful of tiny tables would price a big one absurdly.
+    timed = [t for t in measured if sizes.get(t, 0) >= MIN_BYTES_FOR_RATE]
     timed_seconds = sum(measured[t][0] for t in timed)
     timed_bytes = sum(sizes[t] for t in timed)
-    rate = timed_bytes / timed_seconds if timed_seconds > 0 and timed_bytes > 0 else 0.0
-    if rate <= 0:
-        rate = DEFAULT_BYTES_PER_SECOND
+    rate = timed_bytes / timed_seconds if timed_seconds > 0 else DEFAULT_BYTES_PER_SECOND
+    rate = min(max(rate, MIN_RATE), MAX_RATE)
     costs: dict[str, TableCost] = {}
     for group in expanded:
         for table in group.tables:

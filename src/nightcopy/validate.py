@@ -6,6 +6,7 @@ must be fixed: one line per problem, naming the group, table or setting.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from nightcopy.errors import NightcopyError
@@ -22,14 +23,14 @@ class Report:
         return not self.problems
 
 
-def _connect(dsn: str | None, role: str, report: Report):
+def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy validate"):
     from nightcopy.dsn import connect, redact_dsn
 
     if not dsn:
         report.problems.append(f"{role} DSN: not set")
         return None
     try:
-        conn = connect(dsn, role, "nightcopy validate")
+        conn = connect(dsn, role, app)
     except NightcopyError as exc:
         report.problems.append(f"{role} DSN: {exc}")
         return None
@@ -38,15 +39,24 @@ def _connect(dsn: str | None, role: str, report: Report):
 
 
 def validate_config(config, *, check_slack: bool = True) -> Report:
-    from nightcopy.group_tables import expand_group, overlaps
+    from nightcopy.group_tables import ExpandedGroup, expand_group, overlaps
     from nightcopy.tablelist import parse_table_list
 
     report = Report(config.origin)
-    source = _connect(config.source_dsn, "source", report)
+    marker = f"nightcopy validate {secrets.token_hex(6)}"
+    source = _connect(config.source_dsn, "source", report, marker)
     target = _connect(config.target_dsn, "target", report)
     try:
         if target is not None:
             with target.cursor() as cur:
+                if source is not None:
+                    # The source session's unique application_name showing up in the target's
+                    # own database means both DSNs lead to the same database.
+                    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+                                " AND datname = current_database()", (marker,))
+                    if cur.fetchone()[0]:
+                        report.problems.append("source and target are the same database: the "
+                                               "worker refuses to copy a database onto itself")
                 cur.execute("SELECT has_database_privilege(current_database(), 'CREATE')")
                 if not cur.fetchone()[0]:
                     report.problems.append(
@@ -55,8 +65,6 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
             target.rollback()
         expanded = []
         for group in config.groups:
-            # Per item, so every unknown table gets its own line (resolve_tables stops at the
-            # first); the group as a whole is resolved too, for what only shows in combination.
             try:
                 specs = parse_table_list(list(group.tables))
             except NightcopyError as exc:
@@ -64,19 +72,16 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
                 continue
             if source is None:
                 continue
-            bad = False
+            # Item by item, so every unknown table gets its own line (resolving the whole list
+            # stops at the first); the good items still count for the overlap check below.
+            found: list[str] = []
             for spec in specs:
                 try:
-                    expand_group(source, group.name, [spec.text])
+                    found += expand_group(source, group.name, [spec.text]).tables
                 except NightcopyError as exc:
                     report.problems.append(str(exc))
-                    bad = True
-            if bad:
-                continue
-            try:
-                expanded.append(expand_group(source, group.name, group.tables))
-            except NightcopyError as exc:
-                report.problems.append(str(exc))
+            expanded.append(ExpandedGroup(group.name, list(group.tables),
+                                          list(dict.fromkeys(found)), False))
         for table, names in sorted(overlaps(expanded).items()):
             report.problems.append(f"table {table} is in more than one group: {', '.join(names)}")
         if expanded:

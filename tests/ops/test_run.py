@@ -1,0 +1,151 @@
+"""`nightcopy run`: all groups through the real worker processes, ledger, resume, Slack."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from nightcopy.run import GroupState, worker_command
+
+SOURCE = """
+CREATE SCHEMA sales;
+CREATE TABLE public.customers (id int PRIMARY KEY, name text);
+INSERT INTO public.customers SELECT i, 'c' || i FROM generate_series(1, 500) i;
+CREATE TABLE public."Order Items" (id int PRIMARY KEY, qty int);
+INSERT INTO public."Order Items" SELECT i, i % 7 FROM generate_series(1, 2000) i;
+CREATE TABLE sales.invoices (id int PRIMARY KEY, amount numeric);
+INSERT INTO sales.invoices SELECT i, i * 1.5 FROM generate_series(1, 300) i;
+CREATE TABLE sales.credits (id int PRIMARY KEY);
+INSERT INTO sales.credits SELECT generate_series(1, 10);
+"""
+GROUPS = [{"name": "g1", "tables": ["public.customers", 'public."Order Items"']},
+          {"name": "g2", "tables": ["sales.*"]}]
+
+
+@pytest.fixture
+def shop(dbs):
+    dbs.source.execute(SOURCE)
+    return dbs
+
+
+def test_run_copies_every_group_and_records_the_ledger(nc, shop, tmp_path, write_config,
+                                                       with_password):
+    cfg = write_config(tmp_path / "nightcopy.toml", with_password(shop.source.dsn),
+                       with_password(shop.target.dsn), GROUPS, options={"jobs": 1})
+    r = nc("run", "--config", str(cfg), "--run-id", "test-run-1", "--parallel", "2")
+    assert r.exit_code == 0, r.text
+    assert shop.target.scalar('SELECT count(*) FROM public."Order Items"') == 2000
+    assert shop.target.scalar("SELECT sum(amount) FROM sales.invoices") == 67725
+    assert shop.target.query(
+        "SELECT group_name, status, tables FROM nightcopy.runs WHERE run_id = 'test-run-1'"
+        " ORDER BY 1") == [("g1", "succeeded", 2), ("g2", "succeeded", 2)]
+    out = r.stdout
+    # plain progress lines (not a terminal) and the summary table
+    assert "[g1] copied public.\"Order Items\": 2,000 rows" in out
+    assert "[g2] succeeded" in out
+    summary = out[out.index("nightcopy run test-run-1"):]
+    assert "2/2" in summary and "succeeded" in summary and "2,810" in summary
+    assert "Critical path: group" in out
+    assert "s3cr3t-pw" not in r.text
+
+
+def test_a_failed_table_fails_the_run_and_the_same_run_id_resumes(nc, shop, tmp_path,
+                                                                   write_config):
+    # A view under a listed name on the target: that table fails, the others are copied.
+    shop.target.execute("CREATE SCHEMA sales; CREATE VIEW sales.credits AS SELECT 1 AS id")
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS)
+    r = nc("run", "--config", str(cfg), "--run-id", "night-7")
+    assert r.exit_code == 1
+    assert r.stderr.strip().splitlines() == [
+        "nightcopy: error: run night-7 failed: g2 (1 table(s) failed)"]
+    assert "failed: [g2] sales.credits:" in r.stdout
+    assert "Rerun with --run-id night-7" in r.stdout
+    assert shop.target.scalar("SELECT count(*) FROM sales.invoices") == 300
+    shop.target.execute("DROP VIEW sales.credits")
+
+    r = nc("run", "--config", str(cfg), "--run-id", "night-7")
+    assert r.exit_code == 0, r.text
+    # only the unfinished table was copied again; the three others were skipped
+    assert r.stdout.count("] skipped ") == 3
+    assert "[g2] copied sales.credits: 10 rows" in r.stdout
+    assert shop.target.scalar("SELECT count(*) FROM sales.credits") == 10
+    assert shop.target.scalar(
+        "SELECT count(*) FROM nightcopy.table_results WHERE run_id = 'night-7'"
+        " AND status = 'copied'") == 4
+
+
+def test_broken_config_is_refused_before_anything_is_written(nc, shop, tmp_path, write_config):
+    groups = [{"name": "g1", "tables": ["public.customers", "public.nope"]},
+              {"name": "g2", "tables": ["sales.*"]}]
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, groups)
+    r = nc("run", "--config", str(cfg))
+    assert r.exit_code == 1
+    assert "group g1: table public.nope does not exist on the source" in r.stderr
+    assert shop.target.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'nightcopy'") == 0
+
+    overlapping = [{"name": "g1", "tables": ["sales.invoices"]}, {"name": "g2", "tables": ["sales.*"]}]
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, overlapping)
+    r = nc("run", "--config", str(cfg))
+    assert r.exit_code == 1 and "sales.invoices is in groups g1 and g2" in r.stderr
+    r = nc("run", "--config", str(cfg), "--group", "g9")
+    assert r.exit_code == 1 and "no group named 'g9'" in r.stderr
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/hooksecret", _Hook.received
+    server.shutdown()
+
+
+def test_slack_gets_the_notifiers_report_for_one_group(nc, shop, tmp_path, write_config, webhook):
+    url, received = webhook
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS,
+                       slack={"webhook_url": "env:TEST_HOOK"})
+    r = nc("run", "--config", str(cfg), "--group", "g2", "--slack", "--run-id", "slack-1",
+           env={"TEST_HOOK": url})
+    assert r.exit_code == 0, r.text
+    assert "Slack report posted" in r.stdout
+    assert len(received) == 1
+    message = received[0]
+    assert "slack-1" in message["text"] and message["blocks"]
+    assert "sales.invoices" in json.dumps(message["blocks"])  # the slowest tables come from the report
+    assert shop.target.scalar("SELECT to_regclass('public.customers')") is None  # g1 did not run
+    assert "hooksecret" not in r.text
+
+
+def test_slack_without_settings_is_refused_up_front(nc, shop, tmp_path, write_config):
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS)
+    r = nc("run", "--config", str(cfg), "--slack")
+    assert r.exit_code == 1 and "has no Slack settings" in r.stderr
+
+
+def test_dsns_never_reach_the_worker_command_line(tmp_path):
+    cmd = worker_command(GroupState("g1", ['public."Order Items"', "sales.*"]), "r1", tmp_path,
+                         {"jobs": 3, "strategy": "truncate", "parallel": 2})
+    assert cmd[1:4] == ["-m", "nightcopy", "copy"]
+    assert cmd[cmd.index("--tables") + 1] == '["public.\\"Order Items\\"", "sales.*"]'
+    assert cmd[cmd.index("--report-uri") + 1] == tmp_path.as_uri()
+    assert "--jobs" in cmd and "--parallel" not in cmd
+    assert "--source" not in cmd and "--target" not in cmd
+    assert not any("postgres" in part or "host=" in part for part in cmd)

@@ -1,0 +1,106 @@
+"""`nightcopy validate`: every problem of a config on a line of its own, exit 1; OK exit 0."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+SHOP = """
+CREATE SCHEMA sales;
+CREATE TABLE public.customers (id int PRIMARY KEY);
+CREATE TABLE public.orders (id int PRIMARY KEY);
+CREATE TABLE public."Order Items" (id int);
+CREATE TABLE sales.invoices (id int);
+CREATE TABLE sales.credits (id int);
+CREATE VIEW public.order_view AS SELECT * FROM public.orders;
+"""
+
+
+@pytest.fixture
+def shop(dbs):
+    dbs.source.execute(SHOP)
+    return dbs
+
+
+def test_a_good_config_passes(nc, shop, tmp_path, write_config, with_password):
+    cfg = write_config(tmp_path / "nightcopy.toml", with_password(shop.source.dsn),
+                       with_password(shop.target.dsn),
+                       [{"name": "a", "tables": ["public.orders", 'public."Order Items"']},
+                        {"name": "b", "tables": ["public.customers", "sales.*"]}],
+                       slack={"webhook_url": "https://hooks.slack.com/services/T0/B0/xyzsecret"})
+    r = nc("validate", "--config", str(cfg))
+    assert r.exit_code == 0, r.text
+    assert "OK" in r.stdout and "2 groups, 5 tables found on the source" in r.stdout
+    assert "s3cr3t-pw" not in r.text and "xyzsecret" not in r.text
+
+
+def test_every_problem_gets_its_own_line(nc, shop, tmp_path, write_config, with_password):
+    cfg = write_config(
+        tmp_path / "nightcopy.toml", with_password(shop.source.dsn),
+        "host=/nonexistent-socket-dir dbname=reporting user=x password=s3cr3t-pw",
+        [{"name": "a", "tables": ["public.orders", "public.missing", "public.order_view"]},
+         {"name": "b", "tables": ["public.orders", "nosuch.*", "sales.*"]},
+         {"name": "c", "tables": ["sales.invoices"]}])
+    r = nc("validate", "--config", str(cfg))
+    assert r.exit_code == 1
+    problems = [line for line in r.stdout.splitlines() if line.startswith("problem: ")]
+    text = "\n".join(problems)
+    assert len(problems) == 7, r.stdout
+    assert "target DSN: cannot reach the target database" in text
+    assert "public.missing does not exist on the source" in text
+    assert "public.order_view is a view on the source" in text
+    assert "'nosuch.*' matches no table" in text
+    assert "table public.orders is in more than one group: a, b" in text
+    assert "table sales.invoices is in more than one group: b, c" in text
+    assert "slack: no Slack settings" in text
+    assert r.stderr.strip().endswith("7 problems")
+    assert "s3cr3t-pw" not in r.text
+
+
+def test_same_database_twice_and_slack_half_configured(nc, shop, tmp_path, write_config):
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.source.dsn,
+                       [{"name": "a", "tables": ["public.orders"]}],
+                       slack={"bot_token": "xoxb-123-secret"})
+    r = nc("validate", "--config", str(cfg))
+    assert r.exit_code == 1
+    assert "source and target are the same database" in r.stdout
+    assert "slack: slack_channel is missing" in r.stdout
+    assert "xoxb-123-secret" not in r.text
+
+
+def test_an_unreadable_config_is_one_problem(nc, tmp_path):
+    bad = tmp_path / "nightcopy.toml"
+    bad.write_text('source_dsn = "x"\ntarget_dsn = "y"\n[[groups]]\nname = "a"\n'
+                   'tables = ["public.t", "t"]\n')
+    r = nc("validate", "--config", str(bad))
+    assert r.exit_code == 1
+    assert r.stdout.count("problem: ") == 1 and "listed twice" in r.stdout
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.client("ssm")
+
+
+def test_validate_an_ssm_prefix(nc, shop, aws, with_password):
+    put = aws.put_parameter
+    put(Name="/nc/prod/source_dsn", Value=with_password(shop.source.dsn), Type="SecureString")
+    put(Name="/nc/prod/target_dsn", Value=with_password(shop.target.dsn), Type="SecureString")
+    put(Name="/nc/prod/table_groups", Type="String",
+        Value=json.dumps([["public.orders", "sales.*"], ["public.customers"]]))
+    r = nc("validate", "--ssm-prefix", "/nc/prod")
+    assert r.exit_code == 1 and "slack: no Slack settings" in r.stdout
+    assert r.stdout.count("problem: ") == 1
+    put(Name="/nc/prod/slack_webhook_url", Type="SecureString",
+        Value="https://hooks.slack.com/services/T0/B0/xyzsecret")
+    r = nc("validate", "--ssm-prefix", "/nc/prod/")
+    assert r.exit_code == 0, r.text
+    assert "SSM /nc/prod" in r.stdout and "2 groups, 4 tables" in r.stdout
+    assert "s3cr3t-pw" not in r.text and "xyzsecret" not in r.text
