@@ -396,7 +396,7 @@ def timings_from_logs(log_group: str, run_id: str | None, *, days: float = 2.0,
             seconds=_num(r.get("seconds")), copy_seconds=_num(r.get("copy_seconds")),
             index_seconds=_num(r.get("index_seconds")),
         )
-        for r in rows if r.get("run_id", run_id) == run_id
+        for r in rows if r.get("table") and r.get("run_id", run_id) == run_id
     ]
     tables.sort(key=lambda t: (-(t.seconds or 0.0), t.table))
     groups = sorted(by_run.get(run_id, []), key=_finish_key)
@@ -434,6 +434,8 @@ def history_from_logs(log_group: str, nights: int, *, days: float | None = None,
     runs = runs[:nights]
     trends = []
     for r in run_insights_query(logs, log_group, SLOWEST_TABLES_QUERY, start, end):
+        if not r.get("table"):
+            continue
         avg = _num(r.get("avg_seconds")) or 0.0
         trends.append(TableTrend(
             table=r.get("table") or "", group=r.get("group") or "",

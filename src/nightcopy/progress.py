@@ -38,7 +38,7 @@ class RowsColumn(ProgressColumn):
 class RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         g = _state(task)
-        return Text(fmt_rate(g.bytes, g.elapsed), justify="right")
+        return Text(fmt_rate(g.live_bytes, g.elapsed), justify="right")
 
 
 class CurrentColumn(ProgressColumn):

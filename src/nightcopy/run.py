@@ -50,7 +50,7 @@ class GroupState:
     failed: int = 0
     rows: int = 0
     bytes: int = 0
-    current: str | None = None
+    in_flight: dict[str, int] = field(default_factory=dict)  # table -> bytes so far
     started: float | None = None  # time.monotonic()
     finished: float | None = None
     returncode: int | None = None
@@ -59,6 +59,19 @@ class GroupState:
     results: list[dict] = field(default_factory=list)  # table_copied / table_failed events
     warnings: list[str] = field(default_factory=list)
     stderr_tail: deque = field(default_factory=lambda: deque(maxlen=STDERR_TAIL))
+
+    @property
+    def current(self) -> str | None:
+        """The table(s) being copied right now (several with --jobs > 1)."""
+        if not self.in_flight:
+            return None
+        first = next(iter(self.in_flight))
+        return first + (f" (+{len(self.in_flight) - 1})" if len(self.in_flight) > 1 else "")
+
+    @property
+    def live_bytes(self) -> int:
+        """Bytes of finished tables plus what is streaming now: the live MB/s."""
+        return self.bytes + sum(self.in_flight.values())
 
     @property
     def elapsed(self) -> float:
@@ -141,31 +154,31 @@ def apply_event(group: GroupState, event: dict) -> None:
     """Fold one worker JSON line into the group's state."""
     kind = event.get("event")
     table = event.get("table")
+    if kind in ("table_copied", "table_failed", "table_skipped"):
+        group.in_flight.pop(table, None)
     if kind == "table_copied":
         group.done += 1
         group.rows += int(event.get("rows") or 0)
         group.bytes += int(event.get("bytes") or 0)
         group.results.append({**event, "status": "copied"})
-        if group.current == table:
-            group.current = None
     elif kind == "table_skipped":
         group.done += 1
         group.skipped += 1
     elif kind == "table_failed":
         group.failed += 1
         group.results.append({**event, "status": "failed"})
-        if group.current == table:
-            group.current = None
+    elif kind in ("table_started", "table_progress") and table:
+        group.in_flight[table] = int(event.get("bytes") or 0)
     elif kind == "warning":
-        group.warnings.append(str(event.get("message") or event.get("warning") or event))
+        group.warnings.append(str(event.get("message") or event))
+    elif kind == "run_started":
+        if event.get("tables") is not None:
+            group.total = int(event["tables"])  # the worker's own count after glob expansion
     elif kind == "run_summary":
         group.summary = event
-        group.current = None
+        group.in_flight.clear()
         if group.total is None and event.get("tables") is not None:
             group.total = int(event["tables"])
-    elif table:
-        # table_started, progress heartbeats, ...: the worker is busy with this table
-        group.current = table
 
 
 def _reader(stream, group: GroupState, q: queue.Queue, kind: str) -> None:
