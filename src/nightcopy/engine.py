@@ -216,7 +216,9 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                             if tconn is not None and tconn.closed:
                                 tconn = None
                         cause = exc.cause if isinstance(exc, SourceStreamError) else exc
-                        message = explain(d.ref.qualified, cause)
+                        message = explain(d.ref.qualified, cause,
+                                          "source" if isinstance(exc, SourceStreamError)
+                                          else "target")
                         if lost:
                             message = (f"{d.ref.qualified}: the connection to the {side} was lost "
                                        f"({pg_message(cause)})")

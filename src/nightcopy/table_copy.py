@@ -89,12 +89,20 @@ def pg_message(exc: BaseException) -> str:
     return scrub(text)
 
 
-def _explain(table: str, exc: BaseException) -> str:
+def _explain(table: str, exc: BaseException, side: str = "target") -> str:
     """A one-line reason naming the problem and, where known, the fix."""
     if isinstance(exc, TableError):
         return str(exc)
     code = getattr(exc, "pgcode", None)
     message = pg_message(exc)
+    if side == "source":
+        source_fixes = {
+            "42501": "the source role lacks SELECT on it (or row-level security hides rows "
+                     "from it): GRANT SELECT, or use a role with BYPASSRLS",
+            "57014": "a statement was cancelled on the source (statement_timeout?)",
+        }
+        hint = source_fixes.get(code or "")
+        return f"{table}: reading the source failed: {message}" + (f"; {hint}" if hint else "")
     fixes = {
         "42883": "the target lacks a function the definition uses: create it there first "
                  "(nightcopy copies tables, not functions)",
@@ -296,7 +304,7 @@ class TableCopier:
         def swap() -> None:
             current = None
             if old is not None:
-                cur.execute(f"LOCK TABLE {d.ref.qualified} IN ACCESS EXCLUSIVE MODE")
+                self._lock_in_order(cur, d.ref.qualified, old)
                 # Look again under the lock: views or grants may have changed during the load.
                 current = target.inspect(cur, d.ref.schema, d.ref.name, self.listed)
                 if current is not None and current.blockers:
@@ -305,6 +313,22 @@ class TableCopier:
             self._swap_in(cur, d, current, stage)
 
         self._with_lock_retries(cur, swap, out, "take the lock for the swap")
+
+    @staticmethod
+    def _lock_in_order(cur: cursor, table: str, old: target.TargetTable) -> None:
+        """Lock the table and the tables its swap touches in one global (name) order.
+
+        Dropping the old table also locks the tables its foreign keys reference, and dropping
+        a listed child's foreign key locks the child; taking all of them in the same order in
+        every worker keeps two swaps from deadlocking. Referenced tables only need SHARE ROW
+        EXCLUSIVE, which readers do not wait for."""
+        modes = {table: "ACCESS EXCLUSIVE"}
+        for child, _ in old.incoming_fks:
+            modes[child] = "ACCESS EXCLUSIVE"
+        for parent in old.referenced_tables:
+            modes.setdefault(parent, "SHARE ROW EXCLUSIVE")
+        for name in sorted(modes):
+            cur.execute(f"LOCK TABLE {name} IN {modes[name]} MODE")
 
     def _swap_in(self, cur: cursor, d: TableDef, old: target.TargetTable | None, stage: str) -> None:
         literal = lambda s: cur.mogrify("%s", (s,)).decode()  # noqa: E731
@@ -348,7 +372,15 @@ class TableCopier:
             self._restore_owner(cur, f"TABLE {q}", old.owner, q)
             for view in old.views:
                 options = f" WITH ({', '.join(view.options)})" if view.options else ""
-                cur.execute(f"CREATE VIEW {view.qualified}{options} AS {view.definition}")
+                try:
+                    cur.execute(f"CREATE VIEW {view.qualified}{options} AS {view.definition}")
+                except psycopg2.Error as exc:
+                    if isinstance(exc, psycopg2.errors.LockNotAvailable | psycopg2.errors.DeadlockDetected):
+                        raise
+                    raise TableError(
+                        f"{q}: the target's view {view.qualified} cannot be re-created on the new "
+                        f"table ({pg_message(exc)}); change or drop the view, or use --strategy "
+                        "truncate") from None
                 self._restore_owner(cur, f"VIEW {view.qualified}", view.owner, q)
                 for statement in schema.grants_sql(view.qualified, view.acl, [],
                                                    self.target_roles)[0]:
@@ -425,5 +457,5 @@ class TableCopier:
         tgt.commit()
 
 
-def explain(table: str, exc: BaseException) -> str:
-    return _explain(table, exc)
+def explain(table: str, exc: BaseException, side: str = "target") -> str:
+    return _explain(table, exc, side)

@@ -34,6 +34,7 @@ class TargetTable:
     lost: list[str] = field(default_factory=list)  # target-side objects the swap cannot keep
     incoming_fks: list[tuple[str, str]] = field(default_factory=list)  # (table, constraint)
     owned_sequences: list[str] = field(default_factory=list)
+    referenced_tables: list[str] = field(default_factory=list)  # its foreign keys point there
     indexes: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> (unique, body)
     columns: list[tuple[str, str]] = field(default_factory=list)  # (name, type) non-generated
     leaves: list[str] = field(default_factory=list)
@@ -165,6 +166,15 @@ def inspect(cur: cursor, schema: str, name: str, listed: set[str]) -> TargetTabl
         else:
             t.blockers.append(f"foreign key {conname} of table {table} (not in this copy) "
                               "references it")
+
+    cur.execute("""
+        SELECT DISTINCT format('%%I.%%I', n.nspname, c.relname)
+          FROM pg_catalog.pg_constraint k
+          JOIN pg_catalog.pg_class c ON c.oid = k.confrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE k.contype = 'f' AND k.conrelid = ANY(%s::oid[])
+           AND k.confrelid <> ALL(%s::oid[])""", (rel_oids, rel_oids))
+    t.referenced_tables = sorted(r[0] for r in cur.fetchall())
 
     cur.execute("SELECT polname FROM pg_catalog.pg_policy WHERE polrelid = ANY(%s::oid[])",
                 (rel_oids,))
