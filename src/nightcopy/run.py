@@ -16,6 +16,7 @@ import os
 import queue
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,6 +211,7 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
     pending = list(groups)
     running: dict[str, tuple[subprocess.Popen, int]] = {}  # group -> (process, open streams)
     t0 = time.monotonic()
+    previous_sigterm = _sigterm_as_interrupt()
     observer.started(run_id, groups)
     try:
         while pending or running:
@@ -264,10 +266,23 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
                 proc.kill()
         raise
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         observer.finished()
         if own_dir:
             shutil.rmtree(report_dir, ignore_errors=True)  # reports were read into the states
     return RunOutcome(run_id, groups, time.monotonic() - t0, report_dir)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt():
+    """A `kill` (cron timeout, systemd stop) stops the workers too instead of orphaning them."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:

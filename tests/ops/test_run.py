@@ -149,3 +149,35 @@ def test_dsns_never_reach_the_worker_command_line(tmp_path):
     assert "--jobs" in cmd and "--parallel" not in cmd
     assert "--source" not in cmd and "--target" not in cmd
     assert not any("postgres" in part or "host=" in part for part in cmd)
+
+
+def test_sigterm_stops_the_workers_too(shop, tmp_path, write_config):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCOPY_")}
+    proc = subprocess.Popen([sys.executable, "-m", "nightcopy", "run", "--config", str(cfg),
+                             "--run-id", "term-test-4711"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:  # the workers are spawned: stop the run now
+        if "[g2] started" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "interrupted" in err
+
+    def workers_left() -> list[str]:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if b"term-test-4711" in cmdline.read_bytes():
+                    found.append(cmdline.parent.name)
+            except OSError:
+                pass
+        return found
+
+    assert workers_left() == []
