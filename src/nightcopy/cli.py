@@ -50,6 +50,8 @@ def _register() -> None:
 
     main.add_command(copy_command)
     # --- other command modules register here (one line each) ---
+    from nightcopy.aws_cli import start, watch  # AWS: nightcopy start / watch
+    main.add_command(start), main.add_command(watch)
     __import__("nightcopy.ops_cli").ops_cli.register(main)  # run demo history timings plan validate
 
 
