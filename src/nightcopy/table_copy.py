@@ -304,7 +304,9 @@ class TableCopier:
         def swap() -> None:
             current = None
             if old is not None:
+                t0 = time.monotonic()
                 self._lock_in_order(cur, d.ref.qualified, old)
+                out.lock_wait_seconds += time.monotonic() - t0
                 # Look again under the lock: views or grants may have changed during the load.
                 current = target.inspect(cur, d.ref.schema, d.ref.name, self.listed)
                 if current is not None and current.blockers:
@@ -315,20 +317,18 @@ class TableCopier:
         self._with_lock_retries(cur, swap, out, "take the lock for the swap")
 
     @staticmethod
-    def _lock_in_order(cur: cursor, table: str, old: target.TargetTable) -> None:
+    def _lock_in_order(cur: cursor, table: str, old: target.TargetTable,
+                       referenced: bool = True) -> None:
         """Lock the table and the tables its swap touches in one global (name) order.
 
         Dropping the old table also locks the tables its foreign keys reference, and dropping
         a listed child's foreign key locks the child; taking all of them in the same order in
-        every worker keeps two swaps from deadlocking. Referenced tables only need SHARE ROW
-        EXCLUSIVE, which readers do not wait for."""
-        modes = {table: "ACCESS EXCLUSIVE"}
-        for child, _ in old.incoming_fks:
-            modes[child] = "ACCESS EXCLUSIVE"
-        for parent in old.referenced_tables:
-            modes.setdefault(parent, "SHARE ROW EXCLUSIVE")
-        for name in sorted(modes):
-            cur.execute(f"LOCK TABLE {name} IN {modes[name]} MODE")
+        every worker keeps two swaps from deadlocking. (Dropping a foreign key's triggers
+        takes ACCESS EXCLUSIVE on the referenced table too, for the few milliseconds until
+        the swap commits.)"""
+        parents = old.referenced_tables if referenced else []
+        for name in sorted({table, *(c for c, _ in old.incoming_fks), *parents}):
+            cur.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
 
     def _swap_in(self, cur: cursor, d: TableDef, old: target.TargetTable | None, stage: str) -> None:
         literal = lambda s: cur.mogrify("%s", (s,)).decode()  # noqa: E731
@@ -420,7 +420,10 @@ class TableCopier:
             raise TableError(f"cannot truncate {q} on the target: {'; '.join(fk_blockers)}")
 
         def lock() -> None:
-            cur.execute(f"LOCK TABLE {q} IN ACCESS EXCLUSIVE MODE")
+            t0 = time.monotonic()
+            # TRUNCATE keeps the table and its own foreign keys: the parents stay unlocked.
+            self._lock_in_order(cur, q, old, referenced=False)
+            out.lock_wait_seconds += time.monotonic() - t0
             for child, conname in old.incoming_fks:
                 cur.execute(f"ALTER TABLE {child} DROP CONSTRAINT {quote_ident(conname)}")
 
