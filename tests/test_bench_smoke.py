@@ -31,8 +31,17 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     table = out.read_text()
-    rows = {line.split("|")[1].strip(): line for line in table.splitlines()
-            if line.startswith("| ") and not line.startswith("| method")}
+    # the results table is the one whose header starts "| method | runs" (phase and target
+    # tables follow it); collect its rows by method key
+    rows: dict[str, str] = {}
+    inside = False
+    for line in table.splitlines():
+        if line.startswith("| method | runs"):
+            inside = True
+        elif inside and line.startswith("| "):
+            rows[line.split("|")[1].strip()] = line
+        elif inside and not line.startswith("|"):
+            break
     assert "raw" in rows and "nightcopy" in rows, table
     assert "failed" not in rows["raw"] and "failed" not in rows["nightcopy"], table
     assert rows["nightcopy"].rstrip(" |").endswith("yes"), table  # rows verified
