@@ -61,21 +61,20 @@ def test_second_copy_replaces_keeping_views_grants_and_target_indexes(cli, dbs):
     dbs.source.execute(CORPUS)
     assert copy(cli, dbs, "public.parent_accounts,public.child_payments").returncode == 0
     dbs.target.execute("""
-        CREATE ROLE nightcopy_test_reader;
+        DO $$ BEGIN CREATE ROLE nightcopy_test_reader;
+        EXCEPTION WHEN duplicate_object THEN NULL; END $$;
         CREATE VIEW public.big_payments AS SELECT id, amount FROM public.child_payments
             WHERE amount > 100;
         CREATE VIEW public.big_payment_count AS SELECT count(*) AS n FROM public.big_payments;
         COMMENT ON VIEW public.big_payments IS 'kept';
         GRANT SELECT ON public.child_payments, public.big_payments TO nightcopy_test_reader;
         CREATE INDEX reporting_only_idx ON public.child_payments (amount DESC);
-    """) if not dbs.target.scalar("SELECT 1 FROM pg_roles WHERE rolname = "
-                                  "'nightcopy_test_reader'") else dbs.target.execute("""
-        CREATE VIEW public.big_payments AS SELECT id, amount FROM public.child_payments
-            WHERE amount > 100;
-        CREATE VIEW public.big_payment_count AS SELECT count(*) AS n FROM public.big_payments;
-        COMMENT ON VIEW public.big_payments IS 'kept';
-        GRANT SELECT ON public.child_payments, public.big_payments TO nightcopy_test_reader;
-        CREATE INDEX reporting_only_idx ON public.child_payments (amount DESC);
+        ALTER TABLE public.child_payments ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY small_only ON public.child_payments FOR SELECT TO nightcopy_test_reader
+            USING (amount < 500);
+        CREATE STATISTICS public.pay_stats (ndistinct) ON id, account_id
+            FROM public.child_payments;
+        CREATE PUBLICATION reporting_pub FOR TABLE public.child_payments;
     """)
     old_oid = dbs.target.scalar("SELECT 'public.child_payments'::regclass::oid")
     dbs.source.execute("INSERT INTO public.child_payments VALUES (5000, 3, 999.99, NULL)")
@@ -93,6 +92,15 @@ def test_second_copy_replaces_keeping_views_grants_and_target_indexes(cli, dbs):
                              "'reporting_only_idx'") == 1
     assert dbs.target.scalar("SELECT convalidated FROM pg_constraint WHERE conname = "
                              "'child_payments_account_id_fkey'") is True
+    # Target-side row-level security, statistics and publication membership carried over.
+    assert dbs.target.scalar("SELECT relrowsecurity FROM pg_class WHERE oid = "
+                             "'public.child_payments'::regclass") is True
+    assert dbs.target.query("SELECT policyname, qual FROM pg_policies WHERE tablename = "
+                            "'child_payments'") == [("small_only", "(amount < (500)::numeric)")]
+    assert dbs.target.scalar("SELECT count(*) FROM pg_statistic_ext WHERE stxname = "
+                             "'pay_stats'") == 1
+    assert dbs.target.scalar("SELECT count(*) FROM pg_publication_tables WHERE pubname = "
+                             "'reporting_pub' AND tablename = 'child_payments'") == 1
 
 
 def test_readers_see_old_rows_until_the_swap_then_new_rows(cli, dbs):

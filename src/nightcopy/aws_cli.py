@@ -196,7 +196,10 @@ class ExecutionView:
             return lines
         idx = self.iteration_of.get(prev) if prev is not None else None
         if idx is not None:
-            self.iteration_of[eid] = idx
+            # the Map's own events after an iteration ends chain onto that iteration's last
+            # event: an iteration's end must not pass its index on
+            if not kind.startswith("MapIteration"):
+                self.iteration_of[eid] = idx
             return self._feed_group(self.groups.setdefault(idx, GroupView(idx)), event)
         if kind == "MapStateStarted":
             self.map_size = event.get("mapStateStartedEventDetails", {}).get("length")

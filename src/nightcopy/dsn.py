@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import psycopg2
 import psycopg2.extensions
-from psycopg2.extensions import connection
 
 from nightcopy.errors import ConfigError, ConnectError
 from nightcopy.secrets import register_secret, scrub
@@ -79,8 +78,14 @@ def first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message and message.strip() else "unknown error"
 
 
+class Connection(psycopg2.extensions.connection):
+    """A psycopg2 connection that remembers nightcopy's settings for SET LOCAL."""
+
+    nightcopy_settings: dict[str, str]
+
+
 def connect(dsn: str, role: str, application_name: str, *, server_version_min: int = 0,
-            settings: dict[str, str] | None = None) -> connection:
+            settings: dict[str, str] | None = None) -> Connection:
     """Open a connection with keepalives, a connect timeout and nightcopy's session settings."""
     params = parse(dsn, role)
     extra: dict[str, object] = {
@@ -93,7 +98,7 @@ def connect(dsn: str, role: str, application_name: str, *, server_version_min: i
     if "connect_timeout" not in params:
         extra["connect_timeout"] = 15
     try:
-        conn = psycopg2.connect(dsn, **extra)
+        conn = psycopg2.connect(dsn, connection_factory=Connection, **extra)
     except psycopg2.OperationalError as exc:
         raise ConnectError(_explain(str(exc), role, redact_dsn(dsn))) from None
     if conn.server_version < 120000:
@@ -107,8 +112,18 @@ def connect(dsn: str, role: str, application_name: str, *, server_version_min: i
         # A killed worker's server-side statement stops within seconds instead of running on.
         all_settings["client_connection_check_interval"] = "5s"
     all_settings.update(settings or {})
+    conn.nightcopy_settings = all_settings
     with conn.cursor() as cur:
-        for name, value in all_settings.items():
-            cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+        apply_settings(cur, all_settings, local=False)
     conn.commit()
     return conn
+
+
+def apply_settings(cur, settings: dict[str, str], local: bool) -> None:
+    """One round trip of set_config() calls; local=True scopes them to the transaction."""
+    calls = ", ".join(["pg_catalog.set_config(%s, %s, %s)"] * len(settings))
+    params: list[object] = []
+    for name, value in settings.items():
+        params += [name, value, local]
+    cur.execute(f"SELECT {calls}", params)
+

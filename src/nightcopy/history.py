@@ -169,11 +169,22 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
     if run_id is None:
         raise NightcopyError(f"the ledger in the target ({redacted}) records no runs yet")
     with conn.cursor() as cur:
+        # Figures come from the table results, not from runs' own columns: a resumed run
+        # rewrites those with its last invocation's (the one that copied what was left).
         cur.execute(
-            f"""SELECT group_name, status, started_at, finished_at, tables, failed, rows, bytes,
-                       seconds
-                  FROM {LEDGER_SCHEMA}.runs WHERE run_id = %s""",
-            (run_id,),
+            f"""SELECT r.group_name, r.status, r.started_at, r.finished_at, r.tables,
+                       coalesce(t.failed, r.failed, 0)::int, coalesce(t.rows, 0)::bigint,
+                       coalesce(t.bytes, 0)::bigint,
+                       extract(epoch FROM r.finished_at - r.started_at)::float8
+                  FROM {LEDGER_SCHEMA}.runs r
+                  LEFT JOIN (SELECT group_name,
+                                    count(*) FILTER (WHERE status = 'failed') AS failed,
+                                    sum(rows) FILTER (WHERE status = 'copied') AS rows,
+                                    sum(bytes) FILTER (WHERE status = 'copied') AS bytes
+                               FROM {LEDGER_SCHEMA}.table_results WHERE run_id = %s
+                              GROUP BY group_name) t USING (group_name)
+                 WHERE r.run_id = %s""",
+            (run_id, run_id),
         )
         groups = [GroupTiming(*row) for row in cur.fetchall()]
         cur.execute(
@@ -206,14 +217,21 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
                            CASE WHEN bool_or(status = 'running') THEN 'running'
                                 WHEN bool_or(status = 'failed') THEN 'failed'
                                 ELSE 'succeeded' END AS status,
-                           count(*) AS groups, coalesce(sum(tables), 0) AS tables,
-                           coalesce(sum(failed), 0) AS failed, coalesce(sum(rows), 0) AS rows,
-                           coalesce(sum(bytes), 0) AS bytes
+                           count(*) AS groups, coalesce(sum(tables), 0) AS tables
                       FROM {LEDGER_SCHEMA}.runs GROUP BY run_id
-                     ORDER BY min(started_at) DESC, run_id DESC LIMIT %s)
-                SELECT r.*, c.group_name,
-                       extract(epoch FROM c.finished_at - r.started_at)
+                     ORDER BY min(started_at) DESC, run_id DESC LIMIT %s),
+                results AS (
+                    -- one row per table and run (a resumed table keeps its latest attempt)
+                    SELECT run_id, count(*) FILTER (WHERE status = 'failed') AS failed,
+                           sum(rows) FILTER (WHERE status = 'copied') AS rows,
+                           sum(bytes) FILTER (WHERE status = 'copied') AS bytes
+                      FROM {LEDGER_SCHEMA}.table_results
+                     WHERE run_id IN (SELECT run_id FROM recent) GROUP BY run_id)
+                SELECT r.run_id, r.started_at, r.finished_at, r.status, r.groups, r.tables,
+                       coalesce(res.failed, 0), coalesce(res.rows, 0), coalesce(res.bytes, 0),
+                       c.group_name, extract(epoch FROM c.finished_at - r.started_at)
                   FROM recent r
+                  LEFT JOIN results res USING (run_id)
                   LEFT JOIN LATERAL (
                        SELECT group_name, finished_at FROM {LEDGER_SCHEMA}.runs g
                         WHERE g.run_id = r.run_id

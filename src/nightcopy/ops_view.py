@@ -79,7 +79,7 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
     groups = Table(title="Groups (in the order they finished)", title_justify="left")
     for col, just in (("group", "left"), ("status", "left"), ("tables", "right"),
                       ("failed", "right"), ("rows", "right"), ("size", "right"),
-                      ("seconds", "right"), ("finished", "left")):
+                      ("duration", "right"), ("finished", "left")):
         groups.add_column(col, justify=just)
     crit = t.critical_group
     for g in t.groups:

@@ -170,15 +170,14 @@ def render_outcome(console: Console, outcome) -> None:
         for r in g.results:
             if r.get("status") == "failed":
                 console.print(Text(f"failed: [{g.name}] {r.get('table')}: {r.get('error')}",
-                                   style="red"))
+                                   style="red"), soft_wrap=True)
         if g.status == "failed" and not g.failed:
-            console.print(Text(f"failed: [{g.name}] {g.error}", style="red"))
+            console.print(Text(f"failed: [{g.name}] {g.error}", style="red"), soft_wrap=True)
             tail = [line for line in g.stderr_tail if line.strip()][-5:]
             for line in tail[:-1]:
                 console.print(f"    {line}", markup=False)
-        warnings = len(g.warnings)
-        if warnings:
-            console.print(Text(f"[{g.name}] {warnings} warning(s), e.g. {g.warnings[0]}",
-                               style="yellow"))
+        if g.warnings:
+            console.print(Text(f"[{g.name}] {len(g.warnings)} warning(s), e.g. {g.warnings[0]}",
+                               style="yellow", no_wrap=True, overflow="ellipsis"))
     if not outcome.ok:
         console.print(f"Rerun with --run-id {outcome.run_id} to copy only what did not finish.")

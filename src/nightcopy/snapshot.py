@@ -24,6 +24,7 @@ def begin_snapshot_transaction(conn: connection, snapshot_id: str | None) -> str
             cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_id,))
         # With RLS, COPY would silently return fewer rows; off makes it fail loudly instead.
         cur.execute("SET LOCAL row_security = off")
+        dsnlib.apply_settings(cur, conn.nightcopy_settings, local=True)
         if snapshot_id:
             return snapshot_id
         cur.execute("SELECT pg_catalog.pg_export_snapshot()")

@@ -28,6 +28,7 @@ from tenacity import (
 )
 
 from nightcopy import data, schema, target, verify
+from nightcopy import dsn as dsnlib
 from nightcopy.catalog import TableDef, quote_ident
 from nightcopy.errors import TableError
 from nightcopy.events import EventWriter
@@ -134,6 +135,7 @@ class TableCopier:
         started = time.monotonic()
         cur = tgt.cursor()
         try:
+            dsnlib.apply_settings(cur, tgt.nightcopy_settings, local=True)
             self._lock_table_for_run(cur, d)
             old = target.inspect(cur, d.ref.schema, d.ref.name, self.listed)
             if old is not None and old.kind not in ("r", "p"):
@@ -369,6 +371,18 @@ class TableCopier:
                 cur.execute(f"ALTER SEQUENCE {s.qualified} OWNED BY {q}.{quote_ident(s.owner_column)}")
             cur.execute(schema.sequence_value_sql(s, s.qualified))
         if old is not None:
+            for head, tail in old.carry_over:
+                # Policies, RLS flags and extended statistics the target had on the old table.
+                cur.execute(head if tail is None else head + q + tail)
+            for publication in old.publications:
+                cur.execute("SAVEPOINT nightcopy_publication")
+                try:
+                    cur.execute(f"ALTER PUBLICATION {publication} ADD TABLE {q}")
+                    cur.execute("RELEASE SAVEPOINT nightcopy_publication")
+                except psycopg2.errors.InsufficientPrivilege:
+                    cur.execute("ROLLBACK TO SAVEPOINT nightcopy_publication")
+                    self.events.warn(f"{q}: could not add the new table back to publication "
+                                     f"{publication} (the worker's role does not own it)", table=q)
             self._restore_owner(cur, f"TABLE {q}", old.owner, q)
             for view in old.views:
                 options = f" WITH ({', '.join(view.options)})" if view.options else ""

@@ -32,6 +32,9 @@ class TargetTable:
     views: list[ViewDef] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # target-side objects the swap cannot keep
+    # Statements to run on the new table: head + table name + tail (tail None: head alone).
+    carry_over: list[tuple[str, str | None]] = field(default_factory=list)
+    publications: list[str] = field(default_factory=list)
     incoming_fks: list[tuple[str, str]] = field(default_factory=list)  # (table, constraint)
     owned_sequences: list[str] = field(default_factory=list)
     referenced_tables: list[str] = field(default_factory=list)  # its foreign keys point there
@@ -176,16 +179,42 @@ def inspect(cur: cursor, schema: str, name: str, listed: set[str]) -> TargetTabl
            AND k.confrelid <> ALL(%s::oid[])""", (rel_oids, rel_oids))
     t.referenced_tables = sorted(r[0] for r in cur.fetchall())
 
-    cur.execute("SELECT polname FROM pg_catalog.pg_policy WHERE polrelid = ANY(%s::oid[])",
-                (rel_oids,))
-    t.lost += [f"row-level security policy {r[0]}" for r in cur.fetchall()]
-    cur.execute("""SELECT p.pubname FROM pg_catalog.pg_publication_rel pr
+    # Target-side row-level security, extended statistics and publication membership are
+    # re-created on the new table by the swap (as statements captured here).
+    cur.execute("""
+        SELECT c.relrowsecurity, c.relforcerowsecurity FROM pg_catalog.pg_class c
+         WHERE c.oid = %s""", (oid,))
+    rls, force = cur.fetchone()
+    if rls:
+        t.carry_over.append(("ALTER TABLE ", " ENABLE ROW LEVEL SECURITY"))
+    if force:
+        t.carry_over.append(("ALTER TABLE ", " FORCE ROW LEVEL SECURITY"))
+    cur.execute("""
+        SELECT format('CREATE POLICY %%I ON ', p.polname), format(' AS %%s FOR %%s TO %%s%%s%%s',
+                      CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                      CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+                           WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                      (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC'
+                                              ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r))
+                                         END, ', ')
+                         FROM unnest(p.polroles) AS r),
+                      ' USING (' || pg_catalog.pg_get_expr(p.polqual, p.polrelid) || ')',
+                      ' WITH CHECK (' || pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+          FROM pg_catalog.pg_policy p WHERE p.polrelid = %s ORDER BY p.polname""", (oid,))
+    t.carry_over += [(r[0], r[1]) for r in cur.fetchall()]
+    cur.execute("""SELECT pg_catalog.pg_get_statisticsobjdef(s.oid)
+                     FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = %s""", (oid,))
+    # The definition names the table by its (unchanged) qualified name.
+    t.carry_over += [(r[0], None) for r in cur.fetchall()]
+    cur.execute("""SELECT pg_catalog.quote_ident(p.pubname)
+                     FROM pg_catalog.pg_publication_rel pr
                      JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
-                    WHERE pr.prrelid = ANY(%s::oid[])""", (rel_oids,))
-    t.lost += [f"membership in publication {r[0]}" for r in cur.fetchall()]
-    cur.execute("SELECT stxname FROM pg_catalog.pg_statistic_ext WHERE stxrelid = ANY(%s::oid[])",
-                (rel_oids,))
-    t.lost += [f"extended statistics {r[0]}" for r in cur.fetchall()]
+                    WHERE pr.prrelid = %s""", (oid,))
+    t.publications = [r[0] for r in cur.fetchall()]
+    cur.execute("SELECT count(*) FROM pg_catalog.pg_policy WHERE polrelid = ANY(%s::oid[]) "
+                "AND polrelid <> %s", (rel_oids, oid))
+    if cur.fetchone()[0]:
+        t.lost.append("row-level security policies on its partitions")
 
     # Sequences owned by the old table's columns (serial): they must outlive the DROP.
     cur.execute("""
