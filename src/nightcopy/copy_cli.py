@@ -14,6 +14,7 @@ from nightcopy.engine import CopyOptions, copy_tables, new_run_id
 from nightcopy.errors import ConfigError
 from nightcopy.events import EventWriter
 from nightcopy.groups import find_group
+from nightcopy.report import check_report_uri
 
 DEFAULTS = {"jobs": 2, "strategy": "swap", "verify": "count", "report_uri": None, "retries": 1,
             "lock_timeout": 2.0, "lock_attempts": 6}
@@ -112,6 +113,8 @@ def _resolve(given: dict) -> CopyOptions:
                           "(or target_dsn under --ssm-prefix)")
     for name, default in DEFAULTS.items():
         values.setdefault(name, default)
+    if values.get("report_uri"):
+        check_report_uri(str(values["report_uri"]))
     run_id = values.get("run_id") or new_run_id()
     if len(run_id) > 200 or not run_id.strip():
         raise ConfigError("--run-id must be 1 to 200 characters")

@@ -48,6 +48,13 @@ def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
             servers.append(target)
         except EmbeddedPostgresMissing as exc:
             raise NightcopyError(str(exc)) from None
+        except Exception as exc:  # the wheel raises plain exceptions with pg_ctl's output
+            detail = [line for line in str(exc).splitlines() if "could not" in line or "FATAL" in line]
+            raise NightcopyError(
+                f"could not start an embedded PostgreSQL server under {base}"
+                + (f": {detail[0].strip()}" if detail else "")
+                + " (with --workdir, every directory above it must be readable by other users)"
+            ) from None
         source_dsn, target_dsn = _database(source, "shop"), _database(target, "reporting")
 
         con.print(f"[bold]2/4[/bold] Generating the sample shop on the source (scale {scale:g})...")

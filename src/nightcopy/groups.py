@@ -52,6 +52,17 @@ def parse_table_groups(value: str | list) -> list[TableGroup]:
         except ConfigError as exc:
             raise ConfigError(f"group {name!r} in table_groups: {exc}") from None
         groups.append(TableGroup(name, list(tables)))
+    owner: dict[tuple[str, str], str] = {}
+    for g in groups:
+        for spec in parse_table_list(g.tables):
+            if spec.is_glob:
+                continue  # overlaps of globs need the source: `nightcopy validate` checks them
+            key = (spec.schema, spec.name)
+            if key in owner and owner[key] != g.name:
+                raise ConfigError(f"table {spec.text!r} is in group {owner[key]!r} and in group "
+                                  f"{g.name!r}; a table belongs to one group (two workers would "
+                                  "copy it at once)")
+            owner[key] = g.name
     names = [g.name for g in groups]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -6,12 +6,22 @@ import json
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nightcopy.errors import NightcopyError
+from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.secrets import scrub
 
 
 def report_key(run_id: str, group: str | None) -> str:
     return f"{run_id}/{group or 'default'}.json"
+
+
+def check_report_uri(uri: str) -> None:
+    """Refuse a malformed --report-uri before anything is copied."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return
+    if parsed.scheme == "file" and parsed.path:
+        return
+    raise ConfigError(f"--report-uri must be s3://BUCKET/PREFIX or file:///DIR, not {uri!r}")
 
 
 def write_report(uri: str, run_id: str, group: str | None, report: dict) -> str:

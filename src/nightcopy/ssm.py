@@ -59,7 +59,8 @@ def load_config(prefix: str, *, client=None, required: tuple[str, ...] = ("sourc
                           f"{prefix}: configure credentials or pass --source/--target") from None
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("AccessDeniedException", "AccessDenied"):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("AccessDeniedException", "AccessDenied", "403") or status == 403:
             raise ConfigError(f"access to the SSM parameters under {prefix} was denied: allow "
                               f"ssm:GetParameters on {prefix}/* (and kms:Decrypt for SecureStrings)"
                               ) from None

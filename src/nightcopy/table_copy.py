@@ -75,6 +75,18 @@ class TableOutcome:
         return out
 
 
+def blocked_message(table: str, blockers: list[str]) -> str:
+    """Why a swap cannot replace the table, with the fix that fits the obstacle."""
+    fixes = []
+    if any(b.startswith("foreign key") for b in blockers):
+        fixes.append("copy the referencing tables in the same group, or drop those foreign "
+                     "keys on the target")
+    if any(not b.startswith("foreign key") for b in blockers):
+        fixes.append("drop or change those objects, or use --strategy truncate (keeps the table "
+                     "and everything that depends on it)")
+    return f"cannot replace {table} on the target: {'; '.join(blockers)}. {'; '.join(fixes)}"
+
+
 class _LockBusy(Exception):
     pass
 
@@ -267,10 +279,7 @@ class TableCopier:
     def _build_and_swap(self, src: connection, cur: cursor, d: TableDef,
                         old: target.TargetTable | None, out: TableOutcome) -> None:
         if old is not None and old.blockers:
-            raise TableError(
-                f"cannot replace {d.ref.qualified} on the target: {'; '.join(old.blockers)}. "
-                "Drop or change those objects, or use --strategy truncate (keeps the table and "
-                "everything that depends on it)")
+            raise TableError(blocked_message(d.ref.qualified, old.blockers))
         stage = schema.stage_schema(d.ref.schema)
         staged_table = schema.staged(d.ref.schema, d.ref.name)
         # Drop a staged leftover of a crashed run in an older release (normally none: every
@@ -312,8 +321,7 @@ class TableCopier:
                 # Look again under the lock: views or grants may have changed during the load.
                 current = target.inspect(cur, d.ref.schema, d.ref.name, self.listed)
                 if current is not None and current.blockers:
-                    raise TableError(f"cannot replace {d.ref.qualified} on the target: "
-                                     f"{'; '.join(current.blockers)}; use --strategy truncate")
+                    raise TableError(blocked_message(d.ref.qualified, current.blockers))
             self._swap_in(cur, d, current, stage)
 
         self._with_lock_retries(cur, swap, out, "take the lock for the swap")
@@ -431,7 +439,9 @@ class TableCopier:
                              "--strategy swap")
         fk_blockers = [b for b in old.blockers if b.startswith("foreign key")]
         if fk_blockers:
-            raise TableError(f"cannot truncate {q} on the target: {'; '.join(fk_blockers)}")
+            raise TableError(f"cannot truncate {q} on the target: {'; '.join(fk_blockers)}; copy "
+                             "the referencing table in the same group, or drop that foreign key "
+                             "on the target")
 
         def lock() -> None:
             t0 = time.monotonic()
