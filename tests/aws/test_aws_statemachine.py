@@ -211,3 +211,12 @@ def test_missing_table_groups_parameter_fails_with_one_message(stack, slack, not
     assert len(slack.messages) == 1
     text = json.dumps(slack.messages[0]["blocks"])
     assert "table_groups" in text and "ParameterNotFound" in text
+
+
+def test_empty_table_groups_fails_the_night(stack, slack, notifier_app, retry_waits):
+    builds = SimulatedBuilds()
+    desc, _ = run([], builds, notifier_app)
+    assert desc["status"] == "FAILED"
+    assert builds.calls == []
+    assert len(slack.messages) == 1
+    assert "table_groups lists no groups" in json.dumps(slack.messages[0]["blocks"])
