@@ -83,7 +83,7 @@ def substituted_definitions(template_path: Path) -> dict[str, str]:
             raise SystemExit(f"{logical_id}: no substitution for {sorted(used - set(subs))}")
         if set(subs) - used:
             raise SystemExit(f"{logical_id}: substitutions never used: {sorted(set(subs) - used)}")
-        text = PLACEHOLDER.sub(lambda m: subs[m.group(1)], text)
+        text = PLACEHOLDER.sub(lambda m, subs=subs: subs[m.group(1)], text)
         json.loads(text)
         out[logical_id] = text
     return out

@@ -155,3 +155,37 @@ def test_watch_of_an_unknown_execution_is_a_clear_error(machine):
     machine()
     code, out = cli("watch", "nightly-1999-01-01")
     assert code == 1 and "finding execution nightly-1999-01-01: ExecutionDoesNotExist" in out
+
+
+@pytest.mark.usefixtures("stack", "slack", "retry_waits")
+def test_watch_follows_a_running_execution_to_its_end(notifier_app):
+    import threading
+    import time as _time
+
+    class SlowBuilds(SimulatedBuilds):
+        def __call__(self, params):
+            _time.sleep(1.0)  # long enough for watch to see the group running
+            return super().__call__(params)
+
+    done: dict = {}
+    runner = threading.Thread(target=lambda: done.update(
+        desc=run([{"name": "slow", "tables": ["public.a"]}], SlowBuilds(), notifier_app)[0]))
+    runner.start()
+    sfn = boto3.client("stepfunctions")
+    arn = None
+    for _ in range(100):  # until the execution exists
+        machines = sfn.list_state_machines()["stateMachines"]
+        if machines:
+            executions = sfn.list_executions(stateMachineArn=machines[0]["stateMachineArn"])
+            if executions["executions"]:
+                arn = executions["executions"][0]["executionArn"]
+                break
+        _time.sleep(0.05)
+    assert arn, "the execution did not start"
+    code, out = cli("watch", arn, "--interval", "0.2")
+    runner.join(timeout=60)
+    assert code == 0, out
+    assert out.splitlines()[0].startswith("nightly-2026-11-25: RUNNING")
+    assert "[slow] build started" in out and "[slow] succeeded" in out
+    assert out.rstrip().endswith("nightly-2026-11-25: SUCCEEDED")
+    assert done["desc"]["status"] == "SUCCEEDED"
