@@ -216,7 +216,7 @@ class TableCopier:
         try:
             for attempt_ctx in Retrying(
                     stop=stop_after_attempt(self.settings.lock_attempts),
-                    wait=wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5),
+                    wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
                     retry=retry_if_exception_type(_LockBusy), reraise=False):
                 with attempt_ctx:
                     attempt()
