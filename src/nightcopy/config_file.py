@@ -108,31 +108,55 @@ def check_options(options: Any, origin: str, *, strict: bool = True) -> dict[str
 
 
 def _groups_from_file(data: dict, origin: str) -> list[Any]:
-    from nightcopy.groups import parse_table_groups
-
     if "groups" in data and "table_groups" in data:
         raise ConfigError(f"{origin}: give either [[groups]] or table_groups, not both")
     if "table_groups" in data:
-        return parse_table_groups(data["table_groups"])
-    raw = data.get("groups")
-    if not raw:
-        raise ConfigError(f"{origin}: no groups: add [[groups]] sections with name and tables")
-    if not isinstance(raw, list) or not all(isinstance(g, dict) for g in raw):
-        raise ConfigError(f"{origin}: groups must be [[groups]] sections with name and tables")
-    normalised = []
-    for i, group in enumerate(raw, 1):
-        unknown = set(group) - {"name", "tables"}
-        if unknown:
-            raise ConfigError(f"{origin}: group #{i}: unknown key(s) {', '.join(sorted(unknown))}")
-        tables = group.get("tables")
-        if not isinstance(tables, list):
-            # A TOML array keeps quoting simple: one SQL name or glob per string.
-            raise ConfigError(
-                f"{origin}: group #{i}: tables must be an array of names, e.g. "
-                "[\"public.orders\", \"sales.*\"]"
-            )
-        normalised.append({"name": group.get("name"), "tables": tables})
-    return parse_table_groups(normalised)
+        raw = data["table_groups"]
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(f"{origin}: table_groups must be a non-empty array")
+        # the SSM shape: a list of lists is named g1, g2, ...
+        items = [{"name": f"g{i}", "tables": g} if isinstance(g, list) else g
+                 for i, g in enumerate(raw, 1)]
+    else:
+        raw = data.get("groups")
+        if not raw:
+            raise ConfigError(f"{origin}: no groups: add [[groups]] sections with name and tables")
+        if not isinstance(raw, list) or not all(isinstance(g, dict) for g in raw):
+            raise ConfigError(f"{origin}: groups must be [[groups]] sections with name and tables")
+        items = []
+        for i, group in enumerate(raw, 1):
+            unknown = set(group) - {"name", "tables"}
+            if unknown:
+                raise ConfigError(
+                    f"{origin}: group #{i}: unknown key(s) {', '.join(sorted(unknown))}")
+            if not isinstance(group.get("tables"), list):
+                # A TOML array keeps quoting simple: one SQL name or glob per string.
+                raise ConfigError(
+                    f"{origin}: group #{i}: tables must be an array of names, e.g. "
+                    '["public.orders", "sales.*"]'
+                )
+            items.append({"name": group.get("name"), "tables": group["tables"]})
+    return _parse_groups_one_by_one(items, origin)
+
+
+def _parse_groups_one_by_one(items: list, origin: str) -> list[Any]:
+    """Each group's own list is checked here; a table in two groups is left to the commands
+    (run refuses it, validate lists every such table with the others' problems), which see
+    globs expanded too."""
+    from nightcopy.group_tables import duplicate_group_names
+    from nightcopy.groups import parse_table_groups
+
+    groups = []
+    for item in items:
+        try:
+            groups += parse_table_groups([item])
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
+    dupes = duplicate_group_names(groups)
+    if dupes:
+        raise ConfigError(f"{origin}: group name(s) {', '.join(dupes)} used more than once; "
+                          "give each group its own name")
+    return groups
 
 
 def load_file(path: str | Path, *, environ: dict[str, str] | None = None) -> RunConfig:

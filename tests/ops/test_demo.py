@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 
-def test_demo_copies_the_sample_shop_and_suggests_groups(cli, tmp_path):
-    r = cli(["demo", "--scale", "0.05", "--workdir", str(tmp_path)], timeout=240)
+def test_demo_copies_the_sample_shop_and_suggests_groups(cli):
+    # not pytest's tmp_path: the server drops root privileges and must reach its directory
+    workdir = Path(tempfile.mkdtemp(prefix="nightcopy-demo-test-"))
+    workdir.chmod(0o755)
+    r = cli(["demo", "--scale", "0.05", "--workdir", str(workdir)], timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     for step in ("1/4", "2/4", "3/4", "4/4"):
@@ -20,7 +25,8 @@ def test_demo_copies_the_sample_shop_and_suggests_groups(cli, tmp_path):
     m = re.search(r"Estimated makespan: today (\S+), proposed (\S+)", out)
     assert m, out
     # the servers were stopped and their directories removed
-    assert list(tmp_path.iterdir()) == []
+    assert list(workdir.iterdir()) == []
+    workdir.rmdir()
 
 
 def test_demo_dataset_is_deterministic(dbs):
