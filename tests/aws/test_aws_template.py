@@ -151,6 +151,12 @@ def test_alarms():
     assert deadman["MetricName"] == "ExecutionsSucceeded"
     assert deadman["Period"] == 3600 and deadman["EvaluationPeriods"] == 26
     assert deadman["DatapointsToAlarm"] == 26 and deadman["TreatMissingData"] == "breaching"
+    lambdas = RES["LambdaErrorsAlarm"]["Properties"]
+    assert {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"].value
+            for m in lambdas["Metrics"] if "MetricStat" in m} == {"StarterFunction",
+                                                                   "NotifierFunction"}
+    for alarm in ("FailedAlarm", "NoSuccessAlarm", "LambdaErrorsAlarm"):
+        assert RES[alarm]["Properties"]["AlarmActions"][0].value == "AlarmTopic"
     # the notifier tells the dead-man alarm apart by its name
     assert RES["NotifierFunction"]["Properties"]["Environment"]["Variables"][
         "DEADMAN_ALARM_NAME"].value == deadman["AlarmName"].value
