@@ -52,6 +52,9 @@ class GroupState:
     rows: int = 0
     bytes: int = 0
     in_flight: dict[str, int] = field(default_factory=dict)  # table -> bytes so far
+    expected: list[str] = field(default_factory=list)  # expanded table names, when known
+    finished_tables: set[str] = field(default_factory=set)
+    jobs: int | None = None  # the worker's --jobs (from its run_started line)
     started: float | None = None  # time.monotonic()
     finished: float | None = None
     returncode: int | None = None
@@ -64,10 +67,17 @@ class GroupState:
     @property
     def current(self) -> str | None:
         """The table(s) being copied right now (several with --jobs > 1)."""
-        if not self.in_flight:
+        in_flight = list(self.in_flight)
+        if not in_flight and self.expected and self.jobs:
+            # Without start events, the tables still to do are all in flight once there are no
+            # more of them than the worker runs at once.
+            left = [t for t in self.expected if t not in self.finished_tables]
+            if len(left) <= self.jobs:
+                in_flight = left
+        if not in_flight:
             return None
-        first = next(iter(self.in_flight))
-        return first + (f" (+{len(self.in_flight) - 1})" if len(self.in_flight) > 1 else "")
+        first = in_flight[0]
+        return first + (f" (+{len(in_flight) - 1})" if len(in_flight) > 1 else "")
 
     @property
     def live_bytes(self) -> int:
@@ -157,6 +167,7 @@ def apply_event(group: GroupState, event: dict) -> None:
     table = event.get("table")
     if kind in ("table_copied", "table_failed", "table_skipped"):
         group.in_flight.pop(table, None)
+        group.finished_tables.add(table)
     if kind == "table_copied":
         group.done += 1
         group.rows += int(event.get("rows") or 0)
@@ -173,6 +184,8 @@ def apply_event(group: GroupState, event: dict) -> None:
     elif kind == "warning":
         group.warnings.append(str(event.get("message") or event))
     elif kind == "run_started":
+        if event.get("jobs") is not None:
+            group.jobs = int(event["jobs"])
         if event.get("tables") is not None:
             group.total = int(event["tables"])  # the worker's own count after glob expansion
     elif kind == "run_summary":
@@ -305,8 +318,9 @@ def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:
     finally:
         conn.close()
     check_disjoint(expanded)
-    counts = {e.name: len(e.tables) for e in expanded}
-    return [GroupState(g.name, list(g.tables), total=counts.get(g.name)) for g in groups]
+    tables = {e.name: e.tables for e in expanded}
+    return [GroupState(g.name, list(g.tables), total=len(tables[g.name]),
+                       expected=list(tables[g.name])) for g in groups]
 
 
 def post_to_slack(config, outcome: RunOutcome) -> None:

@@ -181,3 +181,21 @@ def test_sigterm_stops_the_workers_too(shop, tmp_path, write_config):
         return found
 
     assert workers_left() == []
+
+
+def test_progress_state_follows_the_worker_events():
+    from nightcopy.run import apply_event
+
+    g = GroupState("g1", ["sales.*"], total=3, expected=["sales.a", "sales.b", "sales.c"])
+    apply_event(g, {"event": "run_started", "tables": 3, "jobs": 2})
+    apply_event(g, {"event": "table_progress", "table": "sales.a", "bytes": 5000})
+    assert g.current == "sales.a" and g.live_bytes == 5000
+    apply_event(g, {"event": "table_copied", "table": "sales.a", "rows": 10, "bytes": 6000})
+    assert (g.done, g.rows, g.bytes) == (1, 10, 6000)
+    # no event names the tables in flight, but only two are left with --jobs 2
+    assert g.current == "sales.b (+1)"
+    apply_event(g, {"event": "table_failed", "table": "sales.b", "error": "boom"})
+    apply_event(g, {"event": "table_skipped", "table": "sales.c"})
+    assert (g.done, g.failed, g.skipped, g.current) == (2, 1, 1, None)
+    apply_event(g, {"event": "warning", "table": "sales.a", "message": "fk skipped"})
+    assert g.warnings == ["fk skipped"]
