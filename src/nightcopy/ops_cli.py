@@ -188,10 +188,12 @@ def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days,
               help="How many groups to propose.")
 @click.option("--nights", type=click.IntRange(min=1), default=7, show_default=True,
               help="Average each table over its last N measured copies.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Tables each worker copies at once (default: options.jobs, else 2).")
 @click.option("--write-ssm", is_flag=True,
               help="Write the proposal to PREFIX/table_groups (prints the old value).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(config_path, ssm_prefix, k, nights, write_ssm, as_json):
+def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
     """Balance the tables over K groups from measured times (longest first)."""
     from nightcopy.ops_view import console, render_plan, render_toml_groups
     from nightcopy.plan import plan_from_config, write_table_groups
@@ -199,7 +201,7 @@ def plan_command(config_path, ssm_prefix, k, nights, write_ssm, as_json):
     if write_ssm and not ssm_prefix:
         raise click.UsageError("--write-ssm needs --ssm-prefix PREFIX")
     config = _load(config_path, ssm_prefix)
-    plan = plan_from_config(config, k, nights)
+    plan = plan_from_config(config, k, nights, jobs)
     con = console()
     if as_json:
         click.echo(json.dumps(plan.as_dict(), indent=2, default=str))
@@ -212,6 +214,8 @@ def plan_command(config_path, ssm_prefix, k, nights, write_ssm, as_json):
                   f"put-parameter --name {name} --overwrite --value '<old value>'):")
         err.print(old if old is not None else "(the parameter did not exist)", markup=False,
                   soft_wrap=True)
+        err.print("New value:")
+        err.print(plan.table_groups_json(), markup=False, soft_wrap=True)
     elif not as_json:
         if config.ssm_prefix:
             con.print(f"To apply: nightcopy plan --ssm-prefix {config.ssm_prefix} --groups {k} "

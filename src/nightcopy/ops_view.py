@@ -151,8 +151,7 @@ def render_history(con: Console, h) -> None:
 # --------------------------------------------------------------------------------- plan
 
 def render_plan(con: Console, plan, *, origin: str = "") -> None:
-    side = Table(title=f"Groups today vs proposed ({plan.k} groups, longest processing time "
-                       "first)", title_justify="left")
+    side = Table(title=f"Groups today vs proposed ({plan.k})", title_justify="left")
     side.add_column("today", justify="left")
     side.add_column("tables", justify="right")
     side.add_column("est. time", justify="right")
@@ -185,6 +184,8 @@ def render_plan(con: Console, plan, *, origin: str = "") -> None:
     con.print(f"Estimated makespan: today {fmt_seconds(plan.current_makespan)}, proposed "
               f"{fmt_seconds(plan.proposed_makespan)} (no split can beat "
               f"{fmt_seconds(plan.lower_bound)}): {verdict}.")
+    con.print(f"Model: longest processing time first over {plan.k} groups; each worker copies "
+              f"{plan.jobs} table{'s' if plan.jobs > 1 else ''} at once, biggest first (--jobs).")
     timed = sum(1 for c in plan.costs.values() if c.measured_runs)
     con.print(f"Costs: {timed} tables from (up to) their last {plan.nights} measured copies, "
               f"{len(plan.costs) - timed} from their size.")

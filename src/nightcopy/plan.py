@@ -2,11 +2,11 @@
 
 Each table's cost is its measured copy time over the last nights (ledger in the target), or, for
 a table never timed, its size on the source divided by the throughput the timed tables reached.
-A group's time is the sum of its tables' costs (a worker with --jobs > 1 overlaps tables, but
-the sum still ranks groups the same way and is what the plan can promise).
+A group's time is simulated the way the worker runs it: biggest table first, each table on
+whichever of its --jobs connections frees up first (with --jobs 1, simply the sum).
 
 Longest processing time first (LPT): sort tables by cost, largest first, and give each to the
-group with the least work so far. Its makespan is at most (4/3 - 1/(3K)) times the optimum
+group with the least work so far (balancing the sums balances the --jobs times too). Its makespan is at most (4/3 - 1/(3K)) times the optimum
 (Graham 1969), it runs in O(n log n), and it keeps the biggest tables apart.
 """
 
@@ -25,6 +25,7 @@ DEFAULT_BYTES_PER_SECOND = 40 * 1024 * 1024
 # looking free, so they still spread out.
 PER_TABLE_OVERHEAD_SECONDS = 0.05
 MIN_BYTES_FOR_RATE = 1024 * 1024
+WORKER_DEFAULT_JOBS = 2  # `nightcopy copy --jobs` default: tables one worker copies at once
 MIN_RATE, MAX_RATE = 1e6, 2e9  # bytes per second: keep estimates within sane bounds
 
 
@@ -43,6 +44,16 @@ def lpt_assign(costs: dict[str, float], k: int) -> list[list[str]]:
 
 def makespan(groups: list[list[str]], costs: dict[str, float]) -> float:
     return max((sum(costs[t] for t in g) for g in groups), default=0.0)
+
+
+def group_seconds(tables: list[str], costs: dict[str, float], sizes: dict[str, int],
+                  jobs: int) -> float:
+    """One worker's time for `tables`: biggest (on disk) first, `jobs` tables at once."""
+    slots = [0.0] * max(1, min(jobs, len(tables)))
+    for table in sorted(tables, key=lambda t: (-sizes.get(t, 0), t)):
+        i = min(range(len(slots)), key=lambda j: (slots[j], j))
+        slots[i] += costs[table]
+    return max(slots)
 
 
 def lower_bound(costs: dict[str, float], k: int) -> float:
@@ -80,6 +91,7 @@ class Plan:
     lower_bound: float
     bytes_per_second: float
     warnings: list[str] = field(default_factory=list)
+    jobs: int = 1
 
     @property
     def table_groups(self) -> list[dict]:
@@ -93,6 +105,7 @@ class Plan:
         return {
             "groups": self.k,
             "nights": self.nights,
+            "jobs": self.jobs,
             "current_makespan_seconds": round(self.current_makespan, 3),
             "proposed_makespan_seconds": round(self.proposed_makespan, 3),
             "lower_bound_seconds": round(self.lower_bound, 3),
@@ -170,18 +183,20 @@ def estimate_costs(expanded: list[ExpandedGroup], measured: dict[str, tuple[floa
 
 
 def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, int]],
-              sizes: dict[str, int], k: int, nights: int) -> Plan:
+              sizes: dict[str, int], k: int, nights: int, jobs: int = 1) -> Plan:
     if k < 1:
         raise ConfigError("--groups must be at least 1")
     costs, rate = estimate_costs(expanded, measured, sizes)
     if not costs:
         raise NightcopyError("the configured groups contain no tables: nothing to plan")
     seconds = {t: c.seconds for t, c in costs.items()}
-    current = [GroupLoad(g.name, g.tables, sum(seconds[t] for t in set(g.tables)))
+    current = [GroupLoad(g.name, g.tables,
+                         group_seconds(list(dict.fromkeys(g.tables)), seconds, sizes, jobs))
                for g in expanded]
     assignment = lpt_assign(seconds, k)
     proposed = sorted(
-        (GroupLoad("", tables, sum(seconds[t] for t in tables)) for tables in assignment if tables),
+        (GroupLoad("", tables, group_seconds(tables, seconds, sizes, jobs))
+         for tables in assignment if tables),
         key=lambda g: -g.seconds,
     )
     for i, g in enumerate(proposed, 1):
@@ -206,11 +221,12 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
         k=k, nights=nights, costs=costs, current=current, proposed=proposed,
         current_makespan=max((g.seconds for g in current), default=0.0),
         proposed_makespan=max((g.seconds for g in proposed), default=0.0),
-        lower_bound=lower_bound(seconds, k), bytes_per_second=rate, warnings=warnings,
+        lower_bound=lower_bound(seconds, k * jobs), bytes_per_second=rate, warnings=warnings,
+        jobs=jobs,
     )
 
 
-def plan_from_config(config, k: int, nights: int) -> Plan:
+def plan_from_config(config, k: int, nights: int, jobs: int | None = None) -> Plan:
     """Read the source catalog and the target ledger for `config` and propose K groups."""
     from nightcopy.dsn import connect
 
@@ -226,7 +242,8 @@ def plan_from_config(config, k: int, nights: int) -> Plan:
         measured = measured_seconds(target, tables, nights)
     finally:
         target.close()
-    return make_plan(expanded, measured, sizes, k, nights)
+    jobs = jobs or config.options.get("jobs") or WORKER_DEFAULT_JOBS
+    return make_plan(expanded, measured, sizes, k, nights, jobs)
 
 
 def _parameter_name(prefix: str) -> str:

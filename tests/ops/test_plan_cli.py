@@ -51,7 +51,7 @@ def measured(dbs):
 def test_plan_json_balances_and_estimates_untimed_tables_by_size(nc, measured, tmp_path,
                                                                  write_config):
     cfg = write_config(tmp_path / "n.toml", measured.source.dsn, measured.target.dsn, GROUPS)
-    r = nc("plan", "--config", str(cfg), "--groups", "2", "--json")
+    r = nc("plan", "--config", str(cfg), "--groups", "2", "--json", "--jobs", "1")
     assert r.exit_code == 0, r.text
     plan = json.loads(r.stdout)
     costs = {t["table"]: t for t in plan["tables"]}
@@ -72,7 +72,9 @@ def test_plan_table_shows_both_makespans_and_a_toml_snippet(nc, measured, tmp_pa
                        with_password(measured.target.dsn), GROUPS)
     r = nc("plan", "--config", str(cfg), "--groups", "3")
     assert r.exit_code == 0, r.text
-    assert "Estimated makespan: today 1m42s, proposed" in r.stdout
+    # the worker's default --jobs 2, biggest first: a+d | b+c = 52 s today
+    assert "Estimated makespan: today 52.0s, proposed" in r.stdout
+    assert "each worker copies 2 tables at once" in r.stdout
     assert "[[groups]]" in r.stdout and 'name = "g3"' in r.stdout
     assert "globs in group(s) second were expanded" in r.stdout
     assert "s3cr3t-pw" not in r.text

@@ -88,3 +88,20 @@ def test_zero_groups_is_refused():
 
     with pytest.raises(ConfigError):
         lpt_assign({"a": 1}, 0)
+
+
+def test_group_time_follows_the_workers_jobs():
+    from nightcopy.plan import group_seconds
+
+    costs = {"big": 10.0, "mid": 6.0, "s1": 3.0, "s2": 2.0}
+    sizes = {"big": 1000, "mid": 600, "s1": 300, "s2": 200}
+    assert group_seconds(list(costs), costs, sizes, 1) == 21.0
+    # two at once, biggest first: big | mid+s1+s2 (s1 and s2 join whichever slot frees first)
+    assert group_seconds(list(costs), costs, sizes, 2) == 11.0
+    assert group_seconds(list(costs), costs, sizes, 8) == 10.0
+    expanded = [ExpandedGroup("one", list(costs), list(costs), False)]
+    plan = make_plan(expanded, {t: (c, 1) for t, c in costs.items()}, sizes, k=2, nights=7,
+                     jobs=2)
+    assert plan.current_makespan == 11.0
+    assert plan.proposed_makespan == 10.0  # big alone, the rest beside it
+    assert plan.lower_bound == 10.0
