@@ -24,8 +24,13 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
-from slack_message import build_alert, build_report
-from slack_post import post_report
+
+try:  # the Lambda: CodeUri notifier/ is the import root
+    from slack_message import build_alert, build_report
+    from slack_post import post_report
+except ImportError:  # installed with nightcopy as the package nightcopy_notifier
+    from nightcopy_notifier.slack_message import build_alert, build_report
+    from nightcopy_notifier.slack_post import post_report
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)

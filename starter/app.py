@@ -13,7 +13,11 @@ import os
 from typing import Any
 
 import boto3
-from nightly import local_date, start_nightly
+
+try:  # the Lambda: CodeUri starter/ is the import root
+    from nightly import local_date, start_nightly
+except ImportError:  # installed with nightcopy as the package nightcopy_starter
+    from nightcopy_starter.nightly import local_date, start_nightly
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)

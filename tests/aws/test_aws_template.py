@@ -208,3 +208,38 @@ def test_substitution_check_catches_a_missing_placeholder(tmp_path, missing):
         (ROOT / "statemachines" / "nightcopy.asl.json").read_text())
     with pytest.raises(SystemExit, match=f"no substitution for .*{missing}"):
         asl_substitute.substituted_definitions(tmp_path / "template.yaml")
+
+
+def test_build_overrides_are_options_the_worker_reads():
+    """The state machine configures the worker only through environment variables: each one it
+    sets must be one `nightcopy copy` reads (a renamed option would silently be ignored)."""
+    from nightcopy.copy_cli import copy_command
+
+    worker_env = {p.envvar for p in copy_command.params if p.envvar}
+    asl = json.loads((ROOT / "statemachines" / "nightcopy.asl.json").read_text())
+    task = asl["States"]["RunGroups"]["ItemProcessor"]["States"]["CopyGroup"]
+    names = {e["Name"] for e in task["Parameters"]["EnvironmentVariablesOverride"]}
+    assert names <= worker_env, names - worker_env
+    assert {"NIGHTCOPY_SOURCE_DSN", "NIGHTCOPY_TARGET_DSN"} & names == set()
+
+
+def test_buildspecs_run_the_worker_without_flags():
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "buildspec.yml").read_text())
+    assert spec["version"] == 0.2
+    assert spec["phases"]["install"]["runtime-versions"]["python"] == 3.11
+    assert spec["phases"]["build"]["commands"][-1].endswith("nightcopy copy")
+    inline = RES["WorkerProject"]["Properties"]["Source"].value[2]["BuildSpec"]
+    assert yaml.safe_load(inline)["phases"]["build"]["commands"] == ["nightcopy copy"]
+
+
+def test_lambda_apps_also_import_as_installed_packages(tmp_path):
+    import subprocess
+    import sys
+
+    # a fresh interpreter outside the Lambda folders: only the installed packages are there
+    code = "import nightcopy_notifier.app as n, nightcopy_starter.app as s; print(n.handler, s.handler)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert proc.returncode == 0, proc.stderr
