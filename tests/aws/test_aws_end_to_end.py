@@ -1,4 +1,4 @@
-"""End to end, offline: table_groups in SSM -> the real ASL in moto -> one real worker per group
+"""End to end, offline: the starter Lambda -> table_groups in SSM -> the real ASL in moto -> one real worker per group
 (`nightcopy copy`, configured only by the build's environment overrides, as buildspec.yml runs it)
 against two PostgreSQL servers -> reports in S3 -> the real notifier handler -> the local Slack.
 
@@ -8,6 +8,7 @@ The worker runs in-process (see aws_harness.py for why); it reads its DSNs from 
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 import pytest
@@ -61,7 +62,9 @@ def night(dbs, moto_aws, slack, notifier_app, retry_waits, monkeypatch):
     return dbs, WorkerBuilds(PROJECT, base_env)
 
 
-def execute(groups: list, builds: WorkerBuilds, notifier_app) -> tuple[dict, list[dict]]:
+def execute(groups: list, builds: WorkerBuilds, notifier_app, starter_app=None) \
+        -> tuple[dict, list[dict]]:
+    """Run one night; with starter_app, started the way the schedule starts it."""
     sfn = boto3.client("stepfunctions")
     boto3.client("ssm").put_parameter(Name=f"{PREFIX}/table_groups", Value=json.dumps(groups),
                                       Type="String", Overwrite=True)
@@ -72,10 +75,16 @@ def execute(groups: list, builds: WorkerBuilds, notifier_app) -> tuple[dict, lis
         arn = sfn.create_state_machine(name="nightcopy", definition=load_asl(subs),
                                        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")[
             "stateMachineArn"]
-        ex = sfn.start_execution(stateMachineArn=arn, name=RUN,
-                                 input=json.dumps({"date": "2026-11-25"}))
-        desc = wait_for_execution(sfn, ex["executionArn"], timeout=180)
-    return desc, history(sfn, ex["executionArn"])
+        if starter_app is None:
+            ex_arn = sfn.start_execution(stateMachineArn=arn, name=RUN,
+                                         input=json.dumps({"date": "2026-11-25"}))["executionArn"]
+        else:  # EventBridge Scheduler's event at 02:00 Europe/Berlin
+            os.environ.update(STATE_MACHINE_ARN=arn, SCHEDULE_TIMEZONE="Europe/Berlin")
+            started = starter_app.handler({"scheduled_time": "2026-11-25T01:00:00Z"}, None)
+            assert started["name"] == RUN and started["outcome"] == "started"
+            ex_arn = started["executionArn"]
+        desc = wait_for_execution(sfn, ex_arn, timeout=180)
+    return desc, history(sfn, ex_arn)
 
 
 def report(group: str) -> dict:
@@ -83,11 +92,14 @@ def report(group: str) -> dict:
     return json.loads(body.read())
 
 
-def test_nightly_run_copies_every_group_and_posts_one_report(night, slack, notifier_app):
+def test_nightly_run_copies_every_group_and_posts_one_report(night, slack, notifier_app,
+                                                             starter_app, monkeypatch):
     dbs, builds = night
+    for key in ("STATE_MACHINE_ARN", "SCHEDULE_TIMEZONE"):  # restored after the test
+        monkeypatch.setenv(key, "")
     desc, events = execute([{"name": "sales", "tables": ["sales.*"]},
                             {"name": "core", "tables": ["public.orders", "public.customers"]}],
-                           builds, notifier_app)
+                           builds, notifier_app, starter_app)
     assert desc["status"] == "SUCCEEDED", [b["stderr"] for b in builds.builds]
 
     # the tables really arrived
