@@ -99,7 +99,7 @@ def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_i
 @click.command("demo")
 @click.option("--scale", type=click.FloatRange(min=0.001, max=20), default=1.0,
               envvar="NIGHTCOPY_DEMO_SCALE", show_default=True,
-              help="Dataset size factor (1.0: about 500,000 rows over 20 tables).")
+              help="Dataset size factor (1.0: about 575,000 rows over 20 tables).")
 @click.option("--parallel", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Where the two servers live (default: a temporary directory, removed).")

@@ -1,6 +1,6 @@
 """A realistic, deterministic operational dataset for `nightcopy demo` (and tests).
 
-About 630,000 rows over 20 tables at scale 1.0: a web shop's customers, orders, "Order Items"
+About 575,000 rows over 20 tables at scale 1.0: a web shop's customers, orders, "Order Items"
 (mixed-case name with a space), payments, shipments, a partitioned events table with jsonb, a
 `warehouse` and a `billing` schema; enums, a domain, arrays, ranges, uuid, inet, bytea, identity
 and serial columns, a stored generated column, partial and expression indexes, foreign keys,
@@ -25,21 +25,23 @@ BASE_ROWS = {
     "refunds": 3_000,
     "shipments": 50_000,
     "reviews": 12_000,
-    "events": 100_000,
+    "events": 40_000,
     "sessions": 20_000,
     "stock_movements": 60_000,
     "invoices": 40_000,
 }
 
-# The demo's groups: as they grew over time (sales kept everything order-shaped), not balanced.
+# The demo's groups, as they grew over time: "sales" collected everything order-shaped and the
+# clickstream, so it runs long while the others idle. `plan` has something to fix.
 DEMO_GROUPS = [
     {"name": "sales", "tables": ["public.orders", 'public."Order Items"', "public.payments",
-                                 "public.refunds", "public.shipments", "billing.*"]},
+                                 "public.refunds", "public.shipments", "public.events",
+                                 "billing.*"]},
     {"name": "customers", "tables": ["public.customers", "public.addresses", "public.sessions",
                                      "public.reviews"]},
     {"name": "catalog", "tables": ["public.products", "public.categories", "public.currencies",
                                    "public.countries", "public.coupons", "public.employees",
-                                   "public.events", "warehouse.*"]},
+                                   "warehouse.*"]},
 ]
 
 _SCHEMA = """
