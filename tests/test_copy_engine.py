@@ -305,3 +305,26 @@ def test_connect_helper_settings_match(dbs):
             ca.execute(f"SHOW {setting}")
             cb.execute(f"SHOW {setting}")
             assert ca.fetchone() == cb.fetchone()
+
+
+def test_memory_stays_bounded_whatever_the_table_size(dbs):
+    """The worker streams: ~250 MB of COPY data must not grow its memory past 100 MB."""
+    import os
+    import subprocess
+    import sys
+
+    dbs.source.execute("CREATE TABLE public.big (id bigint PRIMARY KEY, pad text);"
+                       "INSERT INTO public.big SELECT g, repeat(md5(g::text), 7) FROM "
+                       "generate_series(1, 1000000) g")
+    proc = subprocess.Popen([sys.executable, "-m", "nightcopy", "copy", "--source",
+                             dbs.source.dsn, "--target", dbs.target.dsn, "--tables", "public.big"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    # wait4 gives this one child's resource usage (peak RSS in KiB on Linux).
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_kib = usage.ru_maxrss
+    assert proc.returncode == 0, stderr
+    copied = [json.loads(line) for line in stdout.splitlines() if '"table_copied"' in line][0]
+    assert copied["bytes"] > 240_000_000
+    assert peak_kib < 100 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
