@@ -54,6 +54,11 @@ def fmt_count(n: float | int | None) -> str:
     return "?" if n is None else f"{int(n):,}"
 
 
+def count(n: float | int | None, noun: str) -> str:
+    """`1 table`, `2,000 tables`."""
+    return f"{fmt_count(n)} {noun}{'' if n == 1 else 's'}"
+
+
 def fmt_bytes(n: float | int | None) -> str:
     if n is None:
         return "?"
@@ -113,8 +118,8 @@ def _totals(summaries: list[dict]) -> dict[str, float]:
 def _group_line(s: dict) -> str:
     mark = "✅" if s.get("status") == "succeeded" else "❌"
     failed = f", {s.get('failed')} failed" if s.get("failed") else ""
-    return (f"{mark} *{escape(s.get('group', '?'))}*: {fmt_count(s.get('tables'))} tables"
-            f"{failed}, {fmt_count(s.get('rows'))} rows, {fmt_bytes(s.get('bytes'))}, "
+    return (f"{mark} *{escape(s.get('group', '?'))}*: {count(s.get('tables'), 'table')}"
+            f"{failed}, {count(s.get('rows'), 'row')}, {fmt_bytes(s.get('bytes'))}, "
             f"{fmt_seconds(s.get('seconds'))}")
 
 
@@ -137,8 +142,9 @@ def _success(summaries: list[dict], run_id: str, execution_url: str | None) -> t
     t = _totals(summaries)
     groups = sorted(summaries, key=lambda s: str(s.get("group")))
     title = f"✅ nightcopy {run_id} succeeded"
-    text = (f"nightcopy {run_id} succeeded: {len(groups)} groups, {fmt_count(t['tables'])} "
-            f"tables, {fmt_count(t['rows'])} rows in {fmt_seconds(t['wall'])}")
+    text = (f"nightcopy {run_id} succeeded: {count(len(groups), 'group')}, "
+            f"{count(t['tables'], 'table')}, {count(t['rows'], 'row')} in "
+            f"{fmt_seconds(t['wall'])}")
     blocks = [
         _header(title),
         _fields([("Groups", str(len(groups))), ("Tables", fmt_count(t["tables"])),
@@ -176,7 +182,7 @@ def _failed_group_text(fg: dict, summary: dict | None, budget: int) -> str:
             items = [f"• `{escape(t)}`" for t in summary.get("failed_tables") or []]
         if items:
             lines.append(_lines(items, MAX_FAILED_TABLES, max(200, budget - 2 * error_limit)))
-        lines.append(f"{fmt_count(summary.get('tables'))} tables listed, "
+        lines.append(f"{count(summary.get('tables'), 'table')} listed, "
                      f"{fmt_count(summary.get('failed'))} failed")
     else:
         lines.append("_no report from this group (the worker did not get far enough)_")
@@ -191,10 +197,10 @@ def _failure(summaries: list[dict], failed_groups: list[dict], run_id: str,
     failed_names = {str(fg.get("group")) for fg in failed_groups}
     ok = [s for s in summaries if str(s.get("group")) not in failed_names]
     n_groups = len(failed_names | set(by_group))
-    title = f"❌ nightcopy {run_id} failed: {len(failed_groups)} of {n_groups} groups"
+    title = f"❌ nightcopy {run_id} failed: {len(failed_groups)} of {count(n_groups, 'group')}"
     names = ", ".join(str(fg.get("group")) for fg in failed_groups[:10])
     more = f" and {len(failed_groups) - 10} more" if len(failed_groups) > 10 else ""
-    text = f"nightcopy {run_id} FAILED: groups {names}{more}"
+    text = f"nightcopy {run_id} FAILED: {'group' if len(failed_groups) == 1 else 'groups'} {names}{more}"
     blocks: list[dict] = [_header(title)]
     shown = failed_groups[:MAX_FAILED_GROUPS]
     # leave room for the succeeded groups and the links within the total cap
@@ -209,8 +215,8 @@ def _failure(summaries: list[dict], failed_groups: list[dict], run_id: str,
     if ok:
         t = _totals(ok)
         blocks.append(_section(
-            f"*{len(ok)} groups succeeded*: {fmt_count(t['tables'])} tables, "
-            f"{fmt_count(t['rows'])} rows\n"
+            f"*{count(len(ok), 'group')} succeeded*: {count(t['tables'], 'table')}, "
+            f"{count(t['rows'], 'row')}\n"
             + _lines([_group_line(s) for s in sorted(ok, key=lambda s: str(s.get('group')))],
                      MAX_GROUP_LINES, MAX_SECTION_TEXT - 200)))
     blocks.append(_links(run_id, execution_url))

@@ -172,7 +172,7 @@ def test_failing_group_is_retried_resumes_and_fails_the_night_with_one_message(
     # one message: the failure, naming the group, the table and its error, with links
     assert len(slack.requests) == 1
     msg = slack.messages[0]
-    assert msg["text"] == f"nightcopy {RUN} FAILED: groups bad"
+    assert msg["text"] == f"nightcopy {RUN} FAILED: group bad"
     text = json.dumps(msg["blocks"])
     assert "*bad* failed" in text and "build FAILED" in text and "public.blocked" in text
     assert "build logs" in text and "execution graph" in text

@@ -99,7 +99,7 @@ def test_failure_report_names_failed_groups_errors_and_log_links():
     assert "<https://logs.invalid/crm|build logs>" in crm
     hr = msg["blocks"][2]["text"]["text"]
     assert "no report from this group" in hr and "Cannot have more than 0 builds" in hr
-    assert "1 groups succeeded" in json.dumps(msg["blocks"])
+    assert "1 group succeeded" in json.dumps(msg["blocks"])
 
 
 def test_many_failed_groups_with_long_errors_stay_within_limits():

@@ -161,7 +161,7 @@ def test_failed_group_is_retried_once_then_reported_and_execution_fails(
     assert "build FAILED" in text
     assert "public.view_like" in text and "&lt;is&gt; a view" in text  # escaped error text
     assert "build logs" in text and "codebuild/projects/nightcopy-worker/build/" in text
-    assert "1 groups succeeded" in text
+    assert "1 group succeeded" in text
     # the Map output stays small: the failed build's cause (the whole Build JSON) is trimmed
     failed_state = [e for e in events if e["type"] == "MapStateExited"]
     out = json.loads(failed_state[-1]["stateExitedEventDetails"]["output"])
