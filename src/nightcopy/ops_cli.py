@@ -60,7 +60,7 @@ def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | N
 @click.option("--slack/--no-slack", default=False,
               help="Post the report to Slack, as the notifier does after an AWS night.")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None,
-              help="Keep the workers' report files here (RUN_ID/GROUP.json).")
+              help="Keep the workers' reports and messages here (RUN_ID/GROUP.json, .log).")
 def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_id, only, slack,
                 report_dir):
     """Run every group on this machine, with the same worker as CodeBuild, and report."""

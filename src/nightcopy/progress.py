@@ -177,7 +177,9 @@ def render_outcome(console: Console, outcome) -> None:
             for line in tail[:-1]:
                 console.print(f"    {line}", markup=False)
         if g.warnings:
-            console.print(Text(f"[{g.name}] {len(g.warnings)} warning(s), e.g. {g.warnings[0]}",
-                               style="yellow", no_wrap=True, overflow="ellipsis"))
+            line = f"[{g.name}] {len(g.warnings)} warning(s), e.g. {g.warnings[0]}"
+            if len(line) > console.width:  # one line per group: a summary, not the list
+                line = line[:console.width - 1] + "…"
+            console.print(Text(line, style="yellow"))
     if not outcome.ok:
         console.print(f"Rerun with --run-id {outcome.run_id} to copy only what did not finish.")

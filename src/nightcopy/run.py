@@ -223,6 +223,7 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
     q: queue.Queue = queue.Queue()
     pending = list(groups)
     running: dict[str, tuple[subprocess.Popen, int]] = {}  # group -> (process, open streams)
+    logs: dict[str, object] = {}  # group -> its worker's stderr, kept with --report-dir
     t0 = time.monotonic()
     previous_sigterm = _sigterm_as_interrupt()
     observer.started(run_id, groups)
@@ -237,6 +238,10 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
                 )
                 group.status, group.started = "running", time.monotonic()
                 running[group.name] = (proc, 2)
+                if not own_dir:
+                    log_path = report_dir / run_id / f"{group.name}.log"
+                    log_path.parent.mkdir(parents=True, exist_ok=True)
+                    logs[group.name] = log_path.open("a", encoding="utf-8")
                 for stream, kind in ((proc.stdout, "out"), (proc.stderr, "err")):
                     threading.Thread(target=_reader, args=(stream, group, q, kind),
                                      daemon=True).start()
@@ -253,6 +258,8 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
                     observer.event(group, event)
             elif kind == "err":
                 group.stderr_tail.append(line)
+                if group.name in logs:
+                    logs[group.name].write(line + "\n")
             else:  # one stream closed; the worker is done when both are
                 proc, open_streams = running[group.name]
                 if open_streams > 1:
@@ -279,6 +286,8 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
                 proc.kill()
         raise
     finally:
+        for log in logs.values():
+            log.close()
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
         observer.finished()

@@ -35,8 +35,12 @@ def test_run_copies_every_group_and_records_the_ledger(nc, shop, tmp_path, write
                                                        with_password):
     cfg = write_config(tmp_path / "nightcopy.toml", with_password(shop.source.dsn),
                        with_password(shop.target.dsn), GROUPS, options={"jobs": 1})
-    r = nc("run", "--config", str(cfg), "--run-id", "test-run-1", "--parallel", "2")
+    r = nc("run", "--config", str(cfg), "--run-id", "test-run-1", "--parallel", "2",
+           "--report-dir", str(tmp_path / "reports"))
     assert r.exit_code == 0, r.text
+    report = json.loads((tmp_path / "reports" / "test-run-1" / "g2.json").read_text())
+    assert report["status"] == "succeeded" and len(report["results"]) == 2
+    assert (tmp_path / "reports" / "test-run-1" / "g1.log").exists()
     assert shop.target.scalar('SELECT count(*) FROM public."Order Items"') == 2000
     assert shop.target.scalar("SELECT sum(amount) FROM sales.invoices") == 67725
     assert shop.target.query(
