@@ -328,3 +328,30 @@ def test_memory_stays_bounded_whatever_the_table_size(dbs):
     copied = [json.loads(line) for line in stdout.splitlines() if '"table_copied"' in line][0]
     assert copied["bytes"] > 240_000_000
     assert peak_kib < 100 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
+
+
+def test_missing_extension_or_function_fails_that_table_alone(cli, dbs):
+    dbs.source.execute("""
+        CREATE EXTENSION hstore;
+        CREATE TABLE public.attrs (id int PRIMARY KEY, h hstore);
+        INSERT INTO public.attrs VALUES (1, 'a=>1, b=>"x y"'), (2, NULL);
+        CREATE FUNCTION public.next_code() RETURNS text LANGUAGE sql AS $$ SELECT 'c' $$;
+        CREATE TABLE public.codes (id int, code text DEFAULT public.next_code());
+        CREATE TABLE public.plain (id int);
+        INSERT INTO public.plain VALUES (1), (2), (3);
+    """)
+    result = copy(cli, dbs, "public.attrs,public.codes,public.plain")
+    assert result.returncode == 1
+    errors = {e["table"]: e["error"] for e in result.events_of("table_failed")}
+    assert set(errors) == {"public.attrs", "public.codes"}
+    assert "CREATE EXTENSION hstore" in errors["public.attrs"]
+    assert "function public.next_code() does not exist" in errors["public.codes"]
+    assert "create it there first" in errors["public.codes"]
+    assert dbs.target.scalar("SELECT count(*) FROM public.plain") == 3
+    assert dbs.target.scalar("SELECT to_regclass('public.attrs')") is None
+    # Once the target has what the tables need, they copy.
+    dbs.target.execute("CREATE EXTENSION hstore; CREATE FUNCTION public.next_code() RETURNS "
+                       "text LANGUAGE sql AS $$ SELECT 'c' $$")
+    again = copy(cli, dbs, "public.attrs,public.codes")
+    assert again.returncode == 0, again.stderr
+    assert digests(dbs.target.dsn, ["public.attrs"]) == digests(dbs.source.dsn, ["public.attrs"])
