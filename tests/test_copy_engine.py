@@ -355,3 +355,51 @@ def test_missing_extension_or_function_fails_that_table_alone(cli, dbs):
     again = copy(cli, dbs, "public.attrs,public.codes")
     assert again.returncode == 0, again.stderr
     assert digests(dbs.target.dsn, ["public.attrs"]) == digests(dbs.source.dsn, ["public.attrs"])
+
+
+def test_new_tables_get_source_grants_for_roles_the_target_has(cli, dbs):
+    role_sql = ("DO $$ BEGIN CREATE ROLE {0}; EXCEPTION WHEN duplicate_object THEN NULL; "
+                "END $$;")
+    dbs.source.execute(role_sql.format("nc_analyst") + role_sql.format("nc_source_only") + """
+        CREATE TABLE public.g (id int, secret text);
+        GRANT SELECT ON public.g TO nc_analyst;
+        GRANT SELECT (id) ON public.g TO nc_source_only;
+        GRANT UPDATE (secret) ON public.g TO nc_analyst;""")
+    dbs.target.execute(role_sql.format("nc_analyst") + "DROP ROLE IF EXISTS nc_source_only")
+    result = copy(cli, dbs, "public.g")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.scalar("SELECT has_table_privilege('nc_analyst', 'public.g', 'SELECT')")
+    assert dbs.target.scalar("SELECT has_column_privilege('nc_analyst', 'public.g', 'secret', "
+                             "'UPDATE')")
+    warnings = [e["message"] for e in result.events_of("warning")]
+    assert any("nc_source_only" in w and "skipped" in w for w in warnings), warnings
+
+
+def test_enum_values_added_on_the_source_reach_the_target(cli, dbs):
+    dbs.source.execute("CREATE TYPE public.status AS ENUM ('new', 'paid');"
+                       "CREATE TABLE public.o (id int, s public.status);"
+                       "INSERT INTO public.o VALUES (1, 'new'), (2, 'paid')")
+    assert copy(cli, dbs, "public.o").returncode == 0
+    dbs.source.execute("ALTER TYPE public.status ADD VALUE 'refunded' BEFORE 'paid'")
+    dbs.source.execute("INSERT INTO public.o VALUES (3, 'refunded')")
+    result = copy(cli, dbs, "public.o")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.query("SELECT enumlabel FROM pg_enum WHERE enumtypid = "
+                            "'public.status'::regtype ORDER BY enumsortorder") == \
+        [("new",), ("refunded",), ("paid",)]
+    assert dbs.target.query("SELECT id FROM public.o ORDER BY s, id") == [(1,), (3,), (2,)]
+
+
+def test_a_target_view_that_cannot_follow_the_new_definition_keeps_the_old_table(cli, dbs):
+    dbs.source.execute("CREATE TABLE public.m (id int, amount numeric);"
+                       "INSERT INTO public.m VALUES (1, 10)")
+    assert copy(cli, dbs, "public.m").returncode == 0
+    dbs.target.execute("CREATE VIEW public.m_amounts AS SELECT id, amount FROM public.m")
+    dbs.source.execute("ALTER TABLE public.m DROP COLUMN amount; INSERT INTO public.m VALUES (2)")
+    before = digests(dbs.target.dsn, ["public.m"])
+    result = copy(cli, dbs, "public.m")
+    assert result.returncode == 1
+    error = result.events_of("table_failed")[0]["error"]
+    assert "view public.m_amounts cannot be re-created" in error and "amount" in error
+    assert digests(dbs.target.dsn, ["public.m"]) == before
+    assert dbs.target.scalar("SELECT count(*) FROM public.m_amounts") == 1
