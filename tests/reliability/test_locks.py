@@ -1,0 +1,246 @@
+"""Lock contention on the target and server-side cleanup after a dead or frozen worker (issue 7).
+
+- A long reader transaction holds ACCESS SHARE on the target table during the swap: each wait
+  for ACCESS EXCLUSIVE lasts at most --lock-timeout, the swap is retried with backoff, then the
+  table fails clearly; a reporting query issued meanwhile is never held up longer than the
+  bound. Checked with pg_locks samples and generous bounds (3x the configured wait).
+- A worker killed while the server runs its statement (a long index build): the server-side
+  work stops within the client check interval (5 s; bound 15 s) and every lock goes with it.
+- A frozen worker (SIGSTOP) idle in its transaction between swap tries holds no lock a reader
+  waits for; killed, its session ends at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import psycopg2
+from rel_kill import KillWorld
+from rel_tools import (
+    Worker,
+    backends,
+    check_output,
+    ledger_text,
+    staged_leftovers,
+    table_checksum,
+    unix_socket_of,
+    wait_for,
+    with_password,
+)
+
+LOCK_TIMEOUT = 0.5
+ATTEMPTS = 3
+BOUND = 3 * LOCK_TIMEOUT
+
+
+def _setup(dbs) -> tuple[tuple, tuple]:
+    dbs.source.execute("CREATE TABLE public.report (id int PRIMARY KEY, v text);"
+                       "INSERT INTO public.report SELECT g, 'new' FROM generate_series(1, 500) g")
+    dbs.target.execute("CREATE TABLE public.report (id int PRIMARY KEY, v text);"
+                       "INSERT INTO public.report SELECT g, 'old' FROM generate_series(1, 50) g")
+    return (table_checksum(dbs.target.dsn, "public.report"),
+            table_checksum(dbs.source.dsn, "public.report"))
+
+
+class LockWatch(threading.Thread):
+    """Samples pg_locks every 20 ms: when the worker waits for ACCESS EXCLUSIVE on the table."""
+
+    def __init__(self, dsn: str, app: str, table: str):
+        super().__init__(daemon=True)
+        self.dsn, self.app, self.table = dsn, app, table
+        self.samples: list[tuple[float, bool]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute("""SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                                WHERE a.application_name = %s AND NOT l.granted
+                                  AND l.mode = 'AccessExclusiveLock'
+                                  AND l.relation = to_regclass(%s)""", (self.app, self.table))
+                self.samples.append((time.monotonic(), cur.fetchone()[0] > 0))
+                time.sleep(0.02)
+        conn.close()
+
+    def episodes(self) -> list[float]:
+        """Lengths of the continuous waits seen."""
+        out, start = [], None
+        for t, waiting in self.samples:
+            if waiting and start is None:
+                start = t
+            elif not waiting and start is not None:
+                out.append(t - start)
+                start = None
+        if start is not None:
+            out.append(self.samples[-1][0] - start)
+        return out
+
+
+class Reporter(threading.Thread):
+    """A reporting user: a short query on the table every 50 ms, each on a new connection;
+    records how long each one took."""
+
+    def __init__(self, dsn: str, table: str):
+        super().__init__(daemon=True)
+        self.dsn, self.table = dsn, table
+        self.durations: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            conn = psycopg2.connect(self.dsn)
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT count(*) FROM {self.table}")
+                cur.fetchone()
+            conn.close()
+            self.durations.append(time.monotonic() - t0)
+            time.sleep(0.05)
+
+
+def _worker(dbs, tmp_path, run_id: str, *extra: str) -> Worker:
+    return Worker(["copy", "--source", with_password(dbs.source.dsn),
+                   "--target", with_password(dbs.target.dsn), "--tables", "public.report",
+                   "--run-id", run_id, "--lock-timeout", str(LOCK_TIMEOUT),
+                   "--lock-attempts", str(ATTEMPTS), *extra], tmp_path / run_id)
+
+
+def test_long_reader_blocks_swap_bounded_waits_then_clear_failure(dbs, tmp_path) -> None:
+    old, _new = _setup(dbs)
+    reader = psycopg2.connect(dbs.target.dsn)
+    with reader.cursor() as cur:  # a long report: ACCESS SHARE held until it ends
+        cur.execute("SELECT count(*) FROM public.report")
+    watch = LockWatch(dbs.target.dsn, "nightcopy:lock-fail", "public.report")
+    reporter = Reporter(dbs.target.dsn, "public.report")
+    watch.start()
+    reporter.start()
+    try:
+        t0 = time.monotonic()
+        w = _worker(dbs, tmp_path, "lock-fail")
+        code = w.wait(120)
+        elapsed = time.monotonic() - t0
+    finally:
+        watch.stop.set()
+        reporter.stop.set()
+        watch.join()
+        reporter.join()
+        reader.rollback()
+        reader.close()
+    check_output(w.stdout, w.stderr, ledger_text(dbs.target.dsn))
+    assert code == 1, w.stderr
+    failed = [e for e in w.events if e["event"] == "table_failed"]
+    assert len(failed) == 1
+    error = failed[0]["error"]
+    assert f"within {ATTEMPTS} tries of {LOCK_TIMEOUT:g}s" in error, error
+    assert "hold locks" in error and "--lock-timeout" in error, error
+    # each wait was bounded and there were several (retries with backoff in between)
+    episodes = watch.episodes()
+    assert 2 <= len(episodes) <= ATTEMPTS, episodes
+    assert max(episodes) <= BOUND, episodes
+    # no reporting query was held up longer than the bound
+    assert reporter.durations and max(reporter.durations) <= BOUND, reporter.durations
+    assert elapsed < 60
+    # the target is as it was, nothing staged is left, no session of the worker remains
+    assert table_checksum(dbs.target.dsn, "public.report") == old
+    assert staged_leftovers(dbs.target.dsn) == []
+    assert not backends(dbs.target.dsn, "nightcopy:lock-fail")
+
+
+def test_reader_finishes_during_backoff_swap_succeeds(dbs, tmp_path) -> None:
+    _old, new = _setup(dbs)
+    reader = psycopg2.connect(dbs.target.dsn)
+    with reader.cursor() as cur:
+        cur.execute("SELECT count(*) FROM public.report")
+    watch = LockWatch(dbs.target.dsn, "nightcopy:lock-ok", "public.report")
+    watch.start()
+    w = _worker(dbs, tmp_path, "lock-ok")
+    try:
+        wait_for(lambda: any(s for _t, s in watch.samples), 30, what="the swap to wait")
+        reader.rollback()  # the report ends while the worker backs off or waits
+        code = w.wait(120)
+    finally:
+        watch.stop.set()
+        watch.join()
+        reader.close()
+    check_output(w.stdout, w.stderr)
+    assert code == 0, w.stderr
+    copied = [e for e in w.events if e["event"] == "table_copied"][0]
+    assert copied["lock_wait_seconds"] > 0
+    assert max(watch.episodes()) <= BOUND
+    assert table_checksum(dbs.target.dsn, "public.report") == new
+
+
+def test_killed_worker_statement_stops_on_server(dbs, proxies, tmp_path) -> None:
+    """An index build that would run ~30 s: killing the worker stops it within the client check
+    interval (5 s; bound 15 s) and releases every lock."""
+    world = KillWorld.build(dbs.source.dsn, dbs.target.dsn, tmp_path,
+                            proxies(unix_socket_of(dbs.source.dsn)))
+    world.slow_index(0.4)  # 80 rows: ~30 s of index build
+    run_id = "kill-long-statement"
+    w = world.start(run_id, slow=False)
+    try:
+        wait_for(lambda: any((q or "").lower().startswith("create index") and s == "active"
+                             for _p, s, _w, q in backends(world.target_dsn, world.app(run_id))),
+                 30, what="the long index build")
+        pids = [p for p, *_ in backends(world.target_dsn, world.app(run_id))]
+        w.kill9()
+        killed = time.monotonic()
+    finally:
+        w.close()
+    world.slow_index(0)
+    world.wait_sessions_gone(run_id, bound=15)
+    gone_after = time.monotonic() - killed
+    conn = psycopg2.connect(world.target_dsn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE pid = ANY(%s)", (pids,))
+        assert cur.fetchone()[0] == 0
+    conn.close()
+    assert gone_after <= 15, gone_after
+    assert all(s in ("old", "new") for s in world.states().values())
+    assert staged_leftovers(world.target_dsn) == []
+
+
+def test_frozen_worker_idle_in_transaction_blocks_no_reader(dbs, tmp_path) -> None:
+    """SIGSTOP while the worker's transaction idles between swap tries (a reader blocks the
+    swap): the frozen worker holds no lock on the live table, so reports run; SIGKILL ends its
+    session at once (the server reads EOF)."""
+    old, _new = _setup(dbs)
+    reader = psycopg2.connect(dbs.target.dsn)
+    with reader.cursor() as cur:
+        cur.execute("SELECT count(*) FROM public.report")
+    app = "nightcopy:frozen"
+    w = Worker(["copy", "--source", with_password(dbs.source.dsn),
+                "--target", with_password(dbs.target.dsn), "--tables", "public.report",
+                "--run-id", "frozen", "--lock-timeout", "0.2", "--lock-attempts", "10"],
+               tmp_path / "frozen")
+    try:
+        wait_for(lambda: any(s == "idle in transaction" and "rollback to savepoint" in
+                             (q or "").lower() for _p, s, _w, q in backends(dbs.target.dsn, app)),
+                 30, 0.005, "the worker to back off between swap tries")
+        w.proc.send_signal(signal.SIGSTOP)
+        reader.rollback()
+        # a report runs while the worker is frozen mid-transaction
+        t0 = time.monotonic()
+        assert table_checksum(dbs.target.dsn, "public.report") == old
+        assert time.monotonic() - t0 < 1.0
+        conn = psycopg2.connect(dbs.target.dsn)
+        with conn.cursor() as cur:
+            cur.execute("""SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                            WHERE a.application_name = %s
+                              AND l.relation = 'public.report'::regclass""", (app,))
+            assert cur.fetchall() == []  # the swap's lock was given back at its savepoint
+        conn.close()
+        w.proc.send_signal(signal.SIGKILL)
+        w.proc.wait(10)
+        t0 = time.monotonic()
+        wait_for(lambda: not backends(dbs.target.dsn, app), 5, what="the frozen worker's session")
+        assert time.monotonic() - t0 < 5
+    finally:
+        w.close()
+        reader.close()
+    assert table_checksum(dbs.target.dsn, "public.report") == old
+    assert staged_leftovers(dbs.target.dsn) == []
