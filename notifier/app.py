@@ -11,7 +11,7 @@ Two callers:
 
 Environment: STATE_MACHINE_ARN (alarm path), NIGHTCOPY_SSM_PREFIX (Slack settings, read once per
 container), NIGHTCOPY_REPORT_URI (s3://bucket/prefix, as given to the workers),
-DEADMAN_ALARM_NAME.
+DEADMAN_ALARM_NAME and FAILED_ALARM_NAME (which alarm is which).
 """
 
 from __future__ import annotations
@@ -170,6 +170,10 @@ def handle_alarm(alarm: dict) -> dict:
             "The schedule did not start an execution. Check that the schedule is enabled and "
             "the starter Lambda's logs; start one by hand with `nightcopy start`."]))
         return {"posted": True, "alerts": 1}
+    failed_alarm = os.environ.get("FAILED_ALARM_NAME")
+    if failed_alarm and alarm.get("AlarmName") != failed_alarm:
+        # e.g. the Lambda errors alarm: e-mail only; scanning here could repeat a message
+        return {"posted": False, "reason": "not an execution alarm"}
     posted = 0
     sfn = boto3.client("stepfunctions")
     for e in executions:

@@ -195,6 +195,7 @@ def notifier_env(moto_aws, slack, monkeypatch):
     monkeypatch.setenv("NIGHTCOPY_SSM_PREFIX", PREFIX + "/")
     monkeypatch.setenv("NIGHTCOPY_REPORT_URI", f"s3://{BUCKET}/reports")
     monkeypatch.setenv("DEADMAN_ALARM_NAME", "nightcopy-no-success")
+    monkeypatch.setenv("FAILED_ALARM_NAME", "nightcopy-failed")
     return s3
 
 
@@ -308,3 +309,13 @@ def test_ok_transition_posts_nothing(machine, slack, notifier_app):
 def test_alert_message_is_escaped():
     msg = build_alert("x", ["a <b> & c"])
     assert msg["blocks"][1]["text"]["text"] == "a &lt;b&gt; &amp; c"
+
+
+def test_other_alarms_do_not_repeat_a_timed_out_night(machine, slack, notifier_app):
+    sfn, arn = machine
+    ex = sfn.start_execution(stateMachineArn=arn, name="nightly-2026-11-25")
+    assert wait_for_execution(sfn, ex["executionArn"], timeout=30)["status"] == "TIMED_OUT"
+    assert notifier_app.handler(_alarm("nightcopy-failed"))["posted"] is True
+    out = notifier_app.handler(_alarm("nightcopy-lambda-errors"))
+    assert out["posted"] is False
+    assert len(slack.messages) == 1

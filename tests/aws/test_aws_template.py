@@ -160,6 +160,8 @@ def test_alarms():
     # the notifier tells the dead-man alarm apart by its name
     assert RES["NotifierFunction"]["Properties"]["Environment"]["Variables"][
         "DEADMAN_ALARM_NAME"].value == deadman["AlarmName"].value
+    assert RES["NotifierFunction"]["Properties"]["Environment"]["Variables"][
+        "FAILED_ALARM_NAME"].value == failed["AlarmName"].value
     assert RES["NotifierFunction"]["Properties"]["Events"]["Alarm"]["Type"] == "SNS"
 
 
