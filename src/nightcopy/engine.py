@@ -9,6 +9,7 @@ foreign keys between the copied tables.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -63,11 +64,37 @@ class RunResult:
         return self.summary["status"] == "succeeded"
 
 
-def _connection_lost(exc: BaseException) -> bool:
-    if isinstance(exc, SourceStreamError):
-        exc = exc.cause
-    return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and not isinstance(
-        exc, psycopg2.errors.QueryCanceled | psycopg2.errors.LockNotAvailable)
+_LOST_MARKERS = ("no message from the libpq", "server closed the connection", "ssl syscall",
+                 "could not receive data", "could not send data", "connection not open",
+                 "eof detected", "terminating connection", "connection already closed")
+
+
+def _looks_lost(exc: BaseException) -> bool:
+    """Whether an error means the connection itself is gone (worth a retry)."""
+    if isinstance(exc, psycopg2.errors.QueryCanceled | psycopg2.errors.LockNotAvailable):
+        return False
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return True
+    # libpq reports some cuts mid-COPY as a bare DatabaseError ("error with status
+    # PGRES_COPY_OUT and no message from the libpq").
+    return isinstance(exc, psycopg2.DatabaseError) and any(
+        m in str(exc).lower() for m in _LOST_MARKERS)
+
+
+def _is_broken(conn: connection | None) -> bool:
+    if conn is None:
+        return False
+    if conn.closed:
+        return True
+    try:
+        return conn.info.status != 0  # libpq CONNECTION_OK
+    except psycopg2.Error:
+        return True
+
+
+def _close_quietly(conn: connection) -> None:
+    with contextlib.suppress(psycopg2.Error):
+        conn.close()
 
 
 def _same_database(snapshot: Snapshot, tgt: connection) -> bool:
@@ -203,22 +230,21 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                         events.emit("table_copied", **out.event_fields())
                         break
                     except Exception as exc:  # noqa: BLE001 - every failure is reported
-                        lost = _connection_lost(exc)
-                        side = "source" if (isinstance(exc, SourceStreamError)
-                                            or (src is not None and src.closed)) else "target"
-                        if isinstance(exc, SourceStreamError) or lost:
-                            # After a broken COPY the connection's protocol state is unknown.
-                            for c in (src, tconn):
-                                if c is not None and (c.closed or isinstance(exc, SourceStreamError)):
-                                    c.close()
-                            if src is not None and src.closed:
-                                src = None
-                            if tconn is not None and tconn.closed:
-                                tconn = None
+                        from_source = isinstance(exc, SourceStreamError)
                         cause = exc.cause if isinstance(exc, SourceStreamError) else exc
-                        message = explain(d.ref.qualified, cause,
-                                          "source" if isinstance(exc, SourceStreamError)
-                                          else "target")
+                        src_lost = _is_broken(src) or (from_source and _looks_lost(cause))
+                        tgt_lost = _is_broken(tconn) or (not from_source and _looks_lost(cause))
+                        lost = src_lost or tgt_lost
+                        side = "source" if src_lost or (from_source and not tgt_lost) else "target"
+                        # A source connection whose COPY failed is in an unknown protocol
+                        # state: replace it (it re-imports the run's snapshot).
+                        if src is not None and (src_lost or from_source):
+                            _close_quietly(src)
+                            src = None
+                        if tconn is not None and tgt_lost:
+                            _close_quietly(tconn)
+                            tconn = None
+                        message = explain(d.ref.qualified, cause, side)
                         if lost:
                             message = (f"{d.ref.qualified}: the connection to the {side} was lost "
                                        f"({pg_message(cause)})")
