@@ -403,3 +403,16 @@ def test_a_target_view_that_cannot_follow_the_new_definition_keeps_the_old_table
     assert "view public.m_amounts cannot be re-created" in error and "amount" in error
     assert digests(dbs.target.dsn, ["public.m"]) == before
     assert dbs.target.scalar("SELECT count(*) FROM public.m_amounts") == 1
+
+
+def test_inheritance_parent_is_copied_with_its_own_rows_only(cli, dbs):
+    dbs.source.execute("CREATE TABLE public.animals (id int, name text);"
+                       "CREATE TABLE public.cats (lives int) INHERITS (public.animals);"
+                       "INSERT INTO public.animals VALUES (1, 'generic');"
+                       "INSERT INTO public.cats VALUES (2, 'tom', 9)")
+    result = copy(cli, dbs, "public.animals,public.cats", "--verify", "checksum")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.query("SELECT id, name FROM public.animals") == [(1, "generic")]
+    assert dbs.target.query("SELECT id, name, lives FROM public.cats") == [(2, "tom", 9)]
+    assert any("inherits from public.animals" in e["message"]
+               for e in result.events_of("warning"))

@@ -171,8 +171,10 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
         prepare_failures = schema.prepare_target(tgt, todo, types, events.warn)
     except psycopg2.Error as exc:
         tgt.rollback()
+        hint = (": grant the target role CREATE on the database (for schemas) and on the "
+                "tables' schemas" if getattr(exc, "pgcode", None) == "42501" else "")
         prepare_failures = {d.ref.oid: f"cannot prepare the target for the tables: "
-                            f"{pg_message(exc)}" for d in todo}
+                            f"{pg_message(exc)}{hint}" for d in todo}
     settings = CopySettings(run_id=options.run_id, group=options.group,
                             strategy=options.strategy, verify=options.verify,
                             lock_timeout=options.lock_timeout,
