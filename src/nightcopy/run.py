@@ -323,7 +323,8 @@ def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:
         groups = [g for g in groups if g.name in only]
     conn = connect(config.source_dsn, "source", "nightcopy run")
     try:
-        expanded = expand_groups(conn, config.groups)
+        # Only the groups that run: `--group` still works while another group is broken.
+        expanded = expand_groups(conn, groups)
     finally:
         conn.close()
     check_disjoint(expanded)
