@@ -220,3 +220,13 @@ def test_empty_table_groups_fails_the_night(stack, slack, notifier_app, retry_wa
     assert builds.calls == []
     assert len(slack.messages) == 1
     assert "table_groups lists no groups" in json.dumps(slack.messages[0]["blocks"])
+
+
+def test_group_without_tables_fails_alone(stack, slack, notifier_app, retry_waits):
+    builds = SimulatedBuilds()
+    desc, _ = run([{"name": "ok", "tables": ["public.a"]}, {"name": "typo", "table": ["x"]}],
+                  builds, notifier_app)
+    assert desc["status"] == "FAILED"
+    assert [c["NIGHTCOPY_GROUP"] for c in builds.calls] == ["ok"]
+    text = " ".join(b.get("text", {}).get("text", "") for b in slack.messages[0]["blocks"])
+    assert "*typo* failed" in text and 'has no "tables" list' in text
