@@ -2,8 +2,7 @@
 
 The ledger (nightcopy.runs, nightcopy.table_results) is the default source: it is written in the
 same transaction as each table's swap, so it is exact. `--from-logs` reads the workers' JSON
-lines in CloudWatch Logs instead (with the queries template.yaml saves), for when the target is
-not reachable from where the operator sits.
+lines in CloudWatch Logs instead (nightcopy.logs_history), into the same result types.
 
 The critical path of a night is the group that finished last: it alone decides when the
 reporting database is complete, so that is the group to split (see `nightcopy plan`).
@@ -11,9 +10,8 @@ reporting database is complete, so that is the group to split (see `nightcopy pl
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from nightcopy.errors import NightcopyError
 from nightcopy.ledger import LEDGER_SCHEMA
@@ -60,7 +58,7 @@ class RunTimings:
         """The group that finished last (a group still running counts as last)."""
         if not self.groups:
             return None
-        return max(self.groups, key=_finish_key)
+        return max(self.groups, key=finish_key)
 
     @property
     def started_at(self) -> datetime | None:
@@ -89,7 +87,7 @@ class RunTimings:
         return sorted(mine, key=lambda t: t.finished_at or datetime.max.replace(tzinfo=UTC))
 
 
-def _finish_key(g: GroupTiming):
+def finish_key(g: GroupTiming):
     far = datetime.max.replace(tzinfo=UTC)
     return (g.finished_at or far, g.group)
 
@@ -199,7 +197,7 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
     if not groups and not tables:
         raise NightcopyError(f"run {run_id!r} is not in the ledger ({redacted}); "
                              "`nightcopy history` lists the recent runs")
-    groups.sort(key=_finish_key)
+    groups.sort(key=finish_key)
     return RunTimings(run_id, tables, groups, "ledger")
 
 
@@ -283,183 +281,3 @@ def history(target_dsn: str, nights: int) -> History:
         return history_from_ledger(conn, nights, redact_dsn(target_dsn))
     finally:
         conn.close()
-
-
-# ------------------------------------------------------------------------ CloudWatch Logs
-
-# When each group of a run finished (its run_summary line), to find runs and the critical path.
-# Kept here rather than in nightcopy.queries: template.yaml does not save it.
-GROUP_FINISH_QUERY = """\
-filter event = "run_summary"
-| stats max(@timestamp) as finished, latest(status) as status, latest(seconds) as seconds, \
-latest(tables) as tables, latest(failed) as failed, latest(rows) as rows, \
-latest(bytes) as bytes by run_id, group
-| sort finished desc
-| limit 1000"""
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def for_run(query: str, run_id: str) -> str:
-    """Narrow a saved query to one run: a filter right after its first command."""
-    first, _, rest = query.partition("\n")
-    line = f"| filter run_id = {_quote(run_id)}"
-    return f"{first}\n{line}\n{rest}" if rest else f"{first}\n{line}"
-
-
-def run_insights_query(client, log_group: str, query: str, start: datetime, end: datetime,
-                       *, poll_seconds: float = 1.0, timeout: float = 300.0) -> list[dict]:
-    """StartQuery + GetQueryResults until complete; rows as {field: value} (no @ptr)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        query_id = client.start_query(
-            logGroupName=log_group, queryString=query,
-            startTime=int(start.timestamp()), endTime=int(end.timestamp()),
-        )["queryId"]
-        deadline = time.monotonic() + timeout
-        while True:
-            response = client.get_query_results(queryId=query_id)
-            status = response.get("status")
-            if status == "Complete":
-                break
-            if status in ("Failed", "Cancelled", "Timeout", "Unknown"):
-                raise NightcopyError(f"the Logs Insights query on {log_group} ended {status}")
-            if time.monotonic() > deadline:
-                raise NightcopyError(f"the Logs Insights query on {log_group} took over "
-                                     f"{timeout:.0f}s; try a shorter --days range")
-            time.sleep(poll_seconds)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
-            raise NightcopyError(f"log group {log_group} does not exist in this account/region "
-                                 "(see the stack's outputs for its name)") from None
-        raise NightcopyError(f"CloudWatch Logs refused the query on {log_group}: {exc}") from None
-    except BotoCoreError as exc:
-        raise NightcopyError(f"cannot query CloudWatch Logs: {exc}") from None
-    return [
-        {f["field"]: f.get("value") for f in row if f.get("field") != "@ptr"}
-        for row in response.get("results", [])
-    ]
-
-
-def _num(value, kind=float):
-    if value in (None, ""):
-        return None
-    try:
-        return kind(float(value))
-    except ValueError:
-        return None
-
-
-def _when(value) -> datetime | None:
-    """Logs Insights prints timestamps as 'YYYY-MM-DD HH:MM:SS.mmm' (UTC)."""
-    if value in (None, ""):
-        return None
-    text = str(value)
-    if text.isdigit():  # epoch milliseconds
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-    try:
-        return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _group_rows(rows: list[dict]) -> dict[str, list[GroupTiming]]:
-    by_run: dict[str, list[GroupTiming]] = {}
-    for r in rows:
-        if not r.get("run_id"):
-            continue
-        seconds = _num(r.get("seconds"))
-        finished = _when(r.get("finished"))
-        started = finished - timedelta(seconds=seconds) if finished and seconds else None
-        by_run.setdefault(r["run_id"], []).append(GroupTiming(
-            group=r.get("group") or "", status=r.get("status") or "", started_at=started,
-            finished_at=finished, tables=_num(r.get("tables"), int),
-            failed=_num(r.get("failed"), int), rows=_num(r.get("rows"), int),
-            bytes=_num(r.get("bytes"), int), seconds=seconds,
-        ))
-    return by_run
-
-
-def _logs_client(client):
-    if client is not None:
-        return client
-    import boto3
-
-    return boto3.client("logs")
-
-
-def timings_from_logs(log_group: str, run_id: str | None, *, days: float = 2.0,
-                      client=None, now: datetime | None = None) -> RunTimings:
-    from nightcopy.queries import TABLE_TIMINGS_QUERY
-
-    logs = _logs_client(client)
-    end = now or datetime.now(UTC)
-    start = end - timedelta(days=days)
-    finish_query = for_run(GROUP_FINISH_QUERY, run_id) if run_id else GROUP_FINISH_QUERY
-    by_run = _group_rows(run_insights_query(logs, log_group, finish_query, start, end))
-    if run_id is None:
-        if not by_run:
-            raise NightcopyError(f"no run_summary lines in {log_group} over the last {days:g} "
-                                 "days; widen the range with --days")
-        run_id = max(by_run, key=lambda r: max(_finish_key(g)[0] for g in by_run[r]))
-    rows = run_insights_query(logs, log_group, for_run(TABLE_TIMINGS_QUERY, run_id), start, end)
-    tables = [
-        TableTiming(
-            table=r.get("table") or "", group=r.get("group") or "", status="copied",
-            rows=_num(r.get("rows"), int), bytes=_num(r.get("bytes"), int),
-            seconds=_num(r.get("seconds")), copy_seconds=_num(r.get("copy_seconds")),
-            index_seconds=_num(r.get("index_seconds")),
-        )
-        for r in rows if r.get("table") and r.get("run_id", run_id) == run_id
-    ]
-    tables.sort(key=lambda t: (-(t.seconds or 0.0), t.table))
-    groups = sorted(by_run.get(run_id, []), key=_finish_key)
-    if not tables and not groups:
-        raise NightcopyError(f"run {run_id!r} left no table_copied lines in {log_group} over "
-                             f"the last {days:g} days; widen the range with --days")
-    return RunTimings(run_id, tables, groups, "logs")
-
-
-def history_from_logs(log_group: str, nights: int, *, days: float | None = None,
-                      client=None, now: datetime | None = None) -> History:
-    from nightcopy.queries import SLOWEST_TABLES_QUERY
-
-    logs = _logs_client(client)
-    end = now or datetime.now(UTC)
-    start = end - timedelta(days=days if days is not None else nights + 1)
-    by_run = _group_rows(run_insights_query(logs, log_group, GROUP_FINISH_QUERY, start, end))
-    runs: list[RunSummary] = []
-    for run_id, groups in by_run.items():
-        timing = RunTimings(run_id, [], groups, "logs")
-        crit = timing.critical_group
-        started = timing.started_at
-        runs.append(RunSummary(
-            run_id=run_id, started_at=started, finished_at=timing.finished_at,
-            status="failed" if any(g.status == "failed" for g in groups) else "succeeded",
-            groups=len(groups), tables=sum(g.tables or 0 for g in groups),
-            failed=sum(g.failed or 0 for g in groups), rows=sum(g.rows or 0 for g in groups),
-            bytes=sum(g.bytes or 0 for g in groups),
-            critical_group=crit.group if crit else None,
-            critical_seconds=(crit.finished_at - started).total_seconds()
-            if crit and crit.finished_at and started else None,
-        ))
-    far_past = datetime.min.replace(tzinfo=UTC)
-    runs.sort(key=lambda r: (r.started_at or far_past, r.run_id), reverse=True)
-    runs = runs[:nights]
-    trends = []
-    for r in run_insights_query(logs, log_group, SLOWEST_TABLES_QUERY, start, end):
-        if not r.get("table"):
-            continue
-        avg = _num(r.get("avg_seconds")) or 0.0
-        trends.append(TableTrend(
-            table=r.get("table") or "", group=r.get("group") or "",
-            runs=_num(r.get("nights"), int) or 0, last=avg, avg=avg, min=avg,
-            max=_num(r.get("max_seconds")) or avg,
-        ))
-    notes = [f"CloudWatch Logs {log_group}, last {(end - start).days} days; "
-             "per-table figures span that whole range (last and min not available there)"]
-    return History(runs, trends, "logs", notes)

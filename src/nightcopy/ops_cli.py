@@ -150,11 +150,12 @@ def _need_log_group(from_logs: bool, log_group: str | None) -> None:
 def history_command(config_path, ssm_prefix, target, from_logs, log_group, days, nights):
     """Recent runs (with each night's critical path) and per-table timings, slowest first."""
     from nightcopy import history as hist
+    from nightcopy import logs_history
     from nightcopy.ops_view import console, render_history
 
     _need_log_group(from_logs, log_group)
     if from_logs:
-        result = hist.history_from_logs(log_group, nights, days=days)
+        result = logs_history.history_from_logs(log_group, nights, days=days)
     else:
         result = hist.history(_target_dsn(target, config_path, ssm_prefix), nights)
     render_history(console(), result)
@@ -170,11 +171,12 @@ def history_command(config_path, ssm_prefix, target, from_logs, log_group, days,
 def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days, run_id, limit):
     """Per-table timings of one run, slowest first, and its critical path."""
     from nightcopy import history as hist
+    from nightcopy import logs_history
     from nightcopy.ops_view import console, render_timings
 
     _need_log_group(from_logs, log_group)
     if from_logs:
-        result = hist.timings_from_logs(log_group, run_id, days=days or 2.0)
+        result = logs_history.timings_from_logs(log_group, run_id, days=days or 2.0)
     else:
         result = hist.timings(_target_dsn(target, config_path, ssm_prefix), run_id)
     render_timings(console(), result, limit=limit or None)

@@ -15,7 +15,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nightcopy.history import GROUP_FINISH_QUERY, for_run, history_from_logs, timings_from_logs
+from nightcopy.logs_history import (
+    GROUP_FINISH_QUERY,
+    for_run,
+    history_from_logs,
+    timings_from_logs,
+)
 from nightcopy.ops_view import console, render_history, render_timings
 from nightcopy.queries import SLOWEST_TABLES_QUERY, TABLE_TIMINGS_QUERY
 
