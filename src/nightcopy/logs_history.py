@@ -44,7 +44,7 @@ def for_run(query: str, run_id: str) -> str:
 
 
 def run_insights_query(client, log_group: str, query: str, start: datetime, end: datetime,
-                       *, poll_seconds: float = 1.0, timeout: float = 300.0) -> list[dict]:
+                       *, timeout: float = 300.0) -> list[dict]:
     """StartQuery + GetQueryResults until complete; rows as {field: value} (no @ptr)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -54,6 +54,7 @@ def run_insights_query(client, log_group: str, query: str, start: datetime, end:
             startTime=int(start.timestamp()), endTime=int(end.timestamp()),
         )["queryId"]
         deadline = time.monotonic() + timeout
+        delay = 0.25
         while True:
             response = client.get_query_results(queryId=query_id)
             status = response.get("status")
@@ -64,7 +65,8 @@ def run_insights_query(client, log_group: str, query: str, start: datetime, end:
             if time.monotonic() > deadline:
                 raise NightcopyError(f"the Logs Insights query on {log_group} took over "
                                      f"{timeout:.0f}s; try a shorter --days range")
-            time.sleep(poll_seconds)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)  # small queries finish in a second; big ones take long
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "ResourceNotFoundException":

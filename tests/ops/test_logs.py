@@ -148,3 +148,14 @@ def test_history_from_logs_lists_runs_and_slowest_tables():
     with con.capture() as cap:
         render_history(con, h)
     assert "g2 (31m00s)" in cap.get()
+
+
+def test_a_failed_insights_query_is_a_clear_error():
+    from nightcopy.errors import NightcopyError
+
+    class Failing(InsightsStandIn):
+        def get_query_results(self, queryId):  # noqa: N803
+            return {"status": "Failed", "results": []}
+
+    with pytest.raises(NightcopyError, match="query on /aws/codebuild/nightcopy ended Failed"):
+        timings_from_logs(LOG_GROUP, "nightly-2026-11-25", client=Failing(), now=NOW)
