@@ -277,6 +277,21 @@ class TableCopier:
             raise TableError(f"{d.ref.qualified}: checksum mismatch between source and target "
                              f"({source[0]} vs {count} rows); the old table was kept")
 
+    def _finish_load(self, src: connection, cur: cursor, d: TableDef, table: str,
+                     out: TableOutcome) -> None:
+        """After the rows are in: verify, ANALYZE, and set identity sequences to the source's."""
+        self._verify_checksum(src, cur, d, table)
+        t0 = time.monotonic()
+        cur.execute(f"ANALYZE {table}")
+        out.analyze_seconds = time.monotonic() - t0
+        for c in d.columns:
+            if c.identity and c.identity_seq is not None:
+                seq = c.identity_seq
+                value = (f"{seq.last_value}, true" if seq.last_value is not None
+                         else f"{seq.start}, false")
+                cur.execute("SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s), "
+                            f"{value})", (table, c.name))
+
     # ------------------------------------------------------------------ swap strategy
     def _build_and_swap(self, src: connection, cur: cursor, d: TableDef,
                         old: target.TargetTable | None, out: TableOutcome) -> None:
@@ -302,17 +317,7 @@ class TableCopier:
                     cur.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX {quote_ident(name)}"
                                 f" ON {staged_table} USING {body}")
         out.index_seconds = time.monotonic() - t0
-        self._verify_checksum(src, cur, d, staged_table)
-        t0 = time.monotonic()
-        cur.execute(f"ANALYZE {staged_table}")
-        out.analyze_seconds = time.monotonic() - t0
-        for c in d.columns:
-            if c.identity and c.identity_seq is not None:
-                seq = c.identity_seq
-                value = (f"{seq.last_value}, true" if seq.last_value is not None
-                         else f"{seq.start}, false")
-                cur.execute("SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s), "
-                            f"{value})", (staged_table, c.name))
+        self._finish_load(src, cur, d, staged_table, out)
 
         def swap() -> None:
             current = None
@@ -457,17 +462,7 @@ class TableCopier:
         cur.execute(f"TRUNCATE {'' if d.partkey else 'ONLY '}{q}")
         self._copy_rows(src, cur, d, lambda part: q if part is None else part.qualified, out,
                         freeze=True)
-        self._verify_checksum(src, cur, d, q)
-        t0 = time.monotonic()
-        cur.execute(f"ANALYZE {q}")
-        out.analyze_seconds = time.monotonic() - t0
-        for c in d.columns:
-            if c.identity and c.identity_seq is not None:
-                seq = c.identity_seq
-                value = (f"{seq.last_value}, true" if seq.last_value is not None
-                         else f"{seq.start}, false")
-                cur.execute("SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s), "
-                            f"{value})", (q, c.name))
+        self._finish_load(src, cur, d, q, out)
         for s in d.sequences:
             cur.execute(schema.sequence_value_sql(s, s.qualified))
 
