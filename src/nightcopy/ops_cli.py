@@ -149,7 +149,9 @@ def _need_log_group(from_logs: bool, log_group: str | None) -> None:
 @logs_options
 @click.option("--nights", type=click.IntRange(min=1), default=7, show_default=True,
               help="How many recent runs to show.")
-def history_command(config_path, ssm_prefix, target, from_logs, log_group, days, nights):
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def history_command(config_path, ssm_prefix, target, from_logs, log_group, days, nights,
+                    as_json):
     """Recent runs (with each night's critical path) and per-table timings, slowest first."""
     from nightcopy import history as hist
     from nightcopy import logs_history
@@ -160,7 +162,10 @@ def history_command(config_path, ssm_prefix, target, from_logs, log_group, days,
         result = logs_history.history_from_logs(log_group, nights, days=days)
     else:
         result = hist.history(_target_dsn(target, config_path, ssm_prefix), nights)
-    render_history(console(), result)
+    if as_json:
+        _echo_json(result)
+    else:
+        render_history(console(), result)
 
 
 @click.command("timings")
@@ -170,7 +175,9 @@ def history_command(config_path, ssm_prefix, target, from_logs, log_group, days,
 @click.option("--run-id", default=None, help="The run to show (default: the latest).")
 @click.option("--limit", type=click.IntRange(min=0), default=30, show_default=True,
               help="Tables to list (0: all).")
-def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days, run_id, limit):
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (all tables).")
+def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days, run_id, limit,
+                    as_json):
     """Per-table timings of one run, slowest first, and its critical path."""
     from nightcopy import history as hist
     from nightcopy import logs_history
@@ -181,7 +188,18 @@ def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days,
         result = logs_history.timings_from_logs(log_group, run_id, days=days or 2.0)
     else:
         result = hist.timings(_target_dsn(target, config_path, ssm_prefix), run_id)
-    render_timings(console(), result, limit=limit or None)
+    if as_json:
+        crit = result.critical_group
+        _echo_json(result, critical_group=crit.group if crit else None,
+                   wall_seconds=result.wall_seconds)
+    else:
+        render_timings(console(), result, limit=limit or None)
+
+
+def _echo_json(result, **extra) -> None:
+    import dataclasses
+
+    click.echo(json.dumps({**dataclasses.asdict(result), **extra}, indent=2, default=str))
 
 
 # ---------------------------------------------------------------------------------- plan

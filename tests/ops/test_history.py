@@ -115,3 +115,18 @@ def test_history_needs_a_target(nc, tmp_path, monkeypatch):
     assert r.exit_code == 1 and "no target database" in r.stderr
     r = nc("timings", "--from-logs")
     assert r.exit_code == 2 and "--log-group" in r.stderr
+
+
+def test_timings_and_history_as_json(nc, ledger):
+    import json
+
+    r = nc("timings", "--target", ledger, "--json")
+    assert r.exit_code == 0, r.text
+    data = json.loads(r.stdout)
+    assert data["run_id"] == "nightly-2026-11-25" and data["critical_group"] == "g1"
+    assert data["wall_seconds"] == 1200
+    assert [t["table"] for t in data["tables"]][:2] == ["public.a", "public.c"]
+    r = nc("history", "--target", ledger, "--json")
+    data = json.loads(r.stdout)
+    assert [run["run_id"] for run in data["runs"]] == ["nightly-2026-11-25", "nightly-2026-11-24"]
+    assert data["tables"][0]["table"] == "public.c"
