@@ -151,3 +151,23 @@ CREATE UNLOGGED TABLE public.scratch (id integer, payload text) WITH (fillfactor
 INSERT INTO public.scratch SELECT g, repeat('x', g) FROM generate_series(1, 100) AS g;
 CREATE TABLE public.wide_text (id integer PRIMARY KEY, big text);
 INSERT INTO public.wide_text VALUES (1, repeat('0123456789', 200000));
+
+-- Circular foreign keys with referential actions (a store has a manager; staff work in a store),
+-- a gist index on tsvector, and a trigger on the source (triggers are not copied).
+CREATE TABLE public.store (store_id integer PRIMARY KEY, manager_staff_id integer NOT NULL);
+CREATE TABLE public.staff (
+    staff_id integer PRIMARY KEY,
+    store_id integer NOT NULL REFERENCES public.store ON UPDATE CASCADE ON DELETE RESTRICT,
+    bio tsvector
+);
+ALTER TABLE public.store ADD CONSTRAINT store_manager_fkey FOREIGN KEY (manager_staff_id)
+    REFERENCES public.staff (staff_id) DEFERRABLE INITIALLY DEFERRED;
+CREATE INDEX staff_bio_idx ON public.staff USING gist (bio);
+CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN NEW.bio := to_tsvector('simple', 'touched'); RETURN NEW; END $$;
+CREATE TRIGGER staff_touch BEFORE INSERT OR UPDATE ON public.staff
+    FOR EACH ROW EXECUTE FUNCTION public.touch();
+BEGIN;
+INSERT INTO public.store SELECT g, g FROM generate_series(1, 20) AS g;
+INSERT INTO public.staff SELECT g, 1 + g % 20, NULL FROM generate_series(1, 40) AS g;
+COMMIT;
