@@ -441,6 +441,9 @@ class TableCopier:
         if old.columns != wanted:
             raise TableError(f"{q}: the target table's columns differ from the source's, which "
                              "--strategy truncate cannot fix; use --strategy swap")
+        if (old.kind == "p") != bool(d.partkey):
+            raise TableError(f"{q}: the table is partitioned on one side only; use --strategy "
+                             "swap")
         if d.partkey and sorted(p.qualified for p in d.leaves) != old.leaves:
             raise TableError(f"{q}: the target's partitions differ from the source's; use "
                              "--strategy swap")
