@@ -91,9 +91,10 @@ def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_i
         post_to_slack(config, outcome)
         con.print("Slack report posted.")
     if not outcome.ok:
-        raise NightcopyError(f"run {outcome.run_id} failed: "
-                             + ", ".join(f"{g['group']} ({g['error']})"
-                                         for g in outcome.failed_groups()))
+        failed = [g["group"] for g in outcome.failed_groups()]
+        raise NightcopyError(f"run {outcome.run_id} failed: {len(failed)} of "
+                             f"{len(outcome.groups)} groups ({', '.join(failed)}); the summary "
+                             "above says why")
 
 
 # ---------------------------------------------------------------------------------- demo

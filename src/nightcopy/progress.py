@@ -104,7 +104,7 @@ class PlainProgress:
 
     def group_started(self, group) -> None:
         total = "?" if group.total is None else group.total
-        self._line(f"[{group.name}] started: {total} tables")
+        self._line(f"[{group.name}] started: {total} table{'' if total == 1 else 's'}")
 
     def event(self, group, event) -> None:
         kind = event.get("event")

@@ -99,6 +99,7 @@ class GroupState:
             return f"{self.failed} table(s) failed"
         lines = [line for line in self.stderr_tail if line.strip()]
         last = lines[-1].strip() if lines else ""
+        last = last.removeprefix("nightcopy: error: ")  # the worker's own one-line error
         return last or f"the worker exited with status {self.returncode}"
 
 
@@ -327,6 +328,8 @@ def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:
         expanded = expand_groups(conn, groups)
     finally:
         conn.close()
+    # An unreachable target is one clear line now rather than the same error from every worker.
+    connect(config.target_dsn, "target", "nightcopy run").close()
     check_disjoint(expanded)
     tables = {e.name: e.tables for e in expanded}
     return [GroupState(g.name, list(g.tables), total=len(tables[g.name]),

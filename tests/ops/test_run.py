@@ -64,7 +64,7 @@ def test_a_failed_table_fails_the_run_and_the_same_run_id_resumes(nc, shop, tmp_
     r = nc("run", "--config", str(cfg), "--run-id", "night-7")
     assert r.exit_code == 1
     assert r.stderr.strip().splitlines() == [
-        "nightcopy: error: run night-7 failed: g2 (1 table(s) failed)"]
+        "nightcopy: error: run night-7 failed: 1 of 2 groups (g2); the summary above says why"]
     assert "failed: [g2] sales.credits:" in r.stdout
     assert "Rerun with --run-id night-7" in r.stdout
     assert shop.target.scalar("SELECT count(*) FROM sales.invoices") == 300
@@ -96,6 +96,11 @@ def test_broken_config_is_refused_before_anything_is_written(nc, shop, tmp_path,
     assert r.exit_code == 1 and "sales.invoices is in groups g1 and g2" in r.stderr
     r = nc("run", "--config", str(cfg), "--group", "g9")
     assert r.exit_code == 1 and "no group named 'g9'" in r.stderr
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn,
+                       "host=/nonexistent dbname=x password=s3cr3t-pw", GROUPS)
+    r = nc("run", "--config", str(cfg))
+    assert r.exit_code == 1 and "cannot reach the target database" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "s3cr3t-pw" not in r.text
 
 
 class _Hook(BaseHTTPRequestHandler):
