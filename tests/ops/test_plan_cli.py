@@ -112,3 +112,18 @@ def test_write_ssm_updates_table_groups_and_prints_the_old_value(nc, measured, s
 def test_write_ssm_needs_a_prefix(nc, tmp_path):
     r = nc("plan", "--config", str(tmp_path / "x.toml"), "--groups", "2", "--write-ssm")
     assert r.exit_code == 2 and "--ssm-prefix" in r.stderr
+
+
+def test_write_table_groups_keeps_type_and_moves_to_advanced_beyond_4kb(ssm):
+    from nightcopy.plan import write_table_groups
+
+    ssm.put_parameter(Name="/nc/big/table_groups", Value="[]", Type="SecureString")
+    big = json.dumps([{"name": "g1", "tables": [f"public.table_{i:04d}" for i in range(300)]}])
+    assert len(big) > 4096
+    name, old = write_table_groups("/nc/big/", big, client=ssm)
+    assert (name, old) == ("/nc/big/table_groups", "[]")
+    param = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    assert param["Type"] == "SecureString" and param["Value"] == big
+    described = ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]
+    assert described["Tier"] == "Advanced"
