@@ -225,6 +225,8 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                         if tconn is None or tconn.closed:
                             tconn = dsnlib.connect(options.target_dsn, "target", app,
                                                    settings=TARGET_SETTINGS)
+                        events.emit("table_started", table=d.ref.qualified, attempt=attempts,
+                                    size_bytes=d.ref.size_bytes)
                         out = copier.copy(src, tconn, d)
                         out.attempts = attempts
                         with lock:
