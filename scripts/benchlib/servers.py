@@ -4,6 +4,7 @@ maintenance_work_mem), plus the server-side CPU accounting the benchmark reports
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,25 +91,63 @@ def _norm(v: str) -> str:
     return v.strip().lower().replace(" ", "")
 
 
+def _proc_cpu(pid: int) -> float | None:
+    """utime+stime of one process from /proc (zombies included: their times stay readable until
+    they are reaped, and then move into the parent's children totals)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _settle(servers: list[BenchServer], limit: float = 5.0) -> None:
+    """Wait until the run's client backends have exited and been reaped.
+
+    A backend exits a moment after its client disconnects; sampled in that moment, its CPU would
+    be in neither the live children nor the postmaster's reaped-children totals."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        busy = False
+        for s in servers:
+            for child in s.postmaster().children():
+                try:
+                    if child.status() == psutil.STATUS_ZOMBIE or "[local]" in " ".join(child.cmdline()):
+                        busy = True
+                        break
+                except psutil.NoSuchProcess:
+                    continue
+            if busy:
+                break
+        if not busy:
+            return
+        time.sleep(0.05)
+
+
 def cpu_seconds(servers: list[BenchServer]) -> float:
     """User+system CPU-seconds used so far by the servers' processes.
 
     Backends exit when their connection closes, so summing live processes would miss them; the
     postmaster reaps every child, so its children_user/children_system carry the exited ones.
-    Sampled before and after a run, the difference is what the run cost the servers."""
+    Sampled before and after a run, the difference is what the run cost the servers. A child
+    reaped while we read would be counted in neither place (or twice), so each server is read
+    until its reaped-children total did not move during the read."""
+    _settle(servers)
     total = 0.0
     for s in servers:
         pm = s.postmaster()
-        t = pm.cpu_times()
-        total += t.user + t.system + t.children_user + t.children_system
-        for child in pm.children():
-            try:
-                ct = child.cpu_times()
-                total += ct.user + ct.system
-            except psutil.NoSuchProcess:
-                # exited between listing and reading: it is now in the postmaster's
-                # children_* totals of the next sample, a few ms of skew at most
-                continue
+        for _ in range(20):
+            before = pm.cpu_times()
+            live = 0.0
+            for child in pm.children():
+                cpu = _proc_cpu(child.pid)
+                live += cpu or 0.0
+            after = pm.cpu_times()
+            if (before.children_user, before.children_system) == (after.children_user,
+                                                                   after.children_system):
+                break
+        total += after.user + after.system + after.children_user + after.children_system + live
     return total
 
 
