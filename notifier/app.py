@@ -5,9 +5,10 @@ Two callers:
   (`groups` = the Map's trimmed per-group results): reads the per-group summaries the workers
   wrote to the reports bucket and posts the report, or the failure with the failed groups.
 - the alarm topic (SNS): the state machine cannot report an execution that timed out or was
-  aborted, nor one that never started. The alarm does not say which metric fired, so look at the
-  recent executions and post only those cases; a FAILED execution was already reported by the
-  state machine itself (exactly one message per night).
+  aborted, nor one that never started, nor one that failed before its Notify step posted (e.g. an
+  unreadable table_groups). The alarm does not say which metric fired, so look at the recent
+  executions and post only those cases; a failure the state machine posted itself is not
+  repeated (exactly one message per night).
 
 Environment: STATE_MACHINE_ARN (alarm path), NIGHTCOPY_SSM_PREFIX (Slack settings, read once per
 container), NIGHTCOPY_REPORT_URI (s3://bucket/prefix, as given to the workers),
@@ -177,7 +178,7 @@ def handle_alarm(alarm: dict) -> dict:
     posted = 0
     sfn = boto3.client("stepfunctions")
     for e in executions:
-        if e["status"] not in ("TIMED_OUT", "ABORTED"):
+        if e["status"] not in ("TIMED_OUT", "ABORTED", "FAILED"):
             continue
         stopped = e.get("stopDate") or sfn.describe_execution(
             executionArn=e["executionArn"]).get("stopDate")
@@ -185,20 +186,50 @@ def handle_alarm(alarm: dict) -> dict:
         if stopped is not None and not (
                 changed - ALARM_LOOKBACK <= stopped <= changed + timedelta(minutes=5)):
             continue
-        what = "timed out" if e["status"] == "TIMED_OUT" else "was aborted"
+        if e["status"] == "FAILED":
+            if _reported(sfn, e["executionArn"]):
+                continue  # the state machine posted its own failure report
+            what, cause = "failed before it could report", _failure_cause(sfn, e)
+        else:
+            what = "timed out" if e["status"] == "TIMED_OUT" else "was aborted"
+            cause = ""
         try:
             reports = read_summaries(e["name"])
         except Exception:
             reports = []
         done = sorted(str(r.get("group")) for r in reports)
-        lines = [f"The execution {e['name']} {what}; no report could be posted for it.",
-                 f"Groups that finished and wrote a report: {', '.join(done) or 'none'}.",
-                 "Tables a worker finished stay copied; `nightcopy start --rerun` copies "
-                 "the day again."]
+        lines = [f"The execution {e['name']} {what}; no report could be posted for it."]
+        if cause:
+            lines.append(cause)
+        lines += [f"Groups that finished and wrote a report: {', '.join(done) or 'none'}.",
+                  "Tables a worker finished stay copied; `nightcopy start --rerun` copies "
+                  "the day again."]
         _post(build_alert(f"nightcopy {e['name']} {what}", lines,
                           execution_url=execution_url(e["executionArn"])))
         posted += 1
     return {"posted": posted > 0, "alerts": posted}
+
+
+def _reported(sfn: Any, execution_arn: str) -> bool:
+    """Did the execution's Notify state post its message? (Its output carries notify.posted.)"""
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, reverseOrder=True)
+    for page in pages:
+        for event in page["events"]:
+            details = event.get("stateExitedEventDetails") or {}
+            if details.get("name") == "Notify":
+                try:
+                    out = json.loads(details.get("output") or "{}")
+                except ValueError:
+                    return False
+                return bool((out.get("notify") or {}).get("posted"))
+    return False
+
+
+def _failure_cause(sfn: Any, execution: dict) -> str:
+    desc = sfn.describe_execution(executionArn=execution["executionArn"])
+    error, cause = desc.get("error") or "", (desc.get("cause") or "")[:500]
+    return f"{error}: {cause}".strip(": ") if error or cause else ""
 
 
 def handler(event: dict, context: Any = None) -> dict:

@@ -261,8 +261,14 @@ def test_alarm_reports_a_timed_out_execution(machine, slack, notifier_app):
     assert "execution graph" in json.dumps(msg["blocks"])
 
 
-def test_alarm_reports_an_aborted_execution(machine, slack, notifier_app):
-    sfn, arn = machine
+def test_alarm_reports_an_aborted_execution(machine, slack, notifier_app, monkeypatch):
+    sfn, _ = machine
+    # no execution timeout here: a loaded machine must not time it out before the stop
+    arn = sfn.create_state_machine(
+        name="waits", roleArn=f"arn:aws:iam::{ACCOUNT}:role/r",
+        definition=json.dumps({"StartAt": "W", "States": {"W": {
+            "Type": "Wait", "Seconds": 60, "End": True}}}))["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     ex = sfn.start_execution(stateMachineArn=arn, name="nightly-2026-11-25-r2")
     sfn.stop_execution(executionArn=ex["executionArn"])
     assert wait_for_execution(sfn, ex["executionArn"])["status"] == "ABORTED"
@@ -271,19 +277,22 @@ def test_alarm_reports_an_aborted_execution(machine, slack, notifier_app):
         "nightcopy: nightcopy nightly-2026-11-25-r2 was aborted"]
 
 
-def test_alarm_for_a_failed_execution_posts_nothing(machine, slack, notifier_app):
-    # the state machine itself posted the failure; a second message would be noise
+def test_alarm_reports_a_failure_the_state_machine_could_not_post(machine, slack,
+                                                                    notifier_app, monkeypatch):
     sfn, _ = machine
     arn = sfn.create_state_machine(
         name="fails", roleArn=f"arn:aws:iam::{ACCOUNT}:role/r",
-        definition=json.dumps({"StartAt": "F", "States": {"F": {"Type": "Fail"}}}),
+        definition=json.dumps({"StartAt": "F", "States": {"F": {
+            "Type": "Fail", "Error": "nightcopy.Boom", "Cause": "bad table_groups JSON"}}}),
     )["stateMachineArn"]
     ex = sfn.start_execution(stateMachineArn=arn, name="nightly-2026-11-25")
     assert wait_for_execution(sfn, ex["executionArn"])["status"] == "FAILED"
-    import os
-    os.environ["STATE_MACHINE_ARN"] = arn  # restored by monkeypatch (machine fixture)
+    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
     out = notifier_app.handler(_alarm("nightcopy-failed"))
-    assert out["posted"] is False and slack.requests == []
+    assert out["posted"] is True
+    msg = slack.messages[0]
+    assert msg["text"] == "nightcopy: nightcopy nightly-2026-11-25 failed before it could report"
+    assert "nightcopy.Boom: bad table_groups JSON" in json.dumps(msg["blocks"])
 
 
 def test_deadman_alarm_reports_a_night_that_never_started(machine, slack, notifier_app):

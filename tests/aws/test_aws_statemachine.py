@@ -230,3 +230,16 @@ def test_group_without_tables_fails_alone(stack, slack, notifier_app, retry_wait
     assert [c["NIGHTCOPY_GROUP"] for c in builds.calls] == ["ok"]
     text = " ".join(b.get("text", {}).get("text", "") for b in slack.messages[0]["blocks"])
     assert "*typo* failed" in text and 'has no "tables" list' in text
+
+
+def test_alarm_after_a_reported_failure_posts_nothing_more(stack, slack, notifier_app,
+                                                           retry_waits, monkeypatch):
+    desc, _ = run([{"name": "crm", "tables": ["public.b"]}], SimulatedBuilds({"crm"}),
+                  notifier_app)
+    assert desc["status"] == "FAILED" and len(slack.messages) == 1
+    monkeypatch.setenv("STATE_MACHINE_ARN", desc["stateMachineArn"])
+    alarm = {"AlarmName": "nightcopy-failed", "NewStateValue": "ALARM"}
+    out = notifier_app.handler({"Records": [{"EventSource": "aws:sns",
+                                             "Sns": {"Message": json.dumps(alarm)}}]})
+    assert out["posted"] is False
+    assert len(slack.messages) == 1  # exactly one message for the night
