@@ -293,8 +293,14 @@ def watch(execution: str | None, interval: float, once: bool, state_machine_arn:
         target = resolve_target(cfn, state_machine_arn, stack, timezone)
         name = execution or execution_name(_day(None, target.timezone))
         arn = execution_arn(target.state_machine_arn, name)
-    desc = _call(f"finding execution {arn.rsplit(':', 1)[-1]}", sfn.describe_execution,
-                 executionArn=arn)
+    try:
+        desc = _call(f"finding execution {arn.rsplit(':', 1)[-1]}", sfn.describe_execution,
+                     executionArn=arn)
+    except AwsError as exc:
+        if "ExecutionDoesNotExist" in str(exc) and not execution:
+            raise AwsError(f"{exc} (today's night has not started yet? `nightcopy start` "
+                           "starts it)") from None
+        raise
     view = ExecutionView(region=arn.split(":")[3])
     click.echo(f"{desc['name']}: {desc['status']}  {execution_console_url(arn)}")
     seen = 0

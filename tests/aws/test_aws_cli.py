@@ -189,3 +189,10 @@ def test_watch_follows_a_running_execution_to_its_end(notifier_app):
     assert "[slow] build started" in out and "[slow] succeeded" in out
     assert out.rstrip().endswith("nightly-2026-11-25: SUCCEEDED")
     assert done["desc"]["status"] == "SUCCEEDED"
+
+
+def test_watch_before_tonight_started_says_how_to_start_it(machine):
+    machine()
+    code, out = cli("watch", "--timezone", "UTC")
+    assert code == 1
+    assert "ExecutionDoesNotExist" in out and "`nightcopy start` starts it" in out
