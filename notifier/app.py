@@ -12,7 +12,8 @@ Two callers:
 
 Environment: STATE_MACHINE_ARN (alarm path), NIGHTCOPY_SSM_PREFIX (Slack settings, read once per
 container), NIGHTCOPY_REPORT_URI (s3://bucket/prefix, as given to the workers),
-DEADMAN_ALARM_NAME and FAILED_ALARM_NAME (which alarm is which).
+DEADMAN_ALARM_NAME and FAILED_ALARM_NAME (which alarm is which); optional SLACK_API_BASE_URL
+(another Slack API root for the bot-token path, e.g. GovSlack).
 """
 
 from __future__ import annotations
