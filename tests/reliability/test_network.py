@@ -37,12 +37,6 @@ def _setup(dbs) -> tuple[tuple, tuple]:
             table_checksum(dbs.source.dsn, "public.big"))
 
 
-SOURCE_CUT_BUG = ("engine bug: a source connection cut mid-COPY raises psycopg2.DatabaseError "
-                  "('error with status PGRES_COPY_OUT and no message from the libpq'), which "
-                  "engine._connection_lost does not count as a lost connection: no retry, and "
-                  "the message does not say the connection was lost")
-
-
 def _run_cut(side: str, retries: int, dbs, proxies, tmp_path, cuts: int = 1):
     db = dbs.source if side == "source" else dbs.target
     proxy = proxies(unix_socket_of(db.dsn), cut_after=CUT_AFTER,
@@ -87,9 +81,7 @@ def test_cut_mid_copy_leaves_target_unchanged(side: str, dbs, proxies, tmp_path)
     assert _ledger_status(dbs) == ["failed"]
 
 
-@pytest.mark.parametrize("side", [
-    pytest.param("source", marks=pytest.mark.xfail(strict=True, reason=SOURCE_CUT_BUG)),
-    "target"])
+@pytest.mark.parametrize("side", ["source", "target"])
 def test_cut_mid_copy_says_connection_lost(side: str, dbs, proxies, tmp_path) -> None:
     _setup(dbs)
     _code, w, events, _proxy = _run_cut(side, 0, dbs, proxies, tmp_path)
@@ -97,9 +89,7 @@ def test_cut_mid_copy_says_connection_lost(side: str, dbs, proxies, tmp_path) ->
     assert f"the connection to the {side} was lost" in error, error
 
 
-@pytest.mark.parametrize("side", [
-    pytest.param("source", marks=pytest.mark.xfail(strict=True, reason=SOURCE_CUT_BUG)),
-    "target"])
+@pytest.mark.parametrize("side", ["source", "target"])
 def test_cut_mid_copy_is_retried(side: str, dbs, proxies, tmp_path) -> None:
     """--retries 1: a warning names the side, the second try copies the table."""
     _old, new = _setup(dbs)
@@ -115,7 +105,6 @@ def test_cut_mid_copy_is_retried(side: str, dbs, proxies, tmp_path) -> None:
     assert _ledger_status(dbs) == ["copied"]
 
 
-@pytest.mark.xfail(strict=True, reason=SOURCE_CUT_BUG)
 def test_connection_cut_then_source_gone(dbs, proxies, tmp_path) -> None:
     """Every source connection dies (cut, and no server behind the proxy for the retry): the
     table fails naming the source, after the configured retries, and the target is unchanged."""
