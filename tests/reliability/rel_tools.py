@@ -61,6 +61,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class SimpleDb:
+    """A database with the same small helpers as tests/conftest.py's Db."""
+
+    dsn: str
+
+    def execute(self, sql: str, params=None) -> None:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def scalar(self, sql: str, params=None):
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+
+def create_db(admin_dsn: str, name: str) -> SimpleDb:
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return SimpleDb(psycopg2.extensions.make_dsn(admin_dsn, dbname=name))
+
+
+def drop_db(admin_dsn: str, name: str) -> None:
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
 # --------------------------------------------------------------------------- output checks
 def check_output(*texts: str) -> None:
     """No secret marker and no traceback in anything a user or a log sees."""

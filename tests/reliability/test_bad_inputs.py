@@ -10,9 +10,10 @@ webhook URL and bot token: none of them may show up in stdout, stderr or the led
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,10 @@ from rel_tools import (
     SECRET_PW,
     SECRET_TOKEN,
     PwServer,
+    SimpleDb,
     check_output,
+    create_db,
+    drop_db,
     free_port,
     ledger_text,
     relation_state,
@@ -67,6 +71,7 @@ class Case:
     setup: Callable[[Ctx], None] | None = None
     ssm: Callable[[Ctx], dict] | None = None  # SSM parameters (moto, in the worker process)
     xfail: str | None = None
+    fresh: bool = False  # needs databases of its own (it changes them, or needs no ledger yet)
     absent: list[str] = field(default_factory=list)  # regexes stderr must not match
     marks: list = field(default_factory=list)
 
@@ -175,9 +180,9 @@ CASES: list[Case] = [
          source=lambda c: _dsn(c.src, user="no_such_user_nc")),
     Case("source-role-without-select", "public.orders", 1,
          [r"source", r"permission denied", r"GRANT SELECT|SELECT"],
-         source=lambda c: _dsn(c.src, user="nc_nosel")),
+         source=lambda c: _dsn(c.src, user="nc_nosel"), fresh=True),
     Case("target-role-without-create", "public.orders", 1, [r"target", r"CREATE"],
-         target=lambda c: _dsn(c.tgt, user="nc_nocreate")),
+         target=lambda c: _dsn(c.tgt, user="nc_nocreate"), fresh=True),
     Case("source-equals-target", "public.orders", 1, [r"same database"],
          target=lambda c: c.src),
     # ---- incompatible objects on the target
@@ -252,11 +257,31 @@ def _params() -> list:
     return out
 
 
+@pytest.fixture(scope="module")
+def shared_world(pg_servers) -> Iterator[tuple[SimpleDb, SimpleDb]]:
+    """One world for the cases that must not change anything (each still compares the target
+    before and after itself); cases that set something up get fresh databases."""
+    src_server, tgt_server = pg_servers
+    name = f"relbad_{os.getpid()}"
+    pair = (create_db(src_server.admin_dsn, f"src_{name}"),
+            create_db(tgt_server.admin_dsn, f"tgt_{name}"))
+    rel_world.build(pair[0].dsn, pair[1].dsn)
+    yield pair
+    drop_db(src_server.admin_dsn, f"src_{name}")
+    drop_db(tgt_server.admin_dsn, f"tgt_{name}")
+
+
 @pytest.fixture
-def ctx(dbs, pw_server, tmp_path) -> Ctx:
-    rel_world.build(dbs.source.dsn, dbs.target.dsn)
-    return Ctx(with_password(dbs.source.dsn), with_password(dbs.target.dsn), dbs.source,
-               dbs.target, pw_server, tmp_path)
+def ctx(request, shared_world, pw_server, tmp_path) -> Ctx:
+    case = getattr(request, "param", None) or request.node.callspec.params.get("case")
+    if isinstance(case, Case) and not (case.fresh or case.setup):
+        source, target = shared_world
+    else:
+        dbs = request.getfixturevalue("dbs")
+        rel_world.build(dbs.source.dsn, dbs.target.dsn)
+        source, target = dbs.source, dbs.target
+    return Ctx(with_password(source.dsn), with_password(target.dsn), source, target,
+               pw_server, tmp_path)
 
 
 def run_case(case: Case, c: Ctx) -> tuple[int, str, str]:
@@ -291,6 +316,9 @@ def test_bad_input(case: Case, ctx: Ctx) -> None:
     before = relation_state(ctx.target_db.dsn)
     code, out, err = run_case(case, ctx)
     after = relation_state(ctx.target_db.dsn)
+    if os.environ.get("NC_REL_RECORD"):  # docs/reliability.md quotes what users see
+        with open(os.environ["NC_REL_RECORD"], "a") as f:
+            f.write(json.dumps({"case": case.id, "code": code, "stderr": err}) + "\n")
     # what the user sees
     check_output(out, err, ledger_text(ctx.target_db.dsn))
     for line in out.splitlines():
