@@ -26,6 +26,8 @@ class RunRecord:
     phases: dict[str, float] = field(default_factory=dict)   # nightcopy: summed per-table phases
     per_process_peak: dict[str, int] = field(default_factory=dict)
     activity: dict[str, dict[str, float]] = field(default_factory=dict)  # server -> kind -> s
+    target_wal_bytes: int | None = None  # WAL the target server wrote during the run
+    tables: list[dict[str, Any]] = field(default_factory=list)  # nightcopy: per-table timings
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -63,6 +65,8 @@ def summarize(records: list[RunRecord], case: CaseInfo) -> list[dict[str, Any]]:
                 ms_per_table=1000 * min(secs) / case.tables,
                 server_cpu=statistics.median(r.server_cpu for r in ok),
                 client_cpu=statistics.median(r.client_cpu for r in ok),
+                wal_mb=(statistics.median(r.target_wal_bytes for r in ok) / MB
+                        if all(r.target_wal_bytes is not None for r in ok) else None),
                 rss_single=max(r.max_rss_single for r in ok),
                 rss_sum=max(r.max_rss_sum for r in ok),
                 verified=all(r.verified is not False for r in ok)
@@ -85,7 +89,7 @@ def markdown(case: CaseInfo, rows: list[dict[str, Any]], reference: str) -> str:
     hdr = ["method", "runs", "min s", "median s", "MB/s"]
     if per_table_hdr:
         hdr.append(per_table_hdr)
-    hdr += ["server CPU-s", "client CPU-s", "peak RSS (largest process)", "peak RSS (all clients)",
+    hdr += ["server CPU-s", "client CPU-s", "target WAL MB", "peak RSS (largest process)", "peak RSS (all clients)",
             f"x {reference}", "rows verified"]
     lines.append("| " + " | ".join(hdr) + " |")
     lines.append("|" + "---|" * len(hdr))
@@ -99,7 +103,7 @@ def markdown(case: CaseInfo, rows: list[dict[str, Any]], reference: str) -> str:
                  _fmt(r["mbps"], 1)]
         if per_table_hdr:
             cells.append(_fmt(r["ms_per_table"], 1))
-        cells += [_fmt(r["server_cpu"], 1), _fmt(r["client_cpu"], 1),
+        cells += [_fmt(r["server_cpu"], 1), _fmt(r["client_cpu"], 1), _fmt(r["wal_mb"], 0),
                   f"{r['rss_single'] / 2**20:.0f} MB", f"{r['rss_sum'] / 2**20:.0f} MB",
                   _fmt(ratio) + "x" if ratio else "—", "yes" if r["verified"] else "NO"]
         lines.append("| " + " | ".join(cells) + " |")
