@@ -159,3 +159,24 @@ def test_kill9_at_times_with_resume(world: KillWorld) -> None:
     # the kills landed at different stages of the run (how many tables were swapped in)
     assert len({n for _d, _f, n in outcomes}) >= 3, outcomes
     assert not backends(world.target_dsn, "nightcopy:")
+
+
+def test_kill9_truncate_strategy_at_times(world: KillWorld) -> None:
+    """--strategy truncate is atomic too (TRUNCATE + COPY FREEZE in one transaction): four
+    kills spread over a slowed run, each table old or new afterwards, then a resume."""
+    t0 = time.monotonic()
+    calibration = world.start("trunc-calibration", "--strategy", "truncate")
+    assert calibration.wait(120) == 0, calibration.stderr
+    full = time.monotonic() - t0
+    world.next_version()
+    for i, fraction in enumerate([0.35, 0.55, 0.75, 0.9]):
+        run_id = f"trunc-{i}"
+        w = world.start(run_id, "--strategy", "truncate")
+        try:
+            time.sleep(full * fraction)
+            w.kill9()
+        finally:
+            w.close()
+        states = world.check_after_kill(w, run_id, f"truncate t+{full * fraction:.2f}s")
+        world.resume(run_id, {t for t, s in states.items() if s == "new"})
+        world.next_version()

@@ -66,6 +66,17 @@ class LockWatch(threading.Thread):
                 time.sleep(0.02)
         conn.close()
 
+    def gaps(self) -> list[float]:
+        """Lengths of the pauses between waits (the backoff)."""
+        out, last_end, waiting_before = [], None, False
+        for t, waiting in self.samples:
+            if waiting and not waiting_before and last_end is not None:
+                out.append(t - last_end)
+            if not waiting and waiting_before:
+                last_end = t
+            waiting_before = waiting
+        return out
+
     def episodes(self) -> list[float]:
         """Lengths of the continuous waits seen."""
         out, start = [], None
@@ -141,6 +152,8 @@ def test_long_reader_blocks_swap_bounded_waits_then_clear_failure(dbs, tmp_path)
     episodes = watch.episodes()
     assert 2 <= len(episodes) <= ATTEMPTS, episodes
     assert max(episodes) <= BOUND, episodes
+    gaps = watch.gaps()
+    assert gaps and min(gaps) >= 0.1, gaps  # backoff: the worker let readers through between tries
     # no reporting query was held up longer than the bound
     assert reporter.durations and max(reporter.durations) <= BOUND, reporter.durations
     assert elapsed < 60
