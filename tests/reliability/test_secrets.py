@@ -1,7 +1,7 @@
 """Secrets (issue 7): fault and bad-input cases run against a server that really checks a
 password (scram-sha-256 over 127.0.0.1), with a recognisable password in the DSNs, and a Slack
 webhook URL and bot token in SSM; stdout, stderr, the ledger, the report files and the server's
-own log are grepped for it. DSNs that are shown are redacted (postgresql://user:***@host/db).
+own log, and the Slack messages the notifier builds from the reports, are grepped for it. DSNs that are shown are redacted (postgresql://user:***@host/db).
 
 (Every other test of this suite also carries a recognisable password in its DSNs and greps its
 outputs: rel_tools.check_output.)
@@ -9,6 +9,8 @@ outputs: rel_tools.check_output.)
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -37,6 +39,15 @@ INSERT INTO public.items SELECT g, repeat('x', 100) FROM generate_series(1, 2000
 CREATE TABLE public.small (id int);
 INSERT INTO public.small VALUES (1);
 """
+
+
+def _slack_message_module():
+    """notifier/slack_message.py, the Slack message builder of the notifier Lambda."""
+    path = Path(__file__).resolve().parents[2] / "notifier" / "slack_message.py"
+    spec = importlib.util.spec_from_file_location("nc_rel_slack_message", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class Outputs:
@@ -167,5 +178,15 @@ def test_no_secret_in_any_output(pw_server: PwServer, pw_dbs, proxies, tmp_path)
     conn.close()
     assert list(reports.rglob("*.json")), "no report written"
     out.add_dir(reports)
+    # the Slack messages the notifier would post from those reports (success and failure form)
+    slack = _slack_message_module()
+    for run_dir in reports.iterdir():
+        summaries = [json.loads(f.read_text()) for f in run_dir.glob("*.json")]
+        failed = [{"group": s.get("group") or "default", "error": "; ".join(
+            r.get("error", "") for r in s.get("results", []))} for s in summaries
+            if s.get("status") != "succeeded"]
+        message = slack.build_report(summaries, run_id=run_dir.name, failed_groups=failed)
+        out.add(f"slack {run_dir.name}", json.dumps(message, ensure_ascii=False))
+    assert sum(what.startswith("slack ") for what, _ in out.texts) >= 4
     out.add("server log", (pw_server.datadir.parent / "log").read_text(errors="replace"))
     out.assert_clean()
