@@ -101,7 +101,9 @@ def test_kill9_at_chosen_points(world: KillWorld) -> None:
     for point, (hold_sql, predicate) in POINTS.items():
         run_id = f"kill-{point}"
         lock_cm = holding(world.target_dsn, hold_sql) if hold_sql else contextlib.nullcontext()
-        world.slow_index(0.005 if point in ("index-build", "analyze") else 0)
+        # hold the run longer where the point is short: a slower COPY stream, a slow index
+        world.proxy.delay = 0.02 if point.startswith("copy-") else 0.003
+        world.slow_index(0.005 if point in SLOW_INDEX_POINTS else 0)
         with lock_cm:
             w = world.start(run_id)
             try:
@@ -112,6 +114,7 @@ def test_kill9_at_chosen_points(world: KillWorld) -> None:
             finally:
                 w.close()
             world.slow_index(0)
+            world.proxy.delay = 0.003
             if point in HELD_BEFORE_ANY_COMMIT:
                 # nothing committed while the worker was held there; reading the tables waits
                 # at most for the killed worker's session to notice (client check interval 5 s)
@@ -127,6 +130,7 @@ def test_kill9_at_chosen_points(world: KillWorld) -> None:
     assert world.kills == len(POINTS)
 
 
+SLOW_INDEX_POINTS = ("index-build", "analyze", "after-first-commit", "after-third-commit")
 HELD_BEFORE_ANY_COMMIT = ("ledger-row-before-commit", "swap-lock-wait", "ledger-start-run",
                           "prepare-target")
 
