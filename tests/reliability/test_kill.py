@@ -184,3 +184,27 @@ def test_kill9_truncate_strategy_at_times(world: KillWorld) -> None:
         states = world.check_after_kill(w, run_id, f"truncate t+{full * fraction:.2f}s")
         world.resume(run_id, {t for t, s in states.items() if s == "new"})
         world.next_version()
+
+
+def test_sigterm_during_copy_then_resume(world: KillWorld) -> None:
+    """SIGTERM (what a stopped or timed-out build sends first) during the COPY: the worker
+    ends promptly without a traceback, the target is old or new per table, a resume finishes."""
+    import signal
+
+    run_id = "sigterm"
+    world.proxy.delay = 0.02
+    w = world.start(run_id)
+    try:
+        wait_for(lambda: w.proc.poll() is not None
+                 or _active(world, run_id, "copy *t_big*from stdin*")(), 30, 0.01, "the COPY")
+        assert w.proc.poll() is None, w.stderr
+        w.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        w.proc.wait(15)
+        assert time.monotonic() - t0 < 15
+        assert w.proc.returncode != 0
+    finally:
+        world.proxy.delay = 0.003
+        w.close()
+    states = world.check_after_kill(w, run_id, "SIGTERM during COPY")
+    world.resume(run_id, {t for t, s in states.items() if s == "new"})

@@ -257,3 +257,37 @@ def test_frozen_worker_idle_in_transaction_blocks_no_reader(dbs, tmp_path) -> No
         reader.close()
     assert table_checksum(dbs.target.dsn, "public.report") == old
     assert staged_leftovers(dbs.target.dsn) == []
+
+
+def test_second_run_on_same_table_fails_at_once_naming_the_first(dbs, tmp_path) -> None:
+    """Two runs never copy the same table at once: while run A waits in its swap (a reader holds
+    the table), run B fails that table at once, naming A; A then finishes."""
+    _old, new = _setup(dbs)
+    reader = psycopg2.connect(dbs.target.dsn)
+    with reader.cursor() as cur:
+        cur.execute("SELECT count(*) FROM public.report")
+    watch = LockWatch(dbs.target.dsn, "nightcopy:run-a", "public.report")
+    watch.start()
+    a = Worker(["copy", "--source", with_password(dbs.source.dsn), "--target",
+                with_password(dbs.target.dsn), "--tables", "public.report", "--run-id", "run-a",
+                "--lock-timeout", "2", "--lock-attempts", "5"], tmp_path / "a")
+    try:
+        wait_for(lambda: any(s for _t, s in watch.samples), 30, what="run A's swap to wait")
+        t0 = time.monotonic()
+        b = _worker(dbs, tmp_path, "run-b")
+        code_b = b.wait(60)
+        b_seconds = time.monotonic() - t0
+        reader.rollback()
+        code_a = a.wait(60)
+    finally:
+        watch.stop.set()
+        watch.join()
+        a.close()
+        reader.close()
+    check_output(a.stdout, a.stderr, b.stdout, b.stderr, ledger_text(dbs.target.dsn))
+    assert code_b == 1
+    error = [e for e in b.events if e["event"] == "table_failed"][0]["error"]
+    assert "is being copied right now by nightcopy:run-a" in error, error
+    assert b_seconds < 15, b_seconds  # at once: no waiting for A's lock
+    assert code_a == 0, a.stderr
+    assert table_checksum(dbs.target.dsn, "public.report") == new
