@@ -8,6 +8,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 from rel_tools import (
+    APP_PW,
     Worker,
     backends,
     check_output,
@@ -185,3 +186,41 @@ def test_target_server_crash_mid_copy_run_still_reports(dbs, pw_server, proxies,
     assert w.events[-1]["event"] == "run_summary", w.stdout[-500:]
     copied = [e for e in w.events if e["event"] == "table_copied"]
     assert code == (0 if copied else 1)
+
+
+def test_source_server_crash_mid_copy_retry_takes_new_snapshot(dbs, pw_server, proxies,
+                                                                tmp_path) -> None:
+    """The source server crashes mid-COPY and comes back: the exporter's snapshot is gone, so
+    the retry reads from a new snapshot and says so; the table is copied whole."""
+    src_db = pw_server.create_database(f"scrash_{tmp_path.name[-12:].lower()}".replace("-", "_"))
+    source = pw_server.uri(src_db)
+    conn = psycopg2.connect(source)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        # larger than the socket buffers between the server and the proxy: the server is still
+        # sending when it crashes
+        cur.execute(SOURCE_SQL.replace("generate_series(1, 15000)", "generate_series(1, 80000)"))
+    conn.close()
+    dbs.target.execute(TARGET_SQL)
+    slow = proxies(("127.0.0.1", pw_server.port), delay=0.02, chunk=65536)
+    slow_source = f"postgresql://nc_app:{APP_PW}@127.0.0.1:{slow.port}/{src_db}"
+    w = Worker(["copy", "--source", slow_source, "--target", with_password(dbs.target.dsn),
+                "--tables", "public.big", "--retries", "2", "--run-id", "scrash"],
+               tmp_path / "scrash")
+    try:
+        wait_for(lambda: w.proc.poll() is not None or any(
+            s == "active" and "from stdin" in (q or "").lower()
+            for _p, s, _w, q in backends(dbs.target.dsn, "nightcopy:scrash")), 30, 0.01,
+            "the COPY")
+        assert w.proc.poll() is None, w.stderr
+        pw_server.crash_and_restart()
+        code = w.wait(120)
+    finally:
+        w.close()
+    check_output(w.stdout, w.stderr, ledger_text(dbs.target.dsn))
+    assert code == 0, w.stderr
+    warnings = [e["message"] for e in w.events if e["event"] == "warning"]
+    assert any("connection to the source was lost" in m for m in warnings), warnings
+    assert any("new snapshot" in m for m in warnings), warnings
+    assert table_checksum(dbs.target.dsn, "public.big") == table_checksum(source, "public.big")
+    assert staged_leftovers(dbs.target.dsn) == []
