@@ -160,8 +160,9 @@ def test_kill9_at_times_with_resume(world: KillWorld) -> None:
         outcomes.append((round(full * fraction, 2), finished, len(new)))
         world.resume(run_id, new)
         world.next_version()
-    # the kills landed at different stages of the run (how many tables were swapped in)
-    assert len({n for _d, _f, n in outcomes}) >= 3, outcomes
+    # most kills hit a live worker, at different stages (how many tables were swapped in)
+    assert sum(not finished for _d, finished, _n in outcomes) >= 5, outcomes
+    assert len({n for _d, _f, n in outcomes}) >= 2, outcomes
     assert not backends(world.target_dsn, "nightcopy:")
 
 
