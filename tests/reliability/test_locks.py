@@ -17,6 +17,7 @@ import threading
 import time
 
 import psycopg2
+import pytest
 from rel_kill import KillWorld
 from rel_tools import (
     Worker,
@@ -120,7 +121,9 @@ def _worker(dbs, tmp_path, run_id: str, *extra: str) -> Worker:
                    "--lock-attempts", str(ATTEMPTS), *extra], tmp_path / run_id)
 
 
-def test_long_reader_blocks_swap_bounded_waits_then_clear_failure(dbs, tmp_path) -> None:
+@pytest.mark.parametrize("strategy", ["swap", "truncate"])
+def test_long_reader_blocks_swap_bounded_waits_then_clear_failure(strategy: str, dbs,
+                                                                   tmp_path) -> None:
     old, _new = _setup(dbs)
     reader = psycopg2.connect(dbs.target.dsn)
     with reader.cursor() as cur:  # a long report: ACCESS SHARE held until it ends
@@ -131,7 +134,7 @@ def test_long_reader_blocks_swap_bounded_waits_then_clear_failure(dbs, tmp_path)
     reporter.start()
     try:
         t0 = time.monotonic()
-        w = _worker(dbs, tmp_path, "lock-fail")
+        w = _worker(dbs, tmp_path, "lock-fail", "--strategy", strategy)
         code = w.wait(120)
         elapsed = time.monotonic() - t0
     finally:
@@ -146,7 +149,8 @@ def test_long_reader_blocks_swap_bounded_waits_then_clear_failure(dbs, tmp_path)
     failed = [e for e in w.events if e["event"] == "table_failed"]
     assert len(failed) == 1
     error = failed[0]["error"]
-    assert f"within {ATTEMPTS} tries of {LOCK_TIMEOUT:g}s" in error, error
+    what = "take the lock for the swap" if strategy == "swap" else "lock the table for the truncate"
+    assert f"could not {what} within {ATTEMPTS} tries of {LOCK_TIMEOUT:g}s" in error, error
     assert "hold locks" in error and "--lock-timeout" in error, error
     # each wait was bounded and there were several (retries with backoff in between)
     episodes = watch.episodes()
