@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg2
+import psycopg2.errors
 from psycopg2.extensions import connection
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from nightcopy import catalog, ledger, schema
 from nightcopy import dsn as dsnlib
@@ -69,10 +71,17 @@ _LOST_MARKERS = ("no message from the libpq", "server closed the connection", "s
                  "eof detected", "terminating connection", "connection already closed")
 
 
+# SQLSTATEs that mean the session is gone (class 08) or the server is going away.
+_LOST_STATES = ("08", "57P01", "57P02", "57P03")
+
+
 def _looks_lost(exc: BaseException) -> bool:
     """Whether an error means the connection itself is gone (worth a retry)."""
-    if isinstance(exc, psycopg2.errors.QueryCanceled | psycopg2.errors.LockNotAvailable):
-        return False
+    code = getattr(exc, "pgcode", None)
+    if code:
+        # The server answered: disk full, out of memory, a cancelled statement... are not
+        # lost connections, and a retry would not help.
+        return code.startswith(_LOST_STATES)
     if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
         return True
     # libpq reports some cuts mid-COPY as a bare DatabaseError ("error with status
@@ -90,6 +99,19 @@ def _is_broken(conn: connection | None) -> bool:
         return conn.info.status != 0  # libpq CONNECTION_OK
     except psycopg2.Error:
         return True
+
+
+def _alive(conn: connection) -> bool:
+    """Ask the server: libpq learns of a restarted server only when it next talks to it."""
+    if _is_broken(conn):
+        return False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        conn.commit()
+        return True
+    except psycopg2.Error:
+        return False
 
 
 def _close_quietly(conn: connection) -> None:
@@ -278,7 +300,26 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     for t in threads:
         t.join()
 
-    _add_foreign_keys(tgt, defs, listed, outcomes, settings, events)
+    replaced = None
+    if not _alive(tgt):
+        # The target restarted during the run: the workers reconnected, so does this session.
+        _close_quietly(tgt)
+        tgt = replaced = dsnlib.connect(options.target_dsn, "target", app,
+                                        settings=TARGET_SETTINGS)
+    try:
+        return _finish(options, events, tgt, tables, defs, outcomes, settings, started_at,
+                       run_started)
+    finally:
+        if replaced is not None:
+            _close_quietly(replaced)
+
+
+def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
+            tables: list[catalog.TableRef], defs: dict[int, catalog.TableDef],
+            outcomes: dict[str, TableOutcome], settings: CopySettings, started_at: datetime,
+            run_started: float) -> RunResult:
+    """Foreign keys, the summary, the ledger's run row and the report."""
+    _add_foreign_keys(tgt, defs, settings, events)
 
     ordered = [outcomes[t.qualified] for t in tables if t.qualified in outcomes]
     failed = [o for o in ordered if o.status == "failed"]
@@ -309,11 +350,14 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     return RunResult(summary, ordered)
 
 
-def _add_foreign_keys(tgt: connection, defs: dict[int, catalog.TableDef], listed: set[str],
-                      outcomes: dict[str, TableOutcome], settings: CopySettings,
-                      events: EventWriter) -> None:
+def _add_foreign_keys(tgt: connection, defs: dict[int, catalog.TableDef],
+                      settings: CopySettings, events: EventWriter) -> None:
     """Foreign keys between tables of this invocation: NOT VALID first, then VALIDATE, so
-    readers never wait on the validation scan."""
+    readers never wait on the validation scan.
+
+    Runs for every pair on every invocation, also when all tables were skipped as already
+    copied: a run killed during this step finds missing or unvalidated keys and finishes them.
+    """
     by_oid = {d.ref.oid: d for d in defs.values()}
     ms = max(1, int(settings.lock_timeout * 1000))
     for d in defs.values():
@@ -321,46 +365,61 @@ def _add_foreign_keys(tgt: connection, defs: dict[int, catalog.TableDef], listed
             if k.kind != "f":
                 continue
             child = d.ref.qualified
-            parent = by_oid.get(k.ref_table_oid)
-            if parent is None:
+            if k.ref_table_oid not in by_oid:
                 events.warn(f"{child}: foreign key {k.name} references a table outside this "
                             "copy and was skipped", child)
                 continue
-            if outcomes.get(child) and outcomes[child].status == "skipped" and \
-                    outcomes.get(parent.ref.qualified, TableOutcome("", "skipped")).status == "skipped":
-                continue
-            definition = k.definition
-            validate_after = k.validated
+            name = catalog.quote_ident(k.name)
+            validate = k.validated
             with tgt.cursor() as cur:
                 try:
-                    cur.execute("SELECT 1 FROM pg_catalog.pg_constraint WHERE conname = %s AND "
-                                "conrelid = pg_catalog.to_regclass(%s)", (k.name, child))
-                    if cur.fetchone() is not None:
-                        tgt.commit()
-                        continue
-                    cur.execute(f"SET LOCAL lock_timeout = '{ms}ms'")
-                    not_valid = " NOT VALID" if k.validated else ""
-                    # Partitioned referencing tables refuse NOT VALID before PostgreSQL 18.
-                    if d.partkey and tgt.server_version < 180000:
-                        not_valid, validate_after = "", False
-                    cur.execute(f"ALTER TABLE {child} ADD CONSTRAINT "
-                                f"{catalog.quote_ident(k.name)} {definition}{not_valid}")
+                    cur.execute("SELECT convalidated FROM pg_catalog.pg_constraint WHERE "
+                                "conname = %s AND conrelid = pg_catalog.to_regclass(%s)",
+                                (k.name, child))
+                    row = cur.fetchone()
                     tgt.commit()
+                    if row is None:
+                        not_valid = " NOT VALID" if k.validated else ""
+                        # Partitioned referencing tables refuse NOT VALID before PostgreSQL 18.
+                        if d.partkey and tgt.server_version < 180000:
+                            not_valid, validate = "", False
+                        _with_lock_retry(tgt, settings, ms, f"ALTER TABLE {child} ADD "
+                                         f"CONSTRAINT {name} {k.definition}{not_valid}")
+                    elif row[0]:
+                        continue  # present and valid
                 except psycopg2.Error as exc:
                     tgt.rollback()
                     events.warn(f"{child}: could not add foreign key {k.name}: {pg_message(exc)}",
                                 child)
                     continue
-                if not validate_after:
+                if not validate:
                     continue
                 try:
-                    cur.execute(f"ALTER TABLE {child} VALIDATE CONSTRAINT "
-                                f"{catalog.quote_ident(k.name)}")
+                    # SHARE UPDATE EXCLUSIVE: readers and writers go on during the scan.
+                    cur.execute(f"ALTER TABLE {child} VALIDATE CONSTRAINT {name}")
                     tgt.commit()
                 except psycopg2.Error as exc:
                     tgt.rollback()
                     events.warn(f"{child}: foreign key {k.name} left NOT VALID: "
                                 f"{pg_message(exc)}", child)
+
+
+def _with_lock_retry(conn: connection, settings: CopySettings, ms: int, statement: str) -> None:
+    """One statement in its own transaction with a short lock_timeout, retried with backoff."""
+    for attempt in Retrying(stop=stop_after_attempt(settings.lock_attempts),
+                            wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
+                            retry=retry_if_exception_type(psycopg2.errors.LockNotAvailable
+                                                          | psycopg2.errors.DeadlockDetected),
+                            reraise=True):
+        with attempt:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"SET LOCAL lock_timeout = '{ms}ms'")
+                    cur.execute(statement)
+                conn.commit()
+            except psycopg2.Error:
+                conn.rollback()
+                raise
 
 
 __all__ = ["CopyOptions", "RunResult", "copy_tables", "new_run_id", "TableError"]
