@@ -280,12 +280,9 @@ def test_target_out_of_space_fails_cleanly(dbs, tmp_path) -> None:
                 dbs.target.execute(f"DROP TABLESPACE {ts}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: disk full (SQLSTATE 53100, psycopg2.errors.DiskFull, a subclass of "
-    "OperationalError) is taken for a lost connection: the message says 'the connection to the "
-    "target was lost (... No space left on device)' instead of the 53100 hint 'the target ran "
-    "out of disk space', and the table is retried (--retries) although it cannot fit"))
 def test_target_out_of_space_message_and_no_retry(dbs, tmp_path) -> None:
+    """A full disk is named as such and not retried (was an engine bug: DiskFull, an
+    OperationalError, was taken for a lost connection)."""
     _limits_setup(dbs)
     dbs.source.execute("CREATE TABLE public.tiny (id int); INSERT INTO public.tiny VALUES (1)")
     w = Worker(["copy", "--source", with_password(dbs.source.dsn), "--target",
