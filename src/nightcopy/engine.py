@@ -24,7 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from nightcopy import catalog, ledger, schema
 from nightcopy import dsn as dsnlib
-from nightcopy.data import SourceStreamError
+from nightcopy.data import SourceStreamError, limit_heap_retention
 from nightcopy.errors import ConfigError, NightcopyError, TableError
 from nightcopy.events import EventWriter
 from nightcopy.report import write_report
@@ -131,6 +131,7 @@ def _same_database(snapshot: Snapshot, tgt: connection) -> bool:
 
 def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
     specs = parse_table_list(options.tables)
+    limit_heap_retention()
     dsnlib.parse(options.source_dsn, "source")
     dsnlib.parse(options.target_dsn, "target")
     app = f"nightcopy:{options.run_id}"[:63]

@@ -299,9 +299,7 @@ class TableCopier:
             raise TableError(blocked_message(d.ref.qualified, old.blockers))
         stage = schema.stage_schema(d.ref.schema)
         staged_table = schema.staged(d.ref.schema, d.ref.name)
-        # Drop a staged leftover of a crashed run in an older release (normally none: every
-        # staged table lives only inside its uncommitted transaction).
-        cur.execute(f"DROP TABLE IF EXISTS {staged_table} CASCADE")
+        # No leftover to clear: a staged table only ever exists inside this transaction.
         for statement in schema.create_table_sql(d):
             cur.execute(statement)
         self._copy_rows(src, cur, d,
