@@ -109,8 +109,11 @@ def connect(dsn: str, role: str, application_name: str, *, server_version_min: i
     all_settings = dict(TEXT_SETTINGS)
     all_settings["statement_timeout"] = "0"
     if conn.server_version >= 140000:
-        # A killed worker's server-side statement stops within seconds instead of running on.
-        all_settings["client_connection_check_interval"] = "5s"
+        # A killed worker's server-side statement stops within a second instead of running on.
+        all_settings["client_connection_check_interval"] = "1s"
+    if conn.server_version >= 170000:
+        # A copy's transactions are long by design (one table's load, the source snapshot).
+        all_settings["transaction_timeout"] = "0"
     all_settings.update(settings or {})
     conn.nightcopy_settings = all_settings
     with conn.cursor() as cur:

@@ -146,6 +146,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
                               "reporting database")
         tables = catalog.resolve_tables(snapshot.conn, specs)
         defs = catalog.load_definitions(snapshot.conn, tables)
+        catalog.check_readable(snapshot.conn, defs)
         types = catalog.load_types(snapshot.conn, {o for d in defs.values() for o in d.type_oids})
         return _run(options, events, snapshot, tgt, tables, defs, types, app)
     finally:
