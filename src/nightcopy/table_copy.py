@@ -388,14 +388,9 @@ class TableCopier:
                 # Policies, RLS flags and extended statistics the target had on the old table.
                 cur.execute(head if tail is None else head + q + tail)
             for publication in old.publications:
-                cur.execute("SAVEPOINT nightcopy_publication")
-                try:
-                    cur.execute(f"ALTER PUBLICATION {publication} ADD TABLE {q}")
-                    cur.execute("RELEASE SAVEPOINT nightcopy_publication")
-                except psycopg2.errors.InsufficientPrivilege:
-                    cur.execute("ROLLBACK TO SAVEPOINT nightcopy_publication")
-                    self.events.warn(f"{q}: could not add the new table back to publication "
-                                     f"{publication} (the worker's role does not own it)", table=q)
+                self._try_or_warn(cur, f"ALTER PUBLICATION {publication} ADD TABLE {q}",
+                                  f"{q}: could not add the new table back to publication "
+                                  f"{publication} (the worker's role does not own it)", q)
             self._restore_owner(cur, f"TABLE {q}", old.owner, q)
             for view in old.views:
                 options = f" WITH ({', '.join(view.options)})" if view.options else ""
@@ -422,14 +417,19 @@ class TableCopier:
         cur.execute("SELECT current_user")
         if cur.fetchone()[0] == owner:
             return
-        cur.execute("SAVEPOINT nightcopy_owner")
+        self._try_or_warn(cur, f"ALTER {what} OWNER TO {quote_ident(owner)}",
+                          f"{what} is now owned by the worker's role: it may not set the owner "
+                          f"back to {owner} (grant it membership in {owner})", table)
+
+    def _try_or_warn(self, cur: cursor, statement: str, warning: str, table: str) -> None:
+        """A step the worker's role may lack the privilege for: warn instead of failing."""
+        cur.execute("SAVEPOINT nightcopy_optional")
         try:
-            cur.execute(f"ALTER {what} OWNER TO {quote_ident(owner)}")
-            cur.execute("RELEASE SAVEPOINT nightcopy_owner")
+            cur.execute(statement)
+            cur.execute("RELEASE SAVEPOINT nightcopy_optional")
         except psycopg2.errors.InsufficientPrivilege:
-            cur.execute("ROLLBACK TO SAVEPOINT nightcopy_owner")
-            self.events.warn(f"{what} is now owned by the worker's role: it may not set the "
-                             f"owner back to {owner} (grant it membership in {owner})", table=table)
+            cur.execute("ROLLBACK TO SAVEPOINT nightcopy_optional")
+            self.events.warn(warning, table=table)
 
     # ------------------------------------------------------------------ truncate strategy
     def _truncate_and_load(self, src: connection, cur: cursor, d: TableDef,
