@@ -33,6 +33,8 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from tests.conftest import Db, Server
+
 HERE = Path(__file__).resolve().parent
 MARK = "Zebra4471"  # in every secret below: grep for this
 SECRET_PW = f"NcPw{MARK}x"
@@ -61,52 +63,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@dataclass
-class SimpleDb:
-    """A database with the same small helpers as tests/conftest.py's Db."""
-
-    dsn: str
-
-    def execute(self, sql: str, params=None) -> None:
-        conn = psycopg2.connect(self.dsn)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-        finally:
-            conn.close()
-
-    def query(self, sql: str, params=None) -> list[tuple]:
-        conn = psycopg2.connect(self.dsn)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
-
-    def scalar(self, sql: str, params=None):
-        rows = self.query(sql, params)
-        return rows[0][0] if rows else None
+# The same small database helpers as every other test (autocommit, one statement at a time).
+SimpleDb = Db
 
 
 def create_db(admin_dsn: str, name: str) -> SimpleDb:
-    conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return SimpleDb(psycopg2.extensions.make_dsn(admin_dsn, dbname=name))
+    return SimpleDb(Server(admin_dsn).create_database(name))
 
 
 def drop_db(admin_dsn: str, name: str) -> None:
-    conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+    Server(admin_dsn).drop_database(name)
 
 
 # --------------------------------------------------------------------------- output checks
