@@ -5,7 +5,6 @@ Precedence for every option: flag > NIGHTCOPY_* environment > SSM PREFIX/options
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -126,5 +125,3 @@ def _resolve(given: dict) -> CopyOptions:
                        lock_timeout=float(values["lock_timeout"]),
                        lock_attempts=int(values["lock_attempts"]))
 
-
-__all__ = ["copy_command", "json"]

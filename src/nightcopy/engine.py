@@ -25,7 +25,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from nightcopy import catalog, ledger, schema
 from nightcopy import dsn as dsnlib
 from nightcopy.data import SourceStreamError, limit_heap_retention
-from nightcopy.errors import ConfigError, NightcopyError, TableError
+from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.events import EventWriter
 from nightcopy.report import write_report
 from nightcopy.snapshot import Snapshot
@@ -424,4 +424,4 @@ def _with_lock_retry(conn: connection, settings: CopySettings, ms: int, statemen
                 raise
 
 
-__all__ = ["CopyOptions", "RunResult", "copy_tables", "new_run_id", "TableError"]
+__all__ = ["CopyOptions", "RunResult", "copy_tables", "new_run_id"]
