@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psycopg2
 
+from .servers import execute_sql
+
 WIDE_DDL = """
 DROP TABLE IF EXISTS wide_events;
 CREATE TABLE wide_events (
@@ -115,17 +117,6 @@ class DatasetSpec:
         return f"SCALE={self.scale} WIDE_ROWS={self.wide_rows} SMALL_TABLES={self.small_tables}"
 
 
-def _execute(dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET client_min_messages = warning")
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 def build(dsn: str, spec: DatasetSpec, bin_dir: Path) -> None:
     """Fill the (empty) database at `dsn` with the dataset, then VACUUM ANALYZE + CHECKPOINT."""
     if spec.scale > 0:
@@ -133,13 +124,13 @@ def build(dsn: str, spec: DatasetSpec, bin_dir: Path) -> None:
         subprocess.run([str(bin_dir / "pgbench"), "-i", "-q", "-s", str(spec.scale), dsn],
                        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if spec.wide_rows > 0:
-        _execute(dsn, WIDE_DDL)
+        execute_sql(dsn, WIDE_DDL)
         # no bind parameters: the SQL is full of % operators; the value is an int we format
-        _execute(dsn, WIDE_INSERT.replace("{ROWS}", str(int(spec.wide_rows))))
+        execute_sql(dsn, WIDE_INSERT.replace("{ROWS}", str(int(spec.wide_rows))))
     if spec.small_tables > 0:
-        _execute(dsn, SMALL_DO.replace("{N}", str(int(spec.small_tables))))
-    _execute(dsn, "VACUUM (ANALYZE)")
-    _execute(dsn, "CHECKPOINT")
+        execute_sql(dsn, SMALL_DO.replace("{N}", str(int(spec.small_tables))))
+    execute_sql(dsn, "VACUUM (ANALYZE)")
+    execute_sql(dsn, "CHECKPOINT")
 
 
 def table_sizes(dsn: str) -> dict[str, int]:

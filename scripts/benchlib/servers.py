@@ -15,6 +15,18 @@ import psycopg2.extensions
 from nightcopy.embedded import EmbeddedServer, start_server
 
 
+def execute_sql(dsn: str, sql: str) -> None:
+    """Run SQL in autocommit mode (CREATE DATABASE, VACUUM and CHECKPOINT need it), quietly."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET client_min_messages = warning")
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
 @dataclass
 class BenchServer:
     name: str
@@ -32,14 +44,7 @@ class BenchServer:
         return psutil.Process(self.server.handle.get_pid())  # type: ignore[attr-defined]
 
     def execute(self, sql: str, database: str | None = None) -> None:
-        conn = psycopg2.connect(self.dsn(database) if database else self.admin_dsn)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SET client_min_messages = warning")
-                cur.execute(sql)
-        finally:
-            conn.close()
+        execute_sql(self.dsn(database) if database else self.admin_dsn, sql)
 
     def query(self, sql: str, database: str | None = None) -> list[tuple]:
         conn = psycopg2.connect(self.dsn(database) if database else self.admin_dsn)
