@@ -21,7 +21,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from nightcopy.embedded import start_server
+from nightcopy.sample.servers import start_server
 
 _counter = itertools.count()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg2
 
-from nightcopy.dsn import TEXT_SETTINGS
+from nightcopy.engine.connection import TEXT_SETTINGS
 
 
 def connect(dsn: str):

@@ -12,7 +12,7 @@ import psutil
 import psycopg2
 import psycopg2.extensions
 
-from nightcopy.embedded import EmbeddedServer, start_server
+from nightcopy.sample.servers import EmbeddedServer, start_server
 
 
 def execute_sql(dsn: str, sql: str) -> None:

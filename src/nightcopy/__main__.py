@@ -1,3 +1,3 @@
-from nightcopy.cli import main
+from nightcopy.cli.main import main
 
 main()

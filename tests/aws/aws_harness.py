@@ -9,7 +9,7 @@ without Docker. Two test-side integrations fill the gap (recipe in shared/facts.
   Retry/Catch run for real.
 - LambdaInProcess: `arn:aws:states:::lambda:invoke` calls the real handler in-process.
 
-The worker itself runs in-process (`nightcopy.cli.main(["copy"], standalone_mode=False)`) with
+The worker itself runs in-process (`nightcopy.cli.main.main(["copy"], standalone_mode=False)`) with
 the build's EnvironmentVariablesOverride as its environment: a subprocess could not reach the
 in-process moto backend (moto's server mode needs flask, which is not among the test
 dependencies). Builds run one at a time (os.environ is process-wide).
@@ -212,7 +212,7 @@ class WorkerBuilds:
 
 def run_worker_in_process(env: dict[str, str]) -> tuple[int, str, str]:
     """`nightcopy copy` as buildspec.yml runs it: no flags, everything from the environment."""
-    from nightcopy.cli import main
+    from nightcopy.cli.main import main
 
     saved = dict(os.environ)
     os.environ.update(env)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from nightly import StartError, execution_name, local_date, parse_execution_name
 from test_aws_statemachine import SimulatedBuilds, run, stack  # noqa: F401 - a fixture
 
-from nightcopy.cli import main
+from nightcopy.cli.main import main
 
 QUICK = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
 SLOW = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60,

@@ -15,7 +15,7 @@ import tomllib
 import pytest
 from aws_harness import ROOT
 
-from nightcopy import queries
+from nightcopy.aws import logs_queries as queries
 
 spec = importlib.util.spec_from_file_location("asl_substitute", ROOT / "scripts" / "asl_substitute.py")
 asl_substitute = importlib.util.module_from_spec(spec)
@@ -215,7 +215,7 @@ def test_substitution_check_catches_a_missing_placeholder(tmp_path, missing):
 def test_build_overrides_are_options_the_worker_reads():
     """The state machine configures the worker only through environment variables: each one it
     sets must be one `nightcopy copy` reads (a renamed option would silently be ignored)."""
-    from nightcopy.copy_cli import copy_command
+    from nightcopy.cli.copy_command import copy_command
 
     worker_env = {p.envvar for p in copy_command.params if p.envvar}
     asl = json.loads((ROOT / "statemachines" / "nightcopy.asl.json").read_text())

@@ -11,7 +11,7 @@ import psycopg2.extensions
 import pytest
 from click.testing import CliRunner
 
-from nightcopy.cli import main
+from nightcopy.cli.main import main
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nightcopy.config_file import load, load_file
 from nightcopy.errors import ConfigError
+from nightcopy.ops.config_file import load, load_file
 
 
 def write(tmp_path, text: str):

@@ -30,7 +30,7 @@ def test_demo_copies_the_sample_shop_and_suggests_groups(cli):
 
 
 def test_demo_dataset_is_deterministic(dbs):
-    from nightcopy.sample_data import create_dataset, tables
+    from nightcopy.sample.dataset import create_dataset, tables
 
     checks = []
     for db in (dbs.source, dbs.target):  # two different servers, same data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nightcopy.ledger import ensure_ledger
+from nightcopy.engine.ledger import ensure_ledger
 
 # run id -> group -> (start, finish, [(table, status, seconds, error)])
 NIGHTS = {

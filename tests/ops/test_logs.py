@@ -15,14 +15,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nightcopy.logs_history import (
+from nightcopy.aws.logs_queries import SLOWEST_TABLES_QUERY, TABLE_TIMINGS_QUERY
+from nightcopy.cli.render import console, render_history, render_timings
+from nightcopy.ops.history_from_logs import (
     GROUP_FINISH_QUERY,
     for_run,
     history_from_logs,
     timings_from_logs,
 )
-from nightcopy.ops_view import console, render_history, render_timings
-from nightcopy.queries import SLOWEST_TABLES_QUERY, TABLE_TIMINGS_QUERY
 
 LOG_GROUP = "/aws/codebuild/nightcopy"
 

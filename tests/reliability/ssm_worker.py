@@ -67,7 +67,7 @@ def _setup(spec: dict) -> None:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     args = sys.argv[2:]
-    from nightcopy.cli import main as cli_main
+    from nightcopy.cli.main import main as cli_main
 
     def run() -> int:
         _setup(spec)

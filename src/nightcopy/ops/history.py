@@ -2,7 +2,7 @@
 
 The ledger (nightcopy.runs, nightcopy.table_results) is the default source: it is written in the
 same transaction as each table's swap, so it is exact. `--from-logs` reads the workers' JSON
-lines in CloudWatch Logs instead (nightcopy.logs_history), into the same result types.
+lines in CloudWatch Logs instead (nightcopy.ops.history_from_logs), into the same result types.
 
 The critical path of a night is the group that finished last: it alone decides when the
 reporting database is complete, so that is the group to split (see `nightcopy plan`).
@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from nightcopy.engine.ledger import LEDGER_SCHEMA
 from nightcopy.errors import NightcopyError
-from nightcopy.ledger import LEDGER_SCHEMA
 
 
 @dataclass
@@ -264,7 +264,7 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
 
 
 def timings(target_dsn: str, run_id: str | None) -> RunTimings:
-    from nightcopy.dsn import connect, redact_dsn
+    from nightcopy.engine.connection import connect, redact_dsn
 
     conn = connect(target_dsn, "target", "nightcopy timings")
     try:
@@ -274,7 +274,7 @@ def timings(target_dsn: str, run_id: str | None) -> RunTimings:
 
 
 def history(target_dsn: str, nights: int) -> History:
-    from nightcopy.dsn import connect, redact_dsn
+    from nightcopy.engine.connection import connect, redact_dsn
 
     conn = connect(target_dsn, "target", "nightcopy history")
     try:

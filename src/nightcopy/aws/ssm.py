@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from nightcopy.engine.table_groups import TableGroup, parse_table_groups
 from nightcopy.errors import ConfigError
-from nightcopy.groups import TableGroup, parse_table_groups
 from nightcopy.secrets import register_secret
 
 PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options",

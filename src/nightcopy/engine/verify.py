@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from psycopg2.extensions import connection
 
-from nightcopy.catalog import quote_ident
+from nightcopy.engine.catalog import quote_ident
 
 
 def checksum_sql(table: str, columns: list[str], only: bool = False) -> str:

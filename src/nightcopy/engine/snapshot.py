@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, connection
 
-from nightcopy import dsn as dsnlib
+from nightcopy.engine import connection as dsnlib
 
 # Source sessions idle in their snapshot transaction while the target builds indexes.
 SOURCE_SETTINGS = {"idle_in_transaction_session_timeout": "12h"}

@@ -51,7 +51,7 @@ class RunConfig:
 
     source_dsn: str
     target_dsn: str
-    groups: list[Any]  # list[nightcopy.groups.TableGroup]
+    groups: list[Any]  # list[nightcopy.engine.table_groups.TableGroup]
     options: dict[str, Any] = field(default_factory=dict)
     slack_webhook_url: str | None = None
     slack_bot_token: str | None = None
@@ -143,8 +143,8 @@ def _parse_groups_one_by_one(items: list, origin: str) -> list[Any]:
     """Each group's own list is checked here; a table in two groups is left to the commands
     (run refuses it, validate lists every such table with the others' problems), which see
     globs expanded too."""
-    from nightcopy.group_tables import duplicate_group_names
-    from nightcopy.groups import parse_table_groups
+    from nightcopy.engine.table_groups import parse_table_groups
+    from nightcopy.ops.group_expansion import duplicate_group_names
 
     groups = []
     for item in items:
@@ -199,7 +199,7 @@ def _optional(section: dict, key: str, environ: dict[str, str] | None) -> str | 
 
 
 def load_ssm(prefix: str, *, client=None) -> RunConfig:
-    from nightcopy.ssm import load_config
+    from nightcopy.aws.ssm import load_config
 
     cfg = load_config(prefix, client=client)
     if not cfg.table_groups:

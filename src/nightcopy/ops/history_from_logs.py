@@ -1,8 +1,8 @@
 """`history --from-logs` / `timings --from-logs`: the workers' JSON lines in CloudWatch Logs.
 
 For when the reporting database is not reachable from where the operator sits. Uses the query
-text template.yaml saves (nightcopy.queries), narrowed to one run where needed, and returns the
-same result types as the ledger path (nightcopy.history), so the output looks the same.
+text template.yaml saves (nightcopy.aws.logs_queries), narrowed to one run where needed, and returns the
+same result types as the ledger path (nightcopy.ops.history), so the output looks the same.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from nightcopy.errors import NightcopyError
-from nightcopy.history import (
+from nightcopy.ops.history import (
     GroupTiming,
     History,
     RunSummary,
@@ -22,7 +22,7 @@ from nightcopy.history import (
 )
 
 # When each group of a run finished (its run_summary line), to find runs and the critical path.
-# Kept here rather than in nightcopy.queries: template.yaml does not save it.
+# Kept here rather than in nightcopy.aws.logs_queries: template.yaml does not save it.
 GROUP_FINISH_QUERY = """\
 filter event = "run_summary"
 | stats max(@timestamp) as finished, latest(status) as status, latest(seconds) as seconds, \
@@ -130,7 +130,7 @@ def _logs_client(client):
 
 def timings_from_logs(log_group: str, run_id: str | None, *, days: float = 2.0,
                       client=None, now: datetime | None = None) -> RunTimings:
-    from nightcopy.queries import TABLE_TIMINGS_QUERY
+    from nightcopy.aws.logs_queries import TABLE_TIMINGS_QUERY
 
     logs = _logs_client(client)
     end = now or datetime.now(UTC)
@@ -162,7 +162,7 @@ def timings_from_logs(log_group: str, run_id: str | None, *, days: float = 2.0,
 
 def history_from_logs(log_group: str, nights: int, *, days: float | None = None,
                       client=None, now: datetime | None = None) -> History:
-    from nightcopy.queries import SLOWEST_TABLES_QUERY
+    from nightcopy.aws.logs_queries import SLOWEST_TABLES_QUERY
 
     logs = _logs_client(client)
     end = now or datetime.now(UTC)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import psycopg2
 from psycopg2.extensions import connection
 
-from nightcopy.catalog import (
+from nightcopy.engine.catalog import (
     STAGE_PREFIX,
     Column,
     Constraint,

@@ -1,7 +1,7 @@
 """`nightcopy demo`: the whole night on this machine, with nothing to set up.
 
 Starts two embedded PostgreSQL servers (source and target), fills the source with the sample
-shop (nightcopy.sample_data), runs its three groups exactly like `nightcopy run` (same workers,
+shop (nightcopy.sample.dataset), runs its three groups exactly like `nightcopy run` (same workers,
 same ledger), prints the report, then the rebalancing suggestion of `nightcopy plan` from the
 timings just measured, and stops the servers.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nightcopy.config_file import RunConfig
 from nightcopy.errors import NightcopyError
+from nightcopy.ops.config_file import RunConfig
 
 
 def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
@@ -26,13 +26,13 @@ def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
     """Returns True when every group succeeded."""
     import psycopg2
 
-    from nightcopy.embedded import EmbeddedPostgresMissing, start_server
-    from nightcopy.groups import parse_table_groups
-    from nightcopy.ops_view import fmt_seconds, render_plan
-    from nightcopy.plan import plan_from_config
-    from nightcopy.progress import observer_for, render_outcome
-    from nightcopy.run import new_run_id, prepare_groups, run_groups
-    from nightcopy.sample_data import DEMO_GROUPS, create_dataset
+    from nightcopy.cli.progress import observer_for, render_outcome
+    from nightcopy.cli.render import fmt_seconds, render_plan
+    from nightcopy.engine.table_groups import parse_table_groups
+    from nightcopy.ops.local_run import new_run_id, prepare_groups, run_groups
+    from nightcopy.ops.plan import plan_from_config
+    from nightcopy.sample.dataset import DEMO_GROUPS, create_dataset
+    from nightcopy.sample.servers import EmbeddedPostgresMissing, start_server
 
     t0 = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="nightcopy-demo-", dir=workdir))

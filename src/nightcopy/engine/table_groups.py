@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from nightcopy.engine.tablelist import parse_table_list
 from nightcopy.errors import ConfigError
-from nightcopy.tablelist import parse_table_list
 
 
 @dataclass(frozen=True)

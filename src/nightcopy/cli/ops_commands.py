@@ -1,6 +1,6 @@
 """Operator commands: run, demo, history, timings, plan, validate (thin: options and output).
 
-The work happens in nightcopy.run, .demo, .history, .plan and .validate; these functions only
+The work happens in nightcopy.ops.local_run, .demo, .history, .plan and .validate; these functions only
 turn options into calls and results into terminal output.
 """
 
@@ -28,7 +28,7 @@ def config_options(func):
 
 
 def _load(config_path: str | None, ssm_prefix: str | None):
-    from nightcopy import config_file
+    from nightcopy.ops import config_file
 
     return config_file.load(config_path, ssm_prefix)
 
@@ -66,9 +66,9 @@ def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | N
 def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_id, only, slack,
                 report_dir):
     """Run every group on this machine, with the same worker as CodeBuild, and report."""
-    from nightcopy.ops_view import console
-    from nightcopy.progress import observer_for, render_outcome
-    from nightcopy.run import new_run_id, post_to_slack, prepare_groups, run_groups
+    from nightcopy.cli.progress import observer_for, render_outcome
+    from nightcopy.cli.render import console
+    from nightcopy.ops.local_run import new_run_id, post_to_slack, prepare_groups, run_groups
 
     config = _load(config_path, ssm_prefix)
     if slack and not config.slack_configured:
@@ -108,8 +108,8 @@ def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_i
               help="Where the two servers live (default: a temporary directory, removed).")
 def demo_command(scale, parallel, workdir):
     """Copy a generated dataset between two embedded PostgreSQL servers, then suggest groups."""
-    from nightcopy.demo import run_demo
-    from nightcopy.ops_view import console
+    from nightcopy.cli.demo import run_demo
+    from nightcopy.cli.render import console
 
     ok = run_demo(console(), scale=scale, parallel=parallel,
                   workdir=Path(workdir) if workdir else None)
@@ -154,9 +154,9 @@ def _need_log_group(from_logs: bool, log_group: str | None) -> None:
 def history_command(config_path, ssm_prefix, target, from_logs, log_group, days, nights,
                     as_json):
     """Recent runs (with each night's critical path) and per-table timings, slowest first."""
-    from nightcopy import history as hist
-    from nightcopy import logs_history
-    from nightcopy.ops_view import console, render_history
+    from nightcopy.cli.render import console, render_history
+    from nightcopy.ops import history as hist
+    from nightcopy.ops import history_from_logs as logs_history
 
     _need_log_group(from_logs, log_group)
     if from_logs:
@@ -180,9 +180,9 @@ def history_command(config_path, ssm_prefix, target, from_logs, log_group, days,
 def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days, run_id, limit,
                     as_json):
     """Per-table timings of one run, slowest first, and its critical path."""
-    from nightcopy import history as hist
-    from nightcopy import logs_history
-    from nightcopy.ops_view import console, render_timings
+    from nightcopy.cli.render import console, render_timings
+    from nightcopy.ops import history as hist
+    from nightcopy.ops import history_from_logs as logs_history
 
     _need_log_group(from_logs, log_group)
     if from_logs:
@@ -218,8 +218,8 @@ def _echo_json(result, **extra) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
     """Balance the tables over K groups from measured times (longest first)."""
-    from nightcopy.ops_view import console, render_plan, render_toml_groups
-    from nightcopy.plan import plan_from_config, write_table_groups
+    from nightcopy.cli.render import console, render_plan, render_toml_groups
+    from nightcopy.ops.plan import plan_from_config, write_table_groups
 
     if write_ssm and not ssm_prefix:
         raise click.UsageError("--write-ssm needs --ssm-prefix PREFIX")
@@ -254,8 +254,8 @@ def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
 @click.option("--no-slack", is_flag=True, help="Do not require Slack settings.")
 def validate_command(config_path, ssm_prefix, no_slack):
     """Check a configuration without copying: DSNs, tables, groups, Slack."""
-    from nightcopy.ops_view import console
-    from nightcopy.validate import validate_config
+    from nightcopy.cli.render import console
+    from nightcopy.ops.validate import validate_config
 
     con = console()
     try:

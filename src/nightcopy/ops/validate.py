@@ -24,7 +24,7 @@ class Report:
 
 
 def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy validate"):
-    from nightcopy.dsn import connect, redact_dsn
+    from nightcopy.engine.connection import connect, redact_dsn
 
     if not dsn:
         report.problems.append(f"{role} DSN: not set")
@@ -39,8 +39,8 @@ def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy v
 
 
 def validate_config(config, *, check_slack: bool = True) -> Report:
-    from nightcopy.group_tables import ExpandedGroup, expand_group, overlaps
-    from nightcopy.tablelist import parse_table_list
+    from nightcopy.engine.tablelist import parse_table_list
+    from nightcopy.ops.group_expansion import ExpandedGroup, expand_group, overlaps
 
     report = Report(config.origin)
     marker = f"nightcopy validate {secrets.token_hex(6)}"

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from psycopg2.extensions import connection
 
+from nightcopy.engine.ledger import LEDGER_SCHEMA
+from nightcopy.engine.tablelist import TableSpec
 from nightcopy.errors import ConfigError
-from nightcopy.ledger import LEDGER_SCHEMA
-from nightcopy.tablelist import TableSpec
 
 STAGE_PREFIX = "nightcopy_stage_"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")

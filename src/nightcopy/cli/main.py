@@ -46,13 +46,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from nightcopy.copy_cli import copy_command
+    from nightcopy.cli.copy_command import copy_command
 
     main.add_command(copy_command)
     # --- other command modules register here (one line each) ---
-    from nightcopy.aws_cli import start, watch  # AWS: nightcopy start / watch
+    from nightcopy.cli.aws_commands import start, watch  # AWS: nightcopy start / watch
     main.add_command(start), main.add_command(watch)
-    __import__("nightcopy.ops_cli").ops_cli.register(main)  # run demo history timings plan validate
+    from nightcopy.cli import ops_commands  # run demo history timings plan validate
+    ops_commands.register(main)
 
 
 _register()

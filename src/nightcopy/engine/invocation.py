@@ -22,15 +22,16 @@ import psycopg2.errors
 from psycopg2.extensions import connection
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from nightcopy import catalog, ledger, schema
-from nightcopy import dsn as dsnlib
-from nightcopy.data import SourceStreamError, limit_heap_retention
+from nightcopy.engine import catalog, ledger
+from nightcopy.engine import connection as dsnlib
+from nightcopy.engine import target_ddl as schema
+from nightcopy.engine.copy_stream import SourceStreamError, limit_heap_retention
+from nightcopy.engine.events import EventWriter
+from nightcopy.engine.invocation_report import write_report
+from nightcopy.engine.snapshot import Snapshot
+from nightcopy.engine.table_copy import CopySettings, TableCopier, TableOutcome, explain, pg_message
+from nightcopy.engine.tablelist import parse_table_list
 from nightcopy.errors import ConfigError, NightcopyError
-from nightcopy.events import EventWriter
-from nightcopy.report import write_report
-from nightcopy.snapshot import Snapshot
-from nightcopy.table_copy import CopySettings, TableCopier, TableOutcome, explain, pg_message
-from nightcopy.tablelist import parse_table_list
 
 # Target sessions: never idle in a transaction for long (a killed worker's locks go away).
 TARGET_SETTINGS = {"idle_in_transaction_session_timeout": "10min", "lock_timeout": "60s"}

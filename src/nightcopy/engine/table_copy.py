@@ -27,12 +27,15 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from nightcopy import data, schema, target, verify
-from nightcopy import dsn as dsnlib
-from nightcopy.catalog import TableDef, quote_ident
+from nightcopy.engine import connection as dsnlib
+from nightcopy.engine import copy_stream as data
+from nightcopy.engine import target_ddl as schema
+from nightcopy.engine import target_objects as target
+from nightcopy.engine import verify
+from nightcopy.engine.catalog import TableDef, quote_ident
+from nightcopy.engine.events import EventWriter
+from nightcopy.engine.ledger import RECORD_TABLE_SQL
 from nightcopy.errors import TableError
-from nightcopy.events import EventWriter
-from nightcopy.ledger import RECORD_TABLE_SQL
 from nightcopy.secrets import scrub
 
 

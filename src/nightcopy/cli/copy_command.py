@@ -9,11 +9,11 @@ import sys
 
 import click
 
-from nightcopy.engine import CopyOptions, copy_tables, new_run_id
+from nightcopy.engine.events import EventWriter
+from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
+from nightcopy.engine.invocation_report import check_report_uri
+from nightcopy.engine.table_groups import find_group
 from nightcopy.errors import ConfigError
-from nightcopy.events import EventWriter
-from nightcopy.groups import find_group
-from nightcopy.report import check_report_uri
 
 DEFAULTS = {"jobs": 2, "strategy": "swap", "verify": "count", "report_uri": None, "retries": 1,
             "lock_timeout": 2.0, "lock_attempts": 6}
@@ -82,7 +82,7 @@ def _resolve(given: dict) -> CopyOptions:
     prefix = values.get("ssm_prefix")
     ssm_tables = None
     if prefix:
-        from nightcopy.ssm import load_config
+        from nightcopy.aws.ssm import load_config
 
         required = tuple(name for name, key in (("source_dsn", "source"), ("target_dsn", "target"))
                          if key not in values)

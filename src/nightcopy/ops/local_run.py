@@ -311,8 +311,8 @@ def _sigterm_as_interrupt():
 def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:
     """Check the config against the source (tables exist, no table in two groups) before any
     worker starts, and learn how many tables each group copies, for the progress bars."""
-    from nightcopy.dsn import connect
-    from nightcopy.group_tables import check_disjoint, expand_groups
+    from nightcopy.engine.connection import connect
+    from nightcopy.ops.group_expansion import check_disjoint, expand_groups
 
     groups = list(config.groups)
     if only:

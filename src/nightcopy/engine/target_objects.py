@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from psycopg2.extensions import cursor
 
-from nightcopy.catalog import _index_body
+from nightcopy.engine.catalog import _index_body
 
 
 @dataclass

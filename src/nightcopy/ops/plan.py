@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from nightcopy.engine.ledger import LEDGER_SCHEMA
 from nightcopy.errors import ConfigError, NightcopyError
-from nightcopy.group_tables import ExpandedGroup, expand_groups
-from nightcopy.ledger import LEDGER_SCHEMA
+from nightcopy.ops.group_expansion import ExpandedGroup, expand_groups
 
 # Used when no table was ever timed: a cautious single-stream COPY rate between two servers.
 DEFAULT_BYTES_PER_SECOND = 40 * 1024 * 1024
@@ -228,7 +228,7 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
 
 def plan_from_config(config, k: int, nights: int, jobs: int | None = None) -> Plan:
     """Read the source catalog and the target ledger for `config` and propose K groups."""
-    from nightcopy.dsn import connect
+    from nightcopy.engine.connection import connect
 
     source = connect(config.source_dsn, "source", "nightcopy plan")
     try:

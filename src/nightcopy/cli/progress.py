@@ -1,6 +1,6 @@
 """Live progress of `nightcopy run`: a rich progress display on a terminal, plain lines elsewhere.
 
-Both are observers of nightcopy.run.run_groups; they only read the GroupState objects the run
+Both are observers of nightcopy.ops.local_run.run_groups; they only read the GroupState objects the run
 keeps up to date from the workers' JSON lines.
 """
 
@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
-from nightcopy.ops_view import fmt_bytes, fmt_count, fmt_rate, fmt_seconds, status_text
+from nightcopy.cli.render import fmt_bytes, fmt_count, fmt_rate, fmt_seconds, status_text
 
 
 def _state(task: Task):

@@ -1,0 +1,1 @@
+"""AWS adapters (boto3): SSM, Logs Insights, Step Functions."""

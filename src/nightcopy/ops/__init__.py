@@ -1,0 +1,1 @@
+"""Operations over a configuration: local run, plan, history, validate (no click)."""

@@ -1,0 +1,1 @@
+"""Sample data and embedded PostgreSQL servers, for the demo, tests and benchmark."""
