@@ -28,6 +28,7 @@ from nightcopy.engine import target_ddl as schema
 from nightcopy.engine.copy_stream import SourceStreamError, limit_heap_retention
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation_report import write_report
+from nightcopy.engine.run_id import new_run_id
 from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.table_copy import CopySettings, TableCopier, TableOutcome, explain, pg_message
 from nightcopy.engine.tablelist import parse_table_list
@@ -51,10 +52,6 @@ class CopyOptions:
     retries: int = 1
     lock_timeout: float = 2.0
     lock_attempts: int = 6
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
 @dataclass

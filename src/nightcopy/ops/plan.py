@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from nightcopy.engine.ledger import LEDGER_SCHEMA
+from nightcopy.engine.ledger import LEDGER_SCHEMA, readable_ledger
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.ops.group_expansion import ExpandedGroup, expand_groups
 
@@ -119,11 +119,9 @@ class Plan:
 
 def measured_seconds(target_conn, tables: list[str], nights: int) -> dict[str, tuple[float, int]]:
     """table -> (average seconds over its last `nights` successful copies, how many)."""
+    if readable_ledger(target_conn) is None:  # refuses a ledger newer than this release
+        return {}  # no ledger yet: nothing was ever timed here
     with target_conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (f"{LEDGER_SCHEMA}.table_results",))
-        if cur.fetchone()[0] is None:
-            target_conn.rollback()
-            return {}  # no ledger yet: nothing was ever timed here
         cur.execute(
             f"""SELECT table_name, avg(seconds), count(*)
                   FROM (SELECT table_name, seconds,
