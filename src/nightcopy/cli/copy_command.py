@@ -9,9 +9,9 @@ import sys
 
 import click
 
+from nightcopy.aws.s3_reports import report_writer
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
-from nightcopy.engine.invocation_report import check_report_uri
 from nightcopy.engine.table_groups import find_group
 from nightcopy.errors import ConfigError
 
@@ -112,8 +112,8 @@ def _resolve(given: dict) -> CopyOptions:
                           "(or target_dsn under --ssm-prefix)")
     for name, default in DEFAULTS.items():
         values.setdefault(name, default)
-    if values.get("report_uri"):
-        check_report_uri(str(values["report_uri"]))
+    # Building the writer checks --report-uri now, before anything is copied.
+    writer = report_writer(str(values["report_uri"])) if values.get("report_uri") else None
     run_id = values.get("run_id") or new_run_id()
     if len(run_id) > 200 or not run_id.strip():
         raise ConfigError("--run-id must be 1 to 200 characters")
@@ -121,7 +121,7 @@ def _resolve(given: dict) -> CopyOptions:
                        tables=tables if isinstance(tables, list) else str(tables),
                        group=values.get("group"), run_id=run_id, jobs=int(values["jobs"]),
                        strategy=str(values["strategy"]), verify=str(values["verify"]),
-                       report_uri=values.get("report_uri"), retries=int(values["retries"]),
+                       report_writer=writer, retries=int(values["retries"]),
                        lock_timeout=float(values["lock_timeout"]),
                        lock_attempts=int(values["lock_attempts"]))
 
