@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from nightcopy.errors import ConfigError, NightcopyError
+from nightcopy.options import STRATEGY, VERIFY
 
 _config_options = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -51,9 +52,9 @@ def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | N
               help="Groups at once (default: options.parallel, else all groups).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Tables at once within each group (the worker's --jobs).")
-@click.option("--strategy", type=click.Choice(["swap", "truncate"]), default=None,
+@click.option("--strategy", type=click.Choice(STRATEGY.choices), default=None,
               help="The worker's --strategy (default: options.strategy, else swap).")
-@click.option("--verify", type=click.Choice(["count", "checksum"]), default=None,
+@click.option("--verify", type=click.Choice(VERIFY.choices), default=None,
               help="The worker's --verify (default: options.verify, else count).")
 @click.option("--run-id", default=None,
               help="Reuse a run id to resume it: tables it already copied are skipped.")

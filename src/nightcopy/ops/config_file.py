@@ -31,16 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from nightcopy.errors import ConfigError
+from nightcopy.options import BY_NAME
 
 DEFAULT_CONFIG_FILE = "nightcopy.toml"
 
 # Options a config may set, with the type each must have. The worker's own options (jobs,
 # strategy, verify) are passed to it as flags; `parallel` is for `nightcopy run` itself.
-OPTION_TYPES: dict[str, type] = {"jobs": int, "strategy": str, "verify": str, "parallel": int}
+_CONFIG_OPTIONS = ("jobs", "strategy", "verify", "parallel")
+OPTION_TYPES: dict[str, type] = {name: BY_NAME[name].kind for name in _CONFIG_OPTIONS}
 OPTION_CHOICES: dict[str, tuple[str, ...]] = {
-    "strategy": ("swap", "truncate"),
-    "verify": ("count", "checksum"),
-}
+    name: BY_NAME[name].choices for name in _CONFIG_OPTIONS if BY_NAME[name].choices}
 _TOP_LEVEL_KEYS = {"source_dsn", "target_dsn", "options", "slack", "groups", "table_groups"}
 _SLACK_KEYS = {"webhook_url", "bot_token", "channel"}
 
@@ -97,7 +97,7 @@ def check_options(options: Any, origin: str, *, strict: bool = True) -> dict[str
             value = int(value)  # SSM options are often written as strings
         if not isinstance(value, want) or isinstance(value, bool):
             raise ConfigError(f"{origin}: option {key} must be a {want.__name__}, not {value!r}")
-        if want is int and value < 1:
+        if isinstance(value, int) and value < 1:
             raise ConfigError(f"{origin}: option {key} must be at least 1")
         if key in OPTION_CHOICES and value not in OPTION_CHOICES[key]:
             raise ConfigError(
@@ -205,8 +205,9 @@ def load_ssm(prefix: str, *, client=None) -> RunConfig:
     if not cfg.table_groups:
         raise ConfigError(f"SSM {prefix}: table_groups is missing or empty")
     return RunConfig(
-        source_dsn=cfg.source_dsn,
-        target_dsn=cfg.target_dsn,
+        # load_config() refused a prefix without them (its `required`)
+        source_dsn=cfg.source_dsn or "",
+        target_dsn=cfg.target_dsn or "",
         groups=list(cfg.table_groups),
         options=check_options(cfg.options or {}, f"SSM {prefix}options", strict=False),
         slack_webhook_url=cfg.slack_webhook_url,
