@@ -184,7 +184,7 @@ LOCK_ATTEMPTS: Option[int] = _number("lock_attempts", int, 6, 1, 100,
 
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
-    "parallel", int, None, 1, None, "Groups at once (default: all groups)", "N",
+    "parallel", int, None, 1, None, "Groups run at once", "N",
     places=frozenset({Place.RUN, Place.CONFIG, Place.SSM}))
 
 REGISTRY: tuple[Option[Any], ...] = (
@@ -256,6 +256,7 @@ def markdown_table() -> str:
         else:
             configs = "no (refused)"
         default = {"parallel": "all groups", "run_id": "a new unique id"}.get(
-            o.name, o.default_text())
-        lines.append(f"| `{o.name}` | {copy} | {run} | {configs} | {o.describe()} | {default} |")
+            o.name, "-" if o.default is None else o.default_text())
+        value = f"`{o.metavar}`" if o.kind is str and not o.choices else o.describe()
+        lines.append(f"| `{o.name}` | {copy} | {run} | {configs} | {value} | {default} |")
     return "\n".join(lines) + "\n"

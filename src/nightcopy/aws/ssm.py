@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from nightcopy.engine.table_groups import TableGroup, parse_table_groups
 from nightcopy.errors import ConfigError
+from nightcopy.options import Place, check_options
 from nightcopy.secrets import register_secret
 
 PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options",
@@ -95,5 +96,7 @@ def load_config(prefix: str, *, client=None, required: tuple[str, ...] = ("sourc
                               'object like {"jobs": 4, "strategy": "swap"}') from None
         if not isinstance(options, dict):
             raise ConfigError(f"SSM parameter {prefix}/options must be a JSON object")
-        cfg.options = options
+        # Checked here, once, for every reader (copy, run, validate, plan): a value the worker
+        # would refuse must not pass `nightcopy validate` or `nightcopy run`.
+        cfg.options = check_options(options, f"SSM parameter {prefix}/options", Place.SSM)
     return cfg

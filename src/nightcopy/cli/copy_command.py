@@ -9,40 +9,19 @@ import sys
 
 import click
 
-from nightcopy.cli.option_flags import copy_flags
+from nightcopy.cli.option_flags import copy_flag, flags
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
 from nightcopy.engine.invocation_report import check_report_uri
 from nightcopy.engine.table_groups import find_group
 from nightcopy.errors import ConfigError
-from nightcopy.options import BY_NAME, REPORT_URI, Place, settable_in
+from nightcopy.options import WORKER_OPTIONS, Place, resolve, settable_in
 
-# Options `copy` takes, in --help order; the worker's tuning defaults (identity options have
-# none: they are required or generated).
-COPY_OPTIONS = settable_in(Place.COPY)
-DEFAULTS = {o.name: o.default for o in COPY_OPTIONS if o.worker or o is REPORT_URI}
-
-
-def _from_ssm_options(name: str, value: object) -> object:
-    """Check an option that came from SSM PREFIX/options (a config error, exit 1)."""
-    option = BY_NAME[name]
-    if option.choices:
-        if value not in option.choices:
-            raise ConfigError(f"SSM options: {name} must be one of {', '.join(option.choices)}")
-        return value
-    if option.kind in (int, float):
-        low, high = option.low, option.high
-        assert low is not None and high is not None  # every number `copy` takes has a range
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise ConfigError(f"SSM options: {name} must be a number from {low:g} to {high:g}")
-        return option.kind(value)
-    if name == "report_uri" and not isinstance(value, str):
-        raise ConfigError("SSM options: report_uri must be a string like s3://bucket/prefix")
-    return value
+COPY_OPTIONS = settable_in(Place.COPY)  # in --help order
 
 
 @click.command("copy")
-@copy_flags(COPY_OPTIONS)
+@flags(copy_flag, COPY_OPTIONS)
 def copy_command(**given: object) -> None:
     """Copy tables from the source to the target database (the worker).
 
@@ -55,24 +34,26 @@ def copy_command(**given: object) -> None:
     sys.exit(0 if result.ok else 1)
 
 
+def options_from_argv(argv: list[str]) -> CopyOptions:
+    """What `nightcopy copy ARGV` would run with (flags, NIGHTCOPY_*, SSM options, defaults),
+    without copying anything: click.UsageError or ConfigError for bad input."""
+    with copy_command.make_context("copy", list(argv)) as ctx:
+        return _resolve(ctx.params)
+
+
 def _resolve(given: dict) -> CopyOptions:
     values = {k: v for k, v in given.items() if v is not None}
     prefix = values.get("ssm_prefix")
     ssm_tables = None
+    ssm_options: dict = {}
     if prefix:
         from nightcopy.aws.ssm import load_config
 
-        required = tuple(name for name, key in (("source_dsn", "source_dsn"), ("target_dsn", "target_dsn"))
-                         if key not in values)
+        required = tuple(name for name in ("source_dsn", "target_dsn") if name not in values)
         cfg = load_config(prefix, required=required)
         values.setdefault("source_dsn", cfg.source_dsn)
         values.setdefault("target_dsn", cfg.target_dsn)
-        for name, value in cfg.options.items():
-            if name not in DEFAULTS:
-                raise ConfigError(f"SSM options: unknown option {name!r} (known: "
-                                  f"{', '.join(sorted(DEFAULTS))})")
-            if name not in values:
-                values[name] = _from_ssm_options(name, value)
+        ssm_options = cfg.options
         if "tables" not in values and values.get("group"):
             if cfg.table_groups is None:
                 raise ConfigError(f"SSM parameter {cfg.prefix}/table_groups does not exist: "
@@ -88,8 +69,9 @@ def _resolve(given: dict) -> CopyOptions:
     if not values.get("target_dsn"):
         raise ConfigError("no target database: pass --target or set NIGHTCOPY_TARGET_DSN "
                           "(or target_dsn under --ssm-prefix)")
-    for name, default in DEFAULTS.items():
-        values.setdefault(name, default)
+    # SSM options were checked by load_config (the check `run` and `validate` apply too); the
+    # ones that are not the worker's (`parallel`, for `nightcopy run`) are ignored here.
+    values.update(resolve([values, ssm_options], WORKER_OPTIONS))
     if values.get("report_uri"):
         check_report_uri(str(values["report_uri"]))
     run_id = values.get("run_id") or new_run_id()
