@@ -12,6 +12,7 @@ Foundation level: only the standard library and nightcopy.errors, so every layer
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -199,7 +200,11 @@ def settable_in(place: Place) -> tuple[Option[Any], ...]:
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    """A config value as the user wrote it (JSON and TOML agree on numbers, strings, true)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

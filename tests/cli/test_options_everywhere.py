@@ -237,7 +237,7 @@ def _refusals(name: str, value: Any, ssm, tmp_path) -> dict[str, str]:
 def test_invalid_value_is_refused_with_one_message_everywhere(name, ssm, clean_env, tmp_path):
     option = BY_NAME[name]
     messages = _refusals(name, INVALID[name], ssm, tmp_path)
-    expected = f"option {name} must be {option.describe()}, not {INVALID[name]!r}"
+    expected = f"option {name} must be {option.describe()}, not {json.dumps(INVALID[name])}"
     assert set(messages.values()) == {expected}, messages
     # Flags: a usage error with the same "must be ..." from the same check, `run` included.
     flag_places = [("run", ["run", "--config", str(write_config(tmp_path))])]
