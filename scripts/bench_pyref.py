@@ -1,4 +1,4 @@
-"""The minimal psycopg2 reference of ../shared/bench/anchors.md: binary COPY TO -> COPY FROM
+"""The minimal psycopg2 reference (docs/benchmark.md, `pyref`): binary COPY TO -> COPY FROM
 through an OS pipe, N tables at a time, one connection pair per table (schema handled by the
 caller: pre-data before, post-data after). Run as its own process by scripts/bench so its RSS and
 CPU count as a client's. It shows what plain Python costs on top of the servers' COPY work, the

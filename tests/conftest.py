@@ -21,9 +21,15 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from nightcopy.engine.events import STRICT_ENV, VIOLATION
 from nightcopy.sample.servers import start_server
 
 _counter = itertools.count()
+
+# Every worker the suite starts (directly, through `nightcopy run` or the reliability helpers)
+# inherits this: an event that does not match its declaration (nightcopy.engine.event_schema)
+# raises in the worker instead of only warning, so the test that caused it fails.
+os.environ[STRICT_ENV] = "1"
 
 
 def _with_dbname(dsn: str, dbname: str) -> str:
@@ -144,6 +150,8 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float =
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "nightcopy", *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, input=input)
+    # Also where the raise was caught on the way (a worker thread turns it into a failed table).
+    assert VIOLATION not in proc.stderr, proc.stderr
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -1,7 +1,6 @@
-"""The reference benchmark dataset (same semantics as ../shared/bench/make_dataset.sh).
+"""The reference benchmark dataset (described in docs/benchmark.md).
 
-Vendored from the project's shared reference so a fresh checkout can build it without the shared
-folder: every value is a pure function of the row number, so two builds are identical.
+Built from nothing so a fresh checkout can reproduce it: every value is a pure function of the row number, so two builds are identical.
   (a) pgbench -i -s SCALE                 pgbench_accounts = SCALE*100k narrow rows, PKs
   (b) wide_events: WIDE_ROWS rows, 25 type-rich columns, PK + an index on created_at
   (c) small_000 .. small_<N-1>: SMALL_TABLES tables x 1000 rows, PK each

@@ -41,7 +41,7 @@ def _psql(ctx: RunContext, dsn: str) -> list[str]:
 
 
 def raw_pipe(ctx: RunContext, *, parallel: int = 2) -> None:
-    """../shared/bench/README.md's raw binary pipe: pre-data, per-table psql \\copy binary pipes
+    """The raw binary pipe (docs/benchmark.md, `raw`): pre-data, per-table psql \\copy binary pipes
     two at a time (largest first, as a careful user would order them), then post-data -j2."""
     schema = ctx.workdir / "schema.dump"
     ctx.tracker.run([str(ctx.bin_dir / "pg_dump"), "-Fc", "--schema-only", "-f", str(schema),
@@ -140,7 +140,7 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError:
-            # stdout must carry JSON lines only (design.md); a stray line is worth reporting
+            # stdout must carry JSON lines only (the worker contract, README); a stray line is worth reporting
             events.append({"event": "non_json_stdout", "line": line[:200]})
     return events
 

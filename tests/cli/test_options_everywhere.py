@@ -24,6 +24,7 @@ from nightcopy.cli.copy_command import options_from_argv
 from nightcopy.cli.main import main
 from nightcopy.cli.ops_commands import run_command, run_settings
 from nightcopy.engine.invocation import CopyOptions
+from nightcopy.engine.invocation_report import FileReportWriter
 from nightcopy.errors import ConfigError
 from nightcopy.ops import config_file
 from nightcopy.ops.local_run import GroupState, worker_command, worker_env
@@ -121,6 +122,9 @@ def through_run(config, run_args: list[str], monkeypatch, tmp_path) -> tuple[Cop
 
 
 def value_of(opts: CopyOptions, name: str) -> Any:
+    if name == "report_uri":  # the worker keeps the writer it built from the URI
+        writer = opts.report_writer
+        return writer.directory.as_uri() if isinstance(writer, FileReportWriter) else writer
     return getattr(opts, name)
 
 

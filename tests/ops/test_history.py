@@ -35,7 +35,7 @@ def ledger(dbs, with_password):
             for group, (start, finish, tables) in groups.items():
                 failed = sum(1 for t in tables if t[1] == "failed")
                 cur.execute(
-                    """INSERT INTO nightcopy.runs (run_id, group_name, status, started_at,
+                    """INSERT INTO nightcopy.invocations (run_id, group_name, status, started_at,
                            finished_at, tables, failed, rows, bytes, seconds)
                        VALUES (%s, %s, %s, %s, %s, %s, %s, 1000, 1000000, %s)""",
                     (run_id, group, "failed" if failed else "succeeded", f"{day} {start}+00",

@@ -44,7 +44,7 @@ def test_run_copies_every_group_and_records_the_ledger(nc, shop, tmp_path, write
     assert shop.target.scalar('SELECT count(*) FROM public."Order Items"') == 2000
     assert shop.target.scalar("SELECT sum(amount) FROM sales.invoices") == 67725
     assert shop.target.query(
-        "SELECT group_name, status, tables FROM nightcopy.runs WHERE run_id = 'test-run-1'"
+        "SELECT group_name, status, tables FROM nightcopy.invocations WHERE run_id = 'test-run-1'"
         " ORDER BY 1") == [("g1", "succeeded", 2), ("g2", "succeeded", 2)]
     out = r.stdout
     # plain progress lines (not a terminal) and the summary table
@@ -231,6 +231,6 @@ def test_run_from_an_ssm_prefix(nc, shop, monkeypatch, with_password):
     assert r.exit_code == 0, r.text
     assert "[g1] copied public.customers: 500 rows" in r.stdout
     assert shop.target.query("SELECT group_name, options->>'strategy', options->>'jobs'"
-                             " FROM nightcopy.runs ORDER BY 1") == [
+                             " FROM nightcopy.invocations ORDER BY 1") == [
         ("g1", "truncate", "1"), ("g2", "truncate", "1")]
     assert "s3cr3t-pw" not in r.text

@@ -88,10 +88,10 @@ def ledger_text(dsn: str) -> str:
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('nightcopy.runs') IS NOT NULL")
+            cur.execute("SELECT to_regclass('nightcopy.invocations') IS NOT NULL")
             if not cur.fetchone()[0]:
                 return ""
-            cur.execute("SELECT coalesce(string_agg(r::text, E'\\n'), '') FROM nightcopy.runs r")
+            cur.execute("SELECT coalesce(string_agg(r::text, E'\\n'), '') FROM nightcopy.invocations r")
             runs = cur.fetchone()[0]
             cur.execute("SELECT coalesce(string_agg(r::text, E'\\n'), '') "
                         "FROM nightcopy.table_results r")

@@ -79,8 +79,8 @@ def _event(w: Worker, kind: str, n: int = 1) -> Callable[[], bool]:
 POINTS = {
     "prepare-target": ("SELECT pg_advisory_xact_lock(hashtext('nightcopy.prepare'))",
                        lambda w, r, p: _active(w, r, "*pg_advisory_xact_lock*nightcopy.prepare*")),
-    "ledger-start-run": ("LOCK TABLE nightcopy.runs IN EXCLUSIVE MODE",
-                         lambda w, r, p: _active(w, r, "*insert into nightcopy.runs*")),
+    "ledger-start-run": ("LOCK TABLE nightcopy.invocations IN EXCLUSIVE MODE",
+                         lambda w, r, p: _active(w, r, "*insert into nightcopy.invocations*")),
     "copy-big-table": (None, lambda w, r, p: _active(w, r, "copy *t_big*from stdin*")),
     "copy-partition": (None, lambda w, r, p: _active(w, r, "copy *t_part_?*from stdin*")),
     "index-build": (None, lambda w, r, p: _active(w, r, "create index*nc_slow*")),

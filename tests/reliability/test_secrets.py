@@ -173,7 +173,7 @@ def test_no_secret_in_any_output(pw_server: PwServer, pw_dbs, proxies, tmp_path)
     out.add("ledger", ledger)
     conn = psycopg2.connect(admin_tgt)
     with conn.cursor() as cur:
-        cur.execute("SELECT coalesce(string_agg(options::text, ' '), '') FROM nightcopy.runs")
+        cur.execute("SELECT coalesce(string_agg(options::text, ' '), '') FROM nightcopy.invocations")
         out.add("ledger options", cur.fetchone()[0])
     conn.close()
     assert list(reports.rglob("*.json")), "no report written"

@@ -1,1 +1,2 @@
-"""AWS adapters (boto3): SSM, Logs Insights, Step Functions."""
+"""AWS adapters: every boto3 call (SSM, S3 reports, Logs Insights, Step Functions), and one
+mapping of their failures to nightcopy errors (errors.py)."""

@@ -1,10 +1,14 @@
-"""Configuration from SSM Parameter Store (boto3), SecureStrings decrypted in memory only."""
+"""Configuration in SSM Parameter Store: read under a prefix (SecureStrings decrypted in memory
+only), and one parameter overwritten (`nightcopy plan --write-ssm`)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
+from nightcopy.aws.errors import Problem, aws_call
+from nightcopy.aws.errors import client as aws_client
 from nightcopy.engine.table_groups import TableGroup, parse_table_groups
 from nightcopy.errors import ConfigError
 from nightcopy.options import Place, check_options
@@ -20,7 +24,7 @@ class SsmConfig:
     source_dsn: str | None = None
     target_dsn: str | None = None
     table_groups: list[TableGroup] | None = None
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     slack_webhook_url: str | None = None
     slack_bot_token: str | None = None
     slack_channel: str | None = None
@@ -33,42 +37,29 @@ def normalise_prefix(prefix: str) -> str:
     return prefix.rstrip("/")
 
 
-def _client(client=None):
-    if client is not None:
-        return client
-    import boto3
-    import botocore.exceptions
+# The worker's messages for reading its configuration: they name the flags that avoid SSM and
+# the permissions the role needs (the defaults in nightcopy.aws.errors say less).
+_READ_MESSAGES = {
+    Problem.NO_CREDENTIALS: "no AWS credentials to read SSM parameters under {prefix}: "
+                            "configure credentials or pass --source/--target",
+    Problem.ACCESS_DENIED: "access to the SSM parameters under {prefix} was denied: allow "
+                           "ssm:GetParameters on {prefix}/* (and kms:Decrypt for SecureStrings)",
+    Problem.UNREACHABLE: "cannot reach the SSM endpoint: check the network (NAT or a VPC "
+                         "endpoint for ssm)",
+    Problem.REFUSED: "reading SSM parameters under {prefix} failed ({code})",
+    Problem.NOT_FOUND: "reading SSM parameters under {prefix} failed ({code})",
+}
 
-    try:
-        return boto3.client("ssm")
-    except botocore.exceptions.NoRegionError:
-        raise ConfigError("no AWS region is set for SSM: set AWS_REGION or AWS_DEFAULT_REGION") from None
 
-
-def load_config(prefix: str, *, client=None, required: tuple[str, ...] = ("source_dsn", "target_dsn")
-                ) -> SsmConfig:
+def load_config(prefix: str, *, client: Any = None,
+                required: tuple[str, ...] = ("source_dsn", "target_dsn")) -> SsmConfig:
     """Read every nightcopy parameter under PREFIX (one GetParameters call, decrypted)."""
-    import botocore.exceptions
-
     prefix = normalise_prefix(prefix)
-    ssm = _client(client)
+    ssm = client or aws_client("ssm", _READ_MESSAGES, reading_config=True, prefix=prefix)
     names = [f"{prefix}/{p}" for p in PARAMETERS]
-    try:
+    with aws_call(f"reading SSM parameters under {prefix}", "ssm", _READ_MESSAGES,
+                  reading_config=True, prefix=prefix):
         response = ssm.get_parameters(Names=names, WithDecryption=True)
-    except botocore.exceptions.NoCredentialsError:
-        raise ConfigError("no AWS credentials to read SSM parameters under "
-                          f"{prefix}: configure credentials or pass --source/--target") from None
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("AccessDeniedException", "AccessDenied", "403") or status == 403:
-            raise ConfigError(f"access to the SSM parameters under {prefix} was denied: allow "
-                              f"ssm:GetParameters on {prefix}/* (and kms:Decrypt for SecureStrings)"
-                              ) from None
-        raise ConfigError(f"reading SSM parameters under {prefix} failed ({code})") from None
-    except botocore.exceptions.EndpointConnectionError:
-        raise ConfigError("cannot reach the SSM endpoint: check the network (NAT or a VPC "
-                          "endpoint for ssm)") from None
     values = {p["Name"][len(prefix) + 1:]: p["Value"] for p in response.get("Parameters", [])}
     for key in ("source_dsn", "target_dsn", "slack_webhook_url", "slack_bot_token"):
         register_secret(values.get(key))
@@ -100,3 +91,32 @@ def load_config(prefix: str, *, client=None, required: tuple[str, ...] = ("sourc
         # would refuse must not pass `nightcopy validate` or `nightcopy run`.
         cfg.options = check_options(options, f"SSM parameter {prefix}/options", Place.SSM)
     return cfg
+
+
+def overwrite_parameter(name: str, value: str, *, client: Any = None) -> str | None:
+    """Overwrite the parameter NAME with VALUE, keeping its type (a SecureString stays one);
+    returns the old value, or None when it did not exist."""
+    ssm = client or aws_client("ssm")
+    old_value: str | None = None
+    old_type, old_tier = "String", "Standard"
+    with aws_call(f"cannot update SSM parameter {name}", "ssm",
+                  {Problem.REFUSED: "cannot update SSM parameter {name}: {error}",
+                   Problem.FAILED: "cannot update SSM parameter {name}: {error}",
+                   Problem.ACCESS_DENIED: "cannot update SSM parameter {name}: access denied: "
+                                          "allow ssm:GetParameter, ssm:DescribeParameters and "
+                                          "ssm:PutParameter on it ({code})"},
+                  name=name):
+        try:
+            param = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+            old_value, old_type = param["Value"], param.get("Type", "String")
+            described = ssm.describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Values": [name]}]
+            )["Parameters"]
+            if described:
+                old_tier = described[0].get("Tier", "Standard")
+        except ssm.exceptions.ParameterNotFound:
+            pass
+        # A Standard parameter holds 4 KB; an Advanced one cannot be downgraded again.
+        tier = "Advanced" if len(value.encode()) > 4096 or old_tier == "Advanced" else "Standard"
+        ssm.put_parameter(Name=name, Value=value, Type=old_type, Overwrite=True, Tier=tier)
+    return old_value

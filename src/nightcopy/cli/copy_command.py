@@ -9,10 +9,10 @@ import sys
 
 import click
 
+from nightcopy.aws.s3_reports import report_writer
 from nightcopy.cli.option_flags import copy_flag, flags
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
-from nightcopy.engine.invocation_report import check_report_uri
 from nightcopy.engine.table_groups import find_group
 from nightcopy.errors import ConfigError
 from nightcopy.options import WORKER_OPTIONS, Place, resolve, settable_in
@@ -72,8 +72,8 @@ def _resolve(given: dict) -> CopyOptions:
     # SSM options were checked by load_config (the check `run` and `validate` apply too); the
     # ones that are not the worker's (`parallel`, for `nightcopy run`) are ignored here.
     values.update(resolve([values, ssm_options], WORKER_OPTIONS))
-    if values.get("report_uri"):
-        check_report_uri(str(values["report_uri"]))
+    # Building the writer checks --report-uri now, before anything is copied.
+    writer = report_writer(str(values["report_uri"])) if values.get("report_uri") else None
     run_id = values.get("run_id") or new_run_id()
     if len(run_id) > 200 or not run_id.strip():
         raise ConfigError("--run-id must be 1 to 200 characters")
@@ -81,7 +81,7 @@ def _resolve(given: dict) -> CopyOptions:
                        tables=tables if isinstance(tables, list) else str(tables),
                        group=values.get("group"), run_id=run_id, jobs=int(values["jobs"]),
                        strategy=str(values["strategy"]), verify=str(values["verify"]),
-                       report_uri=values.get("report_uri"), retries=int(values["retries"]),
+                       report_writer=writer, retries=int(values["retries"]),
                        lock_timeout=float(values["lock_timeout"]),
                        lock_attempts=int(values["lock_attempts"]))
 

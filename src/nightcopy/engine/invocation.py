@@ -27,7 +27,8 @@ from nightcopy.engine import connection as dsnlib
 from nightcopy.engine import target_ddl as schema
 from nightcopy.engine.copy_stream import SourceStreamError, limit_heap_retention
 from nightcopy.engine.events import EventWriter
-from nightcopy.engine.invocation_report import write_report
+from nightcopy.engine.invocation_report import ReportWriter, write_report
+from nightcopy.engine.run_id import new_run_id
 from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.table_copy import CopySettings, TableCopier, TableOutcome, explain, pg_message
 from nightcopy.engine.tablelist import parse_table_list
@@ -48,14 +49,10 @@ class CopyOptions:
     jobs: int = JOBS.default  # defaults: nightcopy.options, the one definition of each option
     strategy: str = STRATEGY.default
     verify: str = VERIFY.default
-    report_uri: str | None = None
+    report_writer: ReportWriter | None = None  # where the report goes (--report-uri)
     retries: int = RETRIES.default
     lock_timeout: float = LOCK_TIMEOUT.default
     lock_attempts: int = LOCK_ATTEMPTS.default
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("run-%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
 @dataclass
@@ -336,14 +333,14 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
         "failed_tables": [o.table for o in failed],
     }
     ledger.finish_run(tgt, options.run_id, options.group, summary)
-    if options.report_uri:
+    if options.report_writer is not None:
         report = dict(summary, started_at=started_at.isoformat(),
                       finished_at=datetime.now(UTC).isoformat(),
                       results=[{"table": o.table, "status": o.status, "rows": o.rows,
                                 "bytes": o.bytes, "seconds": round(o.seconds, 3),
                                 **({"error": o.error} if o.error else {})} for o in ordered])
         try:
-            where = write_report(options.report_uri, options.run_id, options.group, report)
+            where = write_report(options.report_writer, options.run_id, options.group, report)
             summary["report"] = where
         except NightcopyError as exc:
             summary["status"] = "failed"

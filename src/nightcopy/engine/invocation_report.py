@@ -1,13 +1,31 @@
-"""The run summary: the final JSON event, and the report file the Slack notifier reads."""
+"""The invocation's report file, which the Slack notifier reads: its key, its body, and where it
+goes.
+
+The engine does not know where a report goes: it is handed a ReportWriter. The command line
+builds one from --report-uri (nightcopy.aws.s3_reports.report_writer): file:///DIR is the
+FileReportWriter below, s3://BUCKET/PREFIX an S3 writer in the AWS layer (the engine has no
+boto3). The URI is checked before anything is copied (check_report_uri).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.secrets import scrub
+
+
+class ReportWriter(Protocol):
+    """Stores one report body under a key (RUN_ID/GROUP.json) and says where it went."""
+
+    def write(self, key: str, body: str) -> str:
+        """Store `body` under `key`; returns the location (run_summary's `report`). Raises
+        NightcopyError with a one-line message when it cannot."""
+        ...
 
 
 def report_key(run_id: str, group: str | None) -> str:
@@ -24,26 +42,20 @@ def check_report_uri(uri: str) -> None:
     raise ConfigError(f"--report-uri must be s3://BUCKET/PREFIX or file:///DIR, not {uri!r}")
 
 
-def write_report(uri: str, run_id: str, group: str | None, report: dict) -> str:
-    """Write the report to s3://BUCKET/PREFIX/RUN_ID/GROUP.json (or file:///DIR/...)."""
-    body = scrub(json.dumps(report, default=str, ensure_ascii=False, indent=1))
-    parsed = urlparse(uri)
-    key = report_key(run_id, group)
-    if parsed.scheme == "s3":
-        import boto3
-        import botocore.exceptions
+@dataclass(frozen=True)
+class FileReportWriter:
+    """Reports under a local directory: DIR/RUN_ID/GROUP.json (`nightcopy run`, tests)."""
 
-        prefix = parsed.path.strip("/")
-        full_key = f"{prefix}/{key}" if prefix else key
-        try:
-            boto3.client("s3").put_object(Bucket=parsed.netloc, Key=full_key,
-                                          Body=body.encode(), ContentType="application/json")
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise NightcopyError(f"could not write the run report to s3://{parsed.netloc}/"
-                                 f"{full_key}: {scrub(str(exc))}") from None
-        return f"s3://{parsed.netloc}/{full_key}"
-    if parsed.scheme in ("file", ""):
-        path = Path(parsed.path if parsed.scheme == "file" else uri) / key
+    directory: Path
+
+    @classmethod
+    def from_uri(cls, uri: str) -> FileReportWriter:
+        """For file:///DIR (checked with check_report_uri first)."""
+        check_report_uri(uri)
+        return cls(Path(urlparse(uri).path))
+
+    def write(self, key: str, body: str) -> str:
+        path = self.directory / key
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(body)
@@ -51,4 +63,10 @@ def write_report(uri: str, run_id: str, group: str | None, report: dict) -> str:
             raise NightcopyError(f"could not write the run report to {path}: {exc.strerror}"
                                  ) from None
         return str(path)
-    raise NightcopyError(f"--report-uri must be s3://BUCKET/PREFIX or file:///DIR, not {uri!r}")
+
+
+def write_report(writer: ReportWriter, run_id: str, group: str | None,
+                 report: dict[str, Any]) -> str:
+    """Write the report (secrets scrubbed) as RUN_ID/GROUP.json; returns where it went."""
+    body = scrub(json.dumps(report, default=str, ensure_ascii=False, indent=1))
+    return writer.write(report_key(run_id, group), body)

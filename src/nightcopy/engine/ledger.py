@@ -1,8 +1,19 @@
-"""The run ledger: a small schema in the target database recording runs and per-table results.
+"""The ledger: a small schema in the target database recording invocations and table results.
 
-It is never copied (globs skip it) and is versioned in nightcopy.meta so later releases can
-migrate it. A table's result row is written in the same transaction as its swap commit, so
-"recorded as copied" and "really swapped in" can never disagree, also after a kill -9.
+Vocabulary: a *run* is the night (one run id shared by every group); an *invocation* is one
+group's worker in a run (`nightcopy copy`; a retried worker resumes the same invocation row);
+a *ledger row* is a row of these tables. `invocations` holds one row per run id and group,
+`table_results` one per run id and table. Their figure columns (`tables`, `failed`, `rows`,
+`bytes`, `seconds`) keep the names of the run_summary / table_copied fields they record.
+
+It is never copied (globs skip it). A table's result row is written in the same transaction as
+its swap commit, so "recorded as copied" and "really swapped in" can never disagree, also after
+a kill -9.
+
+Versions (`nightcopy.meta` key `schema_version`): 1 named the invocations table `runs`; 2 renames
+it and leaves a view `nightcopy.runs` over it, so a release that knows only version 1 (which
+never checks the version) keeps working against the same reporting database. A ledger newer
+than this release knows is refused before anything is written: its meaning may have changed.
 """
 
 from __future__ import annotations
@@ -10,20 +21,38 @@ from __future__ import annotations
 import json
 import socket
 
-from psycopg2.extensions import connection
+import psycopg2
+from psycopg2.extensions import connection, cursor
 
 from nightcopy import __version__
+from nightcopy.errors import NightcopyError
+from nightcopy.secrets import scrub
 
 LEDGER_SCHEMA = "nightcopy"
-LEDGER_VERSION = 1
+LEDGER_VERSION = 2
+INVOCATIONS = f"{LEDGER_SCHEMA}.invocations"
+TABLE_RESULTS = f"{LEDGER_SCHEMA}.table_results"
+# The invocations table's name in each ledger version (readers accept every older version).
+_INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS}
 
+_INVOCATIONS_COMMENT = (
+    f"COMMENT ON TABLE {INVOCATIONS} IS 'one row per invocation: a group''s worker in a run "
+    "(run_id = the night, group_name); a retried worker resumes and updates its row'")
+# For releases that know only ledger version 1: they read and write nightcopy.runs (a simple
+# view is updatable, INSERT ... ON CONFLICT included). Drop it in a later version.
+_RUNS_VIEW = (
+    f"CREATE VIEW {LEDGER_SCHEMA}.runs AS SELECT * FROM {INVOCATIONS};"
+    f"COMMENT ON VIEW {LEDGER_SCHEMA}.runs IS 'ledger version 1 name of {INVOCATIONS}, kept for "
+    "older nightcopy releases'")
+
+# The latest version, for a target that has no ledger yet.
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA};
 CREATE TABLE IF NOT EXISTS {LEDGER_SCHEMA}.meta (
     key   text PRIMARY KEY,
     value text NOT NULL
 );
-CREATE TABLE IF NOT EXISTS {LEDGER_SCHEMA}.runs (
+CREATE TABLE {INVOCATIONS} (
     run_id            text NOT NULL,
     group_name        text NOT NULL DEFAULT '',
     status            text NOT NULL,          -- running | succeeded | failed
@@ -39,7 +68,8 @@ CREATE TABLE IF NOT EXISTS {LEDGER_SCHEMA}.runs (
     options           jsonb,
     PRIMARY KEY (run_id, group_name)
 );
-CREATE TABLE IF NOT EXISTS {LEDGER_SCHEMA}.table_results (
+{_INVOCATIONS_COMMENT};
+CREATE TABLE {TABLE_RESULTS} (
     run_id            text NOT NULL,
     table_name        text NOT NULL,          -- format('%I.%I', schema, table)
     group_name        text NOT NULL DEFAULT '',
@@ -56,34 +86,123 @@ CREATE TABLE IF NOT EXISTS {LEDGER_SCHEMA}.table_results (
     finished_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, table_name)
 );
-CREATE INDEX IF NOT EXISTS table_results_finished_idx
-    ON {LEDGER_SCHEMA}.table_results (finished_at);
+CREATE INDEX table_results_finished_idx ON {TABLE_RESULTS} (finished_at);
+{_RUNS_VIEW};
 """
+
+# MIGRATIONS[v] upgrades a ledger from version v to v + 1 (in ensure_ledger's transaction).
+MIGRATIONS: dict[int, str] = {
+    1: f"""
+ALTER TABLE {LEDGER_SCHEMA}.runs RENAME TO invocations;
+-- runs_pkey, and on PostgreSQL 18+ the named NOT NULL constraints: as a new ledger names them
+DO $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT conname FROM pg_catalog.pg_constraint
+              WHERE conrelid = '{INVOCATIONS}'::regclass AND conname LIKE 'runs\\_%' LOOP
+        EXECUTE format('ALTER TABLE {INVOCATIONS} RENAME CONSTRAINT %I TO %I',
+                       c.conname, 'invocations_' || substr(c.conname, 6));
+    END LOOP;
+END $$;
+{_INVOCATIONS_COMMENT};
+{_RUNS_VIEW};
+""",
+}
+
+
+class LedgerTooNew(NightcopyError):
+    """The ledger was written by a newer nightcopy: this one must not read or write it."""
+
+
+def _read_version(cur: cursor) -> int | None:
+    """The ledger's schema_version, or None when the target has no ledger."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{LEDGER_SCHEMA}.meta",))
+    if cur.fetchone() != (True,):
+        return None
+    cur.execute(f"SELECT value FROM {LEDGER_SCHEMA}.meta WHERE key = 'schema_version'")
+    row = cur.fetchone()
+    if row is None or not row[0].isdigit():
+        raise NightcopyError(f"the ledger in the target (schema {LEDGER_SCHEMA}) has no valid "
+                             f"schema_version in {LEDGER_SCHEMA}.meta: it was not written by "
+                             "nightcopy, or was edited by hand; fix or drop that row")
+    return int(row[0])
+
+
+def _refuse_newer(version: int) -> None:
+    if version > LEDGER_VERSION:
+        raise LedgerTooNew(
+            f"the ledger in the target (schema {LEDGER_SCHEMA}) is version {version}, but this "
+            f"nightcopy ({__version__}) knows ledger versions up to {LEDGER_VERSION}: a newer "
+            "release has upgraded it; upgrade this nightcopy to that release before using it "
+            "with this database (nothing was written)")
 
 
 def ensure_ledger(conn: connection) -> None:
-    """Create or migrate the ledger (its own committed transaction, serialised by a lock)."""
-    with conn.cursor() as cur:
-        # Two workers starting at once would race on CREATE SCHEMA IF NOT EXISTS.
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext('nightcopy.ledger'))")
-        cur.execute(
-            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'meta'",
-            (LEDGER_SCHEMA,),
-        )
-        if cur.fetchone() is None:
-            cur.execute(_DDL)
-            cur.execute(
-                f"INSERT INTO {LEDGER_SCHEMA}.meta VALUES ('schema_version', %s)"
-                " ON CONFLICT (key) DO NOTHING",
-                (str(LEDGER_VERSION),),
-            )
+    """Create or migrate the ledger (its own committed transaction, serialised by a lock).
+
+    The migration runs in the same transaction as the version bump: another worker waiting on
+    the lock sees either the old ledger or the new one, never half of it. Raises LedgerTooNew
+    (having written nothing) when a newer release has upgraded the ledger.
+    """
+    try:
+        with conn.cursor() as cur:
+            # Two workers starting at once would race on CREATE SCHEMA IF NOT EXISTS, and two
+            # upgrading workers on the migration. Releases knowing only version 1 take it too.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('nightcopy.ledger'))")
+            version = _read_version(cur)
+            if version is None:
+                cur.execute(_DDL)
+                cur.execute(
+                    f"INSERT INTO {LEDGER_SCHEMA}.meta VALUES ('schema_version', %s)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (str(LEDGER_VERSION),),
+                )
+            elif version < LEDGER_VERSION:
+                _migrate(cur, version)
+            else:
+                _refuse_newer(version)
+    except NightcopyError:
+        conn.rollback()
+        raise
     conn.commit()
+
+
+def _migrate(cur: cursor, version: int) -> None:
+    try:
+        for v in range(version, LEDGER_VERSION):
+            cur.execute(MIGRATIONS[v])
+        cur.execute(f"UPDATE {LEDGER_SCHEMA}.meta SET value = %s WHERE key = 'schema_version'",
+                    (str(LEDGER_VERSION),))
+    except psycopg2.Error as exc:
+        # The caller's rollback undoes every step: the ledger stays at `version`, rows intact.
+        diag = getattr(exc, "diag", None)
+        reason = (diag.message_primary if diag is not None else None) or str(exc).strip()
+        raise NightcopyError(
+            f"cannot upgrade the ledger in the target (schema {LEDGER_SCHEMA}) from version "
+            f"{version} to {LEDGER_VERSION}: {scrub(reason.splitlines()[0])}; it was left as "
+            f"it was (fix that, e.g. an object of that name created by hand, and rerun)"
+        ) from None
+
+
+def readable_ledger(conn: connection) -> str | None:
+    """For readers (history, timings, plan): the invocations table's name in this ledger, or
+    None when there is no ledger. Writes nothing: an older ledger is read as it is (the next
+    worker upgrades it); a newer one raises LedgerTooNew."""
+    try:
+        with conn.cursor() as cur:
+            version = _read_version(cur)
+    finally:
+        conn.rollback()
+    if version is None:
+        return None
+    _refuse_newer(version)
+    return _INVOCATIONS_BY_VERSION[version]
 
 
 def finished_tables(conn: connection, run_id: str) -> set[str]:
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT table_name FROM {LEDGER_SCHEMA}.table_results"
+            f"SELECT table_name FROM {TABLE_RESULTS}"
             " WHERE run_id = %s AND status = 'copied'",
             (run_id,),
         )
@@ -92,10 +211,10 @@ def finished_tables(conn: connection, run_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def start_run(conn: connection, run_id: str, group: str | None, options: dict) -> None:
+def start_invocation(conn: connection, run_id: str, group: str | None, options: dict) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            f"""INSERT INTO {LEDGER_SCHEMA}.runs
+            f"""INSERT INTO {INVOCATIONS}
                     (run_id, group_name, status, host, nightcopy_version, options)
                 VALUES (%s, %s, 'running', %s, %s, %s)
                 ON CONFLICT (run_id, group_name) DO UPDATE
@@ -105,10 +224,10 @@ def start_run(conn: connection, run_id: str, group: str | None, options: dict) -
     conn.commit()
 
 
-def finish_run(conn: connection, run_id: str, group: str | None, summary: dict) -> None:
+def finish_invocation(conn: connection, run_id: str, group: str | None, summary: dict) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            f"""UPDATE {LEDGER_SCHEMA}.runs
+            f"""UPDATE {INVOCATIONS}
                    SET status = %s, finished_at = now(), tables = %s, failed = %s,
                        rows = %s, bytes = %s, seconds = %s
                  WHERE run_id = %s AND group_name = %s""",
@@ -118,8 +237,13 @@ def finish_run(conn: connection, run_id: str, group: str | None, summary: dict) 
     conn.commit()
 
 
+# The names engine/invocation.py calls (that file is being split); rename its call sites after.
+start_run = start_invocation
+finish_run = finish_invocation
+
+
 RECORD_TABLE_SQL = f"""
-INSERT INTO {LEDGER_SCHEMA}.table_results
+INSERT INTO {TABLE_RESULTS}
     (run_id, table_name, group_name, status, rows, bytes, seconds, copy_seconds,
      index_seconds, lock_wait_seconds, error, started_at, finished_at)
 VALUES (%(run_id)s, %(table)s, %(group)s, %(status)s, %(rows)s, %(bytes)s, %(seconds)s,
@@ -130,5 +254,5 @@ ON CONFLICT (run_id, table_name) DO UPDATE SET
     bytes = EXCLUDED.bytes, seconds = EXCLUDED.seconds, copy_seconds = EXCLUDED.copy_seconds,
     index_seconds = EXCLUDED.index_seconds, lock_wait_seconds = EXCLUDED.lock_wait_seconds,
     error = EXCLUDED.error, started_at = EXCLUDED.started_at, finished_at = now(),
-    attempts = {LEDGER_SCHEMA}.table_results.attempts + 1
+    attempts = {TABLE_RESULTS}.attempts + 1
 """

@@ -1,7 +1,9 @@
 """Per-table timings and past runs: from the ledger in the target, or from CloudWatch Logs.
 
-The ledger (nightcopy.runs, nightcopy.table_results) is the default source: it is written in the
-same transaction as each table's swap, so it is exact. `--from-logs` reads the workers' JSON
+A run is a night (all groups sharing a run id); each group's worker in it is an invocation. The
+ledger (nightcopy.invocations, nightcopy.table_results) is the default source: it is written in
+the same transaction as each table's swap, so it is exact. An older ledger version is read as it
+is; a newer one is refused (nightcopy.engine.ledger.readable_ledger). `--from-logs` reads the workers' JSON
 lines in CloudWatch Logs instead (nightcopy.ops.history_from_logs), into the same result types.
 
 The critical path of a night is the group that finished last: it alone decides when the
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nightcopy.engine.ledger import LEDGER_SCHEMA
+from nightcopy.engine.ledger import LEDGER_SCHEMA, TABLE_RESULTS, readable_ledger
 from nightcopy.errors import NightcopyError
 
 
@@ -134,12 +136,13 @@ class History:
 
 # --------------------------------------------------------------------------------- ledger
 
-def _ledger_exists(conn) -> bool:
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (f"{LEDGER_SCHEMA}.runs",))
-        found = cur.fetchone()[0] is not None
-    conn.rollback()
-    return found
+def _invocations_table(conn, redacted: str) -> str:
+    """The ledger's invocations table; a clear error when there is no ledger or it is newer
+    than this release knows."""
+    table = readable_ledger(conn)
+    if table is None:
+        raise _no_ledger(redacted)
+    return table
 
 
 def _no_ledger(redacted: str) -> NightcopyError:
@@ -149,10 +152,10 @@ def _no_ledger(redacted: str) -> NightcopyError:
     )
 
 
-def latest_run_id(conn) -> str | None:
+def latest_run_id(conn, invocations: str) -> str | None:
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT run_id FROM {LEDGER_SCHEMA}.runs GROUP BY run_id"
+            f"SELECT run_id FROM {invocations} GROUP BY run_id"
             " ORDER BY max(started_at) DESC, run_id DESC LIMIT 1"
         )
         row = cur.fetchone()
@@ -161,25 +164,24 @@ def latest_run_id(conn) -> str | None:
 
 
 def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimings:
-    if not _ledger_exists(conn):
-        raise _no_ledger(redacted)
-    run_id = run_id or latest_run_id(conn)
+    invocations = _invocations_table(conn, redacted)
+    run_id = run_id or latest_run_id(conn, invocations)
     if run_id is None:
         raise NightcopyError(f"the ledger in the target ({redacted}) records no runs yet")
     with conn.cursor() as cur:
-        # Figures come from the table results, not from runs' own columns: a resumed run
-        # rewrites those with its last invocation's (the one that copied what was left).
+        # Figures come from the table results, not from the invocations' own columns: a resumed
+        # invocation rewrites those with its last worker's (the one that copied what was left).
         cur.execute(
             f"""SELECT r.group_name, r.status, r.started_at, r.finished_at, r.tables,
                        coalesce(t.failed, r.failed, 0)::int, coalesce(t.rows, 0)::bigint,
                        coalesce(t.bytes, 0)::bigint,
                        extract(epoch FROM r.finished_at - r.started_at)::float8
-                  FROM {LEDGER_SCHEMA}.runs r
+                  FROM {invocations} r
                   LEFT JOIN (SELECT group_name,
                                     count(*) FILTER (WHERE status = 'failed') AS failed,
                                     sum(rows) FILTER (WHERE status = 'copied') AS rows,
                                     sum(bytes) FILTER (WHERE status = 'copied') AS bytes
-                               FROM {LEDGER_SCHEMA}.table_results WHERE run_id = %s
+                               FROM {TABLE_RESULTS} WHERE run_id = %s
                               GROUP BY group_name) t USING (group_name)
                  WHERE r.run_id = %s""",
             (run_id, run_id),
@@ -188,7 +190,7 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
         cur.execute(
             f"""SELECT table_name, group_name, status, rows, bytes, seconds, copy_seconds,
                        index_seconds, started_at, finished_at, attempts, error
-                  FROM {LEDGER_SCHEMA}.table_results WHERE run_id = %s
+                  FROM {TABLE_RESULTS} WHERE run_id = %s
                  ORDER BY seconds DESC NULLS LAST, table_name""",
             (run_id,),
         )
@@ -202,8 +204,7 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
 
 
 def history_from_ledger(conn, nights: int, redacted: str) -> History:
-    if not _ledger_exists(conn):
-        raise _no_ledger(redacted)
+    invocations = _invocations_table(conn, redacted)
     with conn.cursor() as cur:
         # One row per run (a run is all groups sharing a run id), newest first; the critical
         # group is the one with the latest finish (NULL = still running sorts last-finishing).
@@ -216,14 +217,14 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
                                 WHEN bool_or(status = 'failed') THEN 'failed'
                                 ELSE 'succeeded' END AS status,
                            count(*) AS groups, coalesce(sum(tables), 0) AS tables
-                      FROM {LEDGER_SCHEMA}.runs GROUP BY run_id
+                      FROM {invocations} GROUP BY run_id
                      ORDER BY min(started_at) DESC, run_id DESC LIMIT %s),
                 results AS (
                     -- one row per table and run (a resumed table keeps its latest attempt)
                     SELECT run_id, count(*) FILTER (WHERE status = 'failed') AS failed,
                            sum(rows) FILTER (WHERE status = 'copied') AS rows,
                            sum(bytes) FILTER (WHERE status = 'copied') AS bytes
-                      FROM {LEDGER_SCHEMA}.table_results
+                      FROM {TABLE_RESULTS}
                      WHERE run_id IN (SELECT run_id FROM recent) GROUP BY run_id)
                 SELECT r.run_id, r.started_at, r.finished_at, r.status, r.groups, r.tables,
                        coalesce(res.failed, 0), coalesce(res.rows, 0), coalesce(res.bytes, 0),
@@ -231,7 +232,7 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
                   FROM recent r
                   LEFT JOIN results res USING (run_id)
                   LEFT JOIN LATERAL (
-                       SELECT group_name, finished_at FROM {LEDGER_SCHEMA}.runs g
+                       SELECT group_name, finished_at FROM {invocations} g
                         WHERE g.run_id = r.run_id
                         ORDER BY g.finished_at DESC NULLS FIRST, g.group_name DESC LIMIT 1) c
                     ON true
@@ -251,7 +252,7 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
                        count(*),
                        (array_agg(seconds ORDER BY finished_at DESC))[1],
                        avg(seconds), min(seconds), max(seconds)
-                  FROM {LEDGER_SCHEMA}.table_results
+                  FROM {TABLE_RESULTS}
                  WHERE run_id = ANY(%s) AND status = 'copied' AND seconds IS NOT NULL
                  GROUP BY table_name
                  ORDER BY avg(seconds) DESC, table_name""",

@@ -1,15 +1,18 @@
 """`history --from-logs` / `timings --from-logs`: the workers' JSON lines in CloudWatch Logs.
 
 For when the reporting database is not reachable from where the operator sits. Uses the query
-text template.yaml saves (nightcopy.aws.logs_queries), narrowed to one run where needed, and returns the
-same result types as the ledger path (nightcopy.ops.history), so the output looks the same.
+text template.yaml saves (nightcopy.aws.logs_queries), narrowed to one run where needed, runs it
+through nightcopy.aws.logs_insights, and turns the rows into the same result types as the ledger
+path (nightcopy.ops.history), so the output looks the same.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from nightcopy.aws.logs_insights import logs_client, run_insights_query
 from nightcopy.errors import NightcopyError
 from nightcopy.ops.history import (
     GroupTiming,
@@ -43,45 +46,7 @@ def for_run(query: str, run_id: str) -> str:
     return f"{first}\n{line}\n{rest}" if rest else f"{first}\n{line}"
 
 
-def run_insights_query(client, log_group: str, query: str, start: datetime, end: datetime,
-                       *, timeout: float = 300.0) -> list[dict]:
-    """StartQuery + GetQueryResults until complete; rows as {field: value} (no @ptr)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        query_id = client.start_query(
-            logGroupName=log_group, queryString=query,
-            startTime=int(start.timestamp()), endTime=int(end.timestamp()),
-        )["queryId"]
-        deadline = time.monotonic() + timeout
-        delay = 0.25
-        while True:
-            response = client.get_query_results(queryId=query_id)
-            status = response.get("status")
-            if status == "Complete":
-                break
-            if status in ("Failed", "Cancelled", "Timeout", "Unknown"):
-                raise NightcopyError(f"the Logs Insights query on {log_group} ended {status}")
-            if time.monotonic() > deadline:
-                raise NightcopyError(f"the Logs Insights query on {log_group} took over "
-                                     f"{timeout:.0f}s; try a shorter --days range")
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)  # small queries finish in a second; big ones take long
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
-            raise NightcopyError(f"log group {log_group} does not exist in this account/region "
-                                 "(see the stack's outputs for its name)") from None
-        raise NightcopyError(f"CloudWatch Logs refused the query on {log_group}: {exc}") from None
-    except BotoCoreError as exc:
-        raise NightcopyError(f"cannot query CloudWatch Logs: {exc}") from None
-    return [
-        {f["field"]: f.get("value") for f in row if f.get("field") != "@ptr"}
-        for row in response.get("results", [])
-    ]
-
-
-def _num(value, kind=float):
+def _num(value: str | float | None, kind: Callable[[float], Any] = float) -> Any:
     if value in (None, ""):
         return None
     try:
@@ -90,7 +55,7 @@ def _num(value, kind=float):
         return None
 
 
-def _when(value) -> datetime | None:
+def _when(value: str | float | None) -> datetime | None:
     """Logs Insights prints timestamps as 'YYYY-MM-DD HH:MM:SS.mmm' (UTC)."""
     if value in (None, ""):
         return None
@@ -103,7 +68,7 @@ def _when(value) -> datetime | None:
         return None
 
 
-def _group_rows(rows: list[dict]) -> dict[str, list[GroupTiming]]:
+def _group_rows(rows: list[dict[str, Any]]) -> dict[str, list[GroupTiming]]:
     by_run: dict[str, list[GroupTiming]] = {}
     for r in rows:
         if not r.get("run_id"):
@@ -120,19 +85,11 @@ def _group_rows(rows: list[dict]) -> dict[str, list[GroupTiming]]:
     return by_run
 
 
-def _logs_client(client):
-    if client is not None:
-        return client
-    import boto3
-
-    return boto3.client("logs")
-
-
 def timings_from_logs(log_group: str, run_id: str | None, *, days: float = 2.0,
-                      client=None, now: datetime | None = None) -> RunTimings:
+                      client: Any = None, now: datetime | None = None) -> RunTimings:
     from nightcopy.aws.logs_queries import TABLE_TIMINGS_QUERY
 
-    logs = _logs_client(client)
+    logs = logs_client(client)
     end = now or datetime.now(UTC)
     start = end - timedelta(days=days)
     finish_query = for_run(GROUP_FINISH_QUERY, run_id) if run_id else GROUP_FINISH_QUERY
@@ -161,10 +118,10 @@ def timings_from_logs(log_group: str, run_id: str | None, *, days: float = 2.0,
 
 
 def history_from_logs(log_group: str, nights: int, *, days: float | None = None,
-                      client=None, now: datetime | None = None) -> History:
+                      client: Any = None, now: datetime | None = None) -> History:
     from nightcopy.aws.logs_queries import SLOWEST_TABLES_QUERY
 
-    logs = _logs_client(client)
+    logs = logs_client(client)
     end = now or datetime.now(UTC)
     start = end - timedelta(days=days if days is not None else nights + 1)
     by_run = _group_rows(run_insights_query(logs, log_group, GROUP_FINISH_QUERY, start, end))

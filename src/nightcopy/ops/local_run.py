@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import queue
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,11 +24,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from nightcopy import options as options_registry
+from nightcopy.engine import event_schema as ev
+from nightcopy.engine import run_id as engine_run_id
 from nightcopy.errors import ConfigError, NightcopyError
 
 WORKER_OPTIONS = tuple(o.name for o in options_registry.WORKER_OPTIONS)
@@ -40,9 +40,9 @@ STDERR_TAIL = 20
 
 
 def new_run_id(prefix: str = "local") -> str:
-    """Unique per invocation (time + randomness), readable, valid as a Step Functions name."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
-    return f"{prefix}-{stamp}-{secrets.token_hex(2)}"
+    """A new run id for a night started on this machine (`local-...`; the demo passes `demo`):
+    the worker's own format (nightcopy.engine.run_id), so ids look alike wherever they start."""
+    return engine_run_id.new_run_id(prefix)
 
 
 @dataclass
@@ -178,33 +178,35 @@ def worker_env(source_dsn: str, target_dsn: str) -> dict[str, str]:
 
 
 def apply_event(group: GroupState, event: dict) -> None:
-    """Fold one worker JSON line into the group's state."""
+    """Fold one worker JSON line into the group's state (names: nightcopy.engine.event_schema;
+    an event this release does not know, from a newer worker, is ignored)."""
     kind = event.get("event")
     table = event.get("table")
-    if kind in ("table_copied", "table_failed", "table_skipped"):
+    if kind in (ev.TABLE_COPIED, ev.TABLE_FAILED, ev.TABLE_SKIPPED) and isinstance(table, str):
         group.in_flight.pop(table, None)
         group.finished_tables.add(table)
-    if kind == "table_copied":
+    if kind == ev.TABLE_COPIED:
         group.done += 1
         group.rows += int(event.get("rows") or 0)
         group.bytes += int(event.get("bytes") or 0)
         group.results.append({**event, "status": "copied"})
-    elif kind == "table_skipped":
+    elif kind == ev.TABLE_SKIPPED:
         group.done += 1
         group.skipped += 1
-    elif kind == "table_failed":
+    elif kind == ev.TABLE_FAILED:
         group.failed += 1
         group.results.append({**event, "status": "failed"})
-    elif kind in ("table_started", "table_progress") and table:
+    elif kind in (ev.TABLE_STARTED, ev.TABLE_PROGRESS) and table:
+        # table_started has no bytes yet (0); table_progress carries the bytes streamed so far
         group.in_flight[table] = int(event.get("bytes") or 0)
-    elif kind == "warning":
+    elif kind == ev.WARNING:
         group.warnings.append(str(event.get("message") or event))
-    elif kind == "run_started":
+    elif kind == ev.RUN_STARTED:
         if event.get("jobs") is not None:
             group.jobs = int(event["jobs"])
         if event.get("tables") is not None:
             group.total = int(event["tables"])  # the worker's own count after glob expansion
-    elif kind == "run_summary":
+    elif kind == ev.RUN_SUMMARY:
         group.summary = event
         group.in_flight.clear()
         if group.total is None and event.get("tables") is not None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
-from nightcopy.engine.ledger import LEDGER_SCHEMA
+from nightcopy.engine.ledger import LEDGER_SCHEMA, readable_ledger
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.ops.group_expansion import ExpandedGroup, expand_groups
 from nightcopy.options import JOBS
@@ -120,11 +121,9 @@ class Plan:
 
 def measured_seconds(target_conn, tables: list[str], nights: int) -> dict[str, tuple[float, int]]:
     """table -> (average seconds over its last `nights` successful copies, how many)."""
+    if readable_ledger(target_conn) is None:  # refuses a ledger newer than this release
+        return {}  # no ledger yet: nothing was ever timed here
     with target_conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (f"{LEDGER_SCHEMA}.table_results",))
-        if cur.fetchone()[0] is None:
-            target_conn.rollback()
-            return {}  # no ledger yet: nothing was ever timed here
         cur.execute(
             f"""SELECT table_name, avg(seconds), count(*)
                   FROM (SELECT table_name, seconds,
@@ -251,29 +250,9 @@ def _parameter_name(prefix: str) -> str:
     return prefix.rstrip("/") + "/table_groups"
 
 
-def write_table_groups(prefix: str, value: str, *, client=None) -> tuple[str, str | None]:
+def write_table_groups(prefix: str, value: str, *, client: Any = None) -> tuple[str, str | None]:
     """Overwrite PREFIX/table_groups; returns (parameter name, the old value or None)."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from nightcopy.aws.ssm import overwrite_parameter
 
-    ssm = client or boto3.client("ssm")
     name = _parameter_name(prefix)
-    old_value: str | None = None
-    old_type, old_tier = "String", "Standard"
-    try:
-        try:
-            param = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
-            old_value, old_type = param["Value"], param.get("Type", "String")
-            described = ssm.describe_parameters(
-                ParameterFilters=[{"Key": "Name", "Values": [name]}]
-            )["Parameters"]
-            if described:
-                old_tier = described[0].get("Tier", "Standard")
-        except ssm.exceptions.ParameterNotFound:
-            pass
-        # A Standard parameter holds 4 KB; an Advanced one cannot be downgraded again.
-        tier = "Advanced" if len(value.encode()) > 4096 or old_tier == "Advanced" else "Standard"
-        ssm.put_parameter(Name=name, Value=value, Type=old_type, Overwrite=True, Tier=tier)
-    except (ClientError, BotoCoreError) as exc:
-        raise NightcopyError(f"cannot update SSM parameter {name}: {exc}") from None
-    return name, old_value
+    return name, overwrite_parameter(name, value, client=client)
