@@ -331,3 +331,24 @@ def test_config_file_doc_names_every_settable_option():
         assert (f"\n{option.name} = " in example) == (Place.CONFIG in option.places), option.name
         if Place.CONFIG not in option.places:
             assert f"`{option.name}`" in section, option.name  # listed as refused
+
+
+@pytest.mark.parametrize("option_name, raw, parsed", [
+    ("jobs", "4", 4), ("jobs", 4.0, 4), ("jobs", " 7 ", 7), ("lock_timeout", "0.5", 0.5),
+    ("lock_timeout", 3, 3.0), ("strategy", "truncate", "truncate"),
+])
+def test_one_parser_for_strings_and_config_values(option_name, raw, parsed):
+    value = BY_NAME[option_name].parse(raw)
+    assert value == parsed and type(value) is type(parsed)
+
+
+@pytest.mark.parametrize("option_name, raw, problem", [
+    ("jobs", 2.5, "must be a number from 1 to 64 (a whole number)"),
+    ("jobs", True, "must be a number from 1 to 64"), ("jobs", "many", "must be a number"),
+    ("lock_timeout", "nan", "must be a number from 0.001 to 3600"),
+    ("lock_timeout", "inf", "must be a number from 0.001 to 3600"),
+    ("strategy", "Swap", "must be one of swap, truncate"), ("verify", 1, "must be one of"),
+])
+def test_one_parser_refuses_the_same_way(option_name, raw, problem):
+    with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        BY_NAME[option_name].parse(raw)
