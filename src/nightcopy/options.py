@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -101,8 +102,8 @@ class Option(Generic[T]):
             number = value
         else:
             raise ValueError(problem)
-        if not (self.low is None or number >= self.low) or not (
-                self.high is None or number <= self.high) or number != number:
+        if not math.isfinite(number) or (self.low is not None and number < self.low) or (
+                self.high is not None and number > self.high):
             raise ValueError(problem)
         if self.kind is int:
             if number != int(number):

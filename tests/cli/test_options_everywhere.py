@@ -347,6 +347,7 @@ def test_one_parser_for_strings_and_config_values(option_name, raw, parsed):
     ("jobs", True, "must be a number from 1 to 64"), ("jobs", "many", "must be a number"),
     ("lock_timeout", "nan", "must be a number from 0.001 to 3600"),
     ("lock_timeout", "inf", "must be a number from 0.001 to 3600"),
+    ("parallel", "inf", "must be a number of at least 1"),  # no upper bound: still finite
     ("strategy", "Swap", "must be one of swap, truncate"), ("verify", 1, "must be one of"),
 ])
 def test_one_parser_refuses_the_same_way(option_name, raw, problem):
