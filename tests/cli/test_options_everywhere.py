@@ -353,3 +353,12 @@ def test_one_parser_for_strings_and_config_values(option_name, raw, parsed):
 def test_one_parser_refuses_the_same_way(option_name, raw, problem):
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         BY_NAME[option_name].parse(raw)
+
+
+def test_run_hands_its_workers_no_option_variable_but_the_dsns(clean_env):
+    for option in REGISTRY:
+        clean_env.setenv(option.envvar, "from-the-operator")
+    clean_env.setenv("NIGHTCOPY_DEBUG", "1")
+    env = worker_env(SRC, TGT)
+    assert {k: v for k, v in env.items() if k.startswith("NIGHTCOPY_")} == {
+        "NIGHTCOPY_SOURCE_DSN": SRC, "NIGHTCOPY_TARGET_DSN": TGT, "NIGHTCOPY_DEBUG": "1"}
