@@ -25,7 +25,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from nightcopy import options as options_registry
 from nightcopy.engine import event_schema as ev
@@ -130,7 +130,7 @@ class RunOutcome:
     @property
     def critical_group(self) -> GroupState | None:
         done = [g for g in self.groups if g.finished is not None]
-        return max(done, key=lambda g: g.finished) if done else None
+        return max(done, key=lambda g: g.finished or 0.0) if done else None
 
     def summaries(self) -> list[dict]:
         """Per-group report objects as the notifier reads them from S3."""
@@ -235,13 +235,14 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
     if parallel < 1:
         raise ConfigError("--parallel must be at least 1")
     own_dir = report_dir is None
-    report_dir = Path(tempfile.mkdtemp(prefix="nightcopy-run-")) if own_dir else report_dir
+    if report_dir is None:
+        report_dir = Path(tempfile.mkdtemp(prefix="nightcopy-run-"))
     report_dir.mkdir(parents=True, exist_ok=True)
     env = worker_env(source_dsn, target_dsn)
     q: queue.Queue = queue.Queue()
     pending = list(groups)
     running: dict[str, tuple[subprocess.Popen, int]] = {}  # group -> (process, open streams)
-    logs: dict[str, object] = {}  # group -> its worker's stderr, kept with --report-dir
+    logs: dict[str, TextIO] = {}  # group -> its worker's stderr, kept with --report-dir
     t0 = time.monotonic()
     previous_sigterm = _sigterm_as_interrupt()
     observer.started(run_id, groups)
