@@ -70,7 +70,7 @@ def test_group_tables_dsns_and_options_come_from_ssm(cli, dbs, aws_env):
     ({"table_groups": "[{\"name\": \"g1\", \"tables\": [42]}]"}, ["--group", "g1"],
      "table names must be strings"),
     ({"options": "{\"jobs\": \"many\"}", "table_groups": "[[\"a\"]]"}, ["--group", "g1"],
-     "SSM options: jobs must be a number"),
+     "SSM parameter /nightcopy/test/options: option jobs must be a number from 1 to 64, not \"many\""),
     ({"options": "{\"colour\": 1}", "table_groups": "[[\"a\"]]"}, ["--group", "g1"],
      "unknown option 'colour'"),
 ])

@@ -240,8 +240,8 @@ CASES: list[Case] = [
          ssm=_deny("iam")),
     Case("ssm-options-malformed", None, 1, [r"options is not valid JSON"],
          ssm=_ssm(GROUPS_OK, options="{jobs: 4")),
-    Case("ssm-options-unknown", None, 1, [r"unknown option 'parallel'"],
-         ssm=_ssm(GROUPS_OK, options='{"parallel": 4}')),
+    Case("ssm-options-unknown", None, 1, [r"unknown option 'paralel'"],
+         ssm=_ssm(GROUPS_OK, options='{"paralel": 4}')),
     Case("ssm-options-out-of-range", None, 1, [r"jobs must be a number from 1 to 64"],
          ssm=_ssm(GROUPS_OK, options='{"jobs": 0}')),
 ]

@@ -11,6 +11,7 @@ from nightcopy.aws.errors import Problem, aws_call
 from nightcopy.aws.errors import client as aws_client
 from nightcopy.engine.table_groups import TableGroup, parse_table_groups
 from nightcopy.errors import ConfigError
+from nightcopy.options import Place, check_options
 from nightcopy.secrets import register_secret
 
 PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options",
@@ -86,7 +87,9 @@ def load_config(prefix: str, *, client: Any = None,
                               'object like {"jobs": 4, "strategy": "swap"}') from None
         if not isinstance(options, dict):
             raise ConfigError(f"SSM parameter {prefix}/options must be a JSON object")
-        cfg.options = options
+        # Checked here, once, for every reader (copy, run, validate, plan): a value the worker
+        # would refuse must not pass `nightcopy validate` or `nightcopy run`.
+        cfg.options = check_options(options, f"SSM parameter {prefix}/options", Place.SSM)
     return cfg
 
 

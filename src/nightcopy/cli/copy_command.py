@@ -1,4 +1,4 @@
-"""`nightcopy copy`: the worker command line (design.md, "worker contract").
+"""`nightcopy copy`: the worker command line (the worker contract, README "The worker").
 
 Precedence for every option: flag > NIGHTCOPY_* environment > SSM PREFIX/options > default.
 """
@@ -10,61 +10,18 @@ import sys
 import click
 
 from nightcopy.aws.s3_reports import report_writer
+from nightcopy.cli.option_flags import copy_flag, flags
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
 from nightcopy.engine.table_groups import find_group
 from nightcopy.errors import ConfigError
+from nightcopy.options import WORKER_OPTIONS, Place, resolve, settable_in
 
-DEFAULTS = {"jobs": 2, "strategy": "swap", "verify": "count", "report_uri": None, "retries": 1,
-            "lock_timeout": 2.0, "lock_attempts": 6}
-_CHOICES = {"strategy": ("swap", "truncate"), "verify": ("count", "checksum")}
-_NUMBERS = {"jobs": (int, 1, 64), "retries": (int, 0, 10), "lock_timeout": (float, 0.001, 3600),
-            "lock_attempts": (int, 1, 100)}
-
-
-def _from_ssm_options(name: str, value: object) -> object:
-    """Check an option that came from SSM PREFIX/options (a config error, exit 1)."""
-    if name in _CHOICES:
-        if value not in _CHOICES[name]:
-            raise ConfigError(f"SSM options: {name} must be one of {', '.join(_CHOICES[name])}")
-        return value
-    if name in _NUMBERS:
-        kind, low, high = _NUMBERS[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise ConfigError(f"SSM options: {name} must be a number from {low} to {high}")
-        return kind(value)
-    if name == "report_uri" and not isinstance(value, str):
-        raise ConfigError("SSM options: report_uri must be a string like s3://bucket/prefix")
-    return value
+COPY_OPTIONS = settable_in(Place.COPY)  # in --help order
 
 
 @click.command("copy")
-@click.option("--tables", envvar="NIGHTCOPY_TABLES", help="Tables: comma-separated or a JSON "
-              'array; schema.table, globs in unquoted parts (sales.*), quoted names ("Order Items").')
-@click.option("--group", envvar="NIGHTCOPY_GROUP", help="Group name (labels the run; with "
-              "--ssm-prefix also selects the group's tables from table_groups).")
-@click.option("--source", envvar="NIGHTCOPY_SOURCE_DSN", help="Source (operational) database DSN.")
-@click.option("--target", envvar="NIGHTCOPY_TARGET_DSN", help="Target (reporting) database DSN.")
-@click.option("--ssm-prefix", envvar="NIGHTCOPY_SSM_PREFIX",
-              help="Read source_dsn, target_dsn, table_groups and options under this SSM path.")
-@click.option("--run-id", envvar="NIGHTCOPY_RUN_ID",
-              help="Run id; a retry with the same id skips tables already copied.")
-@click.option("--jobs", envvar="NIGHTCOPY_JOBS", type=click.IntRange(1, 64),
-              help="Tables copied at once [default: 2].")
-@click.option("--strategy", envvar="NIGHTCOPY_STRATEGY", type=click.Choice(_CHOICES["strategy"]),
-              help="swap: build beside, swap in one short transaction (readers never wait); "
-              "truncate: TRUNCATE + COPY in one transaction (readers wait) [default: swap].")
-@click.option("--verify", envvar="NIGHTCOPY_VERIFY", type=click.Choice(_CHOICES["verify"]),
-              help="count: row counts from COPY; checksum: also compare content [default: count].")
-@click.option("--report-uri", envvar="NIGHTCOPY_REPORT_URI",
-              help="Write the run report to s3://BUCKET/PREFIX/RUN_ID/GROUP.json (or file:///DIR).")
-@click.option("--retries", envvar="NIGHTCOPY_RETRIES", type=click.IntRange(0, 10),
-              help="Retries of a table after a lost connection [default: 1].")
-@click.option("--lock-timeout", envvar="NIGHTCOPY_LOCK_TIMEOUT", type=click.FloatRange(0.001, 3600),
-              help="Seconds one swap may wait for its lock (the longest a reader is held up) "
-              "[default: 2].")
-@click.option("--lock-attempts", envvar="NIGHTCOPY_LOCK_ATTEMPTS", type=click.IntRange(1, 100),
-              help="Tries for the swap lock, with exponential backoff [default: 6].")
+@flags(copy_flag, COPY_OPTIONS)
 def copy_command(**given: object) -> None:
     """Copy tables from the source to the target database (the worker).
 
@@ -77,24 +34,26 @@ def copy_command(**given: object) -> None:
     sys.exit(0 if result.ok else 1)
 
 
+def options_from_argv(argv: list[str]) -> CopyOptions:
+    """What `nightcopy copy ARGV` would run with (flags, NIGHTCOPY_*, SSM options, defaults),
+    without copying anything: click.UsageError or ConfigError for bad input."""
+    with copy_command.make_context("copy", list(argv)) as ctx:
+        return _resolve(ctx.params)
+
+
 def _resolve(given: dict) -> CopyOptions:
     values = {k: v for k, v in given.items() if v is not None}
     prefix = values.get("ssm_prefix")
     ssm_tables = None
+    ssm_options: dict = {}
     if prefix:
         from nightcopy.aws.ssm import load_config
 
-        required = tuple(name for name, key in (("source_dsn", "source"), ("target_dsn", "target"))
-                         if key not in values)
+        required = tuple(name for name in ("source_dsn", "target_dsn") if name not in values)
         cfg = load_config(prefix, required=required)
-        values.setdefault("source", cfg.source_dsn)
-        values.setdefault("target", cfg.target_dsn)
-        for name, value in cfg.options.items():
-            if name not in DEFAULTS:
-                raise ConfigError(f"SSM options: unknown option {name!r} (known: "
-                                  f"{', '.join(sorted(DEFAULTS))})")
-            if name not in values:
-                values[name] = _from_ssm_options(name, value)
+        values.setdefault("source_dsn", cfg.source_dsn)
+        values.setdefault("target_dsn", cfg.target_dsn)
+        ssm_options = cfg.options
         if "tables" not in values and values.get("group"):
             if cfg.table_groups is None:
                 raise ConfigError(f"SSM parameter {cfg.prefix}/table_groups does not exist: "
@@ -104,20 +63,21 @@ def _resolve(given: dict) -> CopyOptions:
     if tables is None:
         raise ConfigError("no tables to copy: pass --tables (or NIGHTCOPY_TABLES), or --group "
                           "with --ssm-prefix to take the group's list from table_groups")
-    if not values.get("source"):
+    if not values.get("source_dsn"):
         raise ConfigError("no source database: pass --source or set NIGHTCOPY_SOURCE_DSN "
                           "(or source_dsn under --ssm-prefix)")
-    if not values.get("target"):
+    if not values.get("target_dsn"):
         raise ConfigError("no target database: pass --target or set NIGHTCOPY_TARGET_DSN "
                           "(or target_dsn under --ssm-prefix)")
-    for name, default in DEFAULTS.items():
-        values.setdefault(name, default)
+    # SSM options were checked by load_config (the check `run` and `validate` apply too); the
+    # ones that are not the worker's (`parallel`, for `nightcopy run`) are ignored here.
+    values.update(resolve([values, ssm_options], WORKER_OPTIONS))
     # Building the writer checks --report-uri now, before anything is copied.
     writer = report_writer(str(values["report_uri"])) if values.get("report_uri") else None
     run_id = values.get("run_id") or new_run_id()
     if len(run_id) > 200 or not run_id.strip():
         raise ConfigError("--run-id must be 1 to 200 characters")
-    return CopyOptions(source_dsn=str(values["source"]), target_dsn=str(values["target"]),
+    return CopyOptions(source_dsn=str(values["source_dsn"]), target_dsn=str(values["target_dsn"]),
                        tables=tables if isinstance(tables, list) else str(tables),
                        group=values.get("group"), run_id=run_id, jobs=int(values["jobs"]),
                        strategy=str(values["strategy"]), verify=str(values["verify"]),

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import click
 
+from nightcopy.cli.option_flags import flags, run_flag
 from nightcopy.errors import ConfigError, NightcopyError
+from nightcopy.options import JOBS, PARALLEL, Place, settable_in
 
 _config_options = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -45,16 +47,28 @@ def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | N
 
 # ----------------------------------------------------------------------------------- run
 
+# `run` takes every option a night is tuned with (the worker's, passed on as flags, and its own
+# `parallel`); a bad value is a usage error here, before any worker starts.
+RUN_OPTIONS = settable_in(Place.RUN)
+
+
+def _run_flag(option):
+    return run_flag(option, default_text="options.parallel, else all groups"
+                    if option is PARALLEL else None)
+
+
+def run_settings(config, given: dict) -> tuple[dict, int | None]:
+    """The worker options every group gets (as flags) and the groups at once (None: all), from
+    run's flags (or their NIGHTCOPY_* variables) over the configuration's options."""
+    from nightcopy.ops.local_run import resolve_worker_options
+
+    options = resolve_worker_options(given, config.options)
+    return options, given.get("parallel") or config.options.get("parallel")
+
+
 @click.command("run")
 @config_options
-@click.option("--parallel", type=click.IntRange(min=1), default=None,
-              help="Groups at once (default: options.parallel, else all groups).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Tables at once within each group (the worker's --jobs).")
-@click.option("--strategy", type=click.Choice(["swap", "truncate"]), default=None,
-              help="The worker's --strategy (default: options.strategy, else swap).")
-@click.option("--verify", type=click.Choice(["count", "checksum"]), default=None,
-              help="The worker's --verify (default: options.verify, else count).")
+@flags(_run_flag, RUN_OPTIONS)
 @click.option("--run-id", default=None,
               help="Reuse a run id to resume it: tables it already copied are skipped.")
 @click.option("--group", "only", multiple=True, metavar="NAME",
@@ -63,8 +77,7 @@ def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | N
               help="Post the report to Slack, as the notifier does after an AWS night.")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None,
               help="Keep the workers' reports and messages here (RUN_ID/GROUP.json, .log).")
-def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_id, only, slack,
-                report_dir):
+def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **given):
     """Run every group on this machine, with the same worker as CodeBuild, and report."""
     from nightcopy.cli.progress import observer_for, render_outcome
     from nightcopy.cli.render import console
@@ -74,15 +87,12 @@ def run_command(config_path, ssm_prefix, parallel, jobs, strategy, verify, run_i
     if slack and not config.slack_configured:
         raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
                           "bot_token and channel)")
+    options, parallel = run_settings(config, given)
     groups = prepare_groups(config, only)
-    options = dict(config.options)
-    for key, value in (("jobs", jobs), ("strategy", strategy), ("verify", verify)):
-        if value is not None:
-            options[key] = value
     con = console()
     outcome = run_groups(
         groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
-        run_id=run_id or new_run_id(), parallel=parallel or options.get("parallel") or len(groups),
+        run_id=run_id or new_run_id(), parallel=parallel or len(groups),
         options=options, observer=observer_for(con),
         report_dir=Path(report_dir) if report_dir else None,
     )
@@ -211,8 +221,7 @@ def _echo_json(result, **extra) -> None:
               help="How many groups to propose.")
 @click.option("--nights", type=click.IntRange(min=1), default=7, show_default=True,
               help="Average each table over its last N measured copies.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Tables each worker copies at once (default: options.jobs, else 2).")
+@run_flag(JOBS)
 @click.option("--write-ssm", is_flag=True,
               help="Write the proposal to PREFIX/table_groups (prints the old value).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")

@@ -33,6 +33,7 @@ from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.table_copy import CopySettings, TableCopier, TableOutcome, explain, pg_message
 from nightcopy.engine.tablelist import parse_table_list
 from nightcopy.errors import ConfigError, NightcopyError
+from nightcopy.options import JOBS, LOCK_ATTEMPTS, LOCK_TIMEOUT, RETRIES, STRATEGY, VERIFY
 
 # Target sessions: never idle in a transaction for long (a killed worker's locks go away).
 TARGET_SETTINGS = {"idle_in_transaction_session_timeout": "10min", "lock_timeout": "60s"}
@@ -45,13 +46,13 @@ class CopyOptions:
     tables: str | list
     group: str | None = None
     run_id: str = field(default_factory=lambda: new_run_id())
-    jobs: int = 2
-    strategy: str = "swap"
-    verify: str = "count"
+    jobs: int = JOBS.default  # defaults: nightcopy.options, the one definition of each option
+    strategy: str = STRATEGY.default
+    verify: str = VERIFY.default
     report_writer: ReportWriter | None = None  # where the report goes (--report-uri)
-    retries: int = 1
-    lock_timeout: float = 2.0
-    lock_attempts: int = 6
+    retries: int = RETRIES.default
+    lock_timeout: float = LOCK_TIMEOUT.default
+    lock_attempts: int = LOCK_ATTEMPTS.default
 
 
 @dataclass

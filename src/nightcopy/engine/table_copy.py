@@ -36,6 +36,7 @@ from nightcopy.engine.catalog import TableDef, quote_ident
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.ledger import RECORD_TABLE_SQL
 from nightcopy.errors import TableError
+from nightcopy.options import LOCK_ATTEMPTS, LOCK_TIMEOUT, STRATEGY, VERIFY
 from nightcopy.secrets import scrub
 
 
@@ -43,10 +44,10 @@ from nightcopy.secrets import scrub
 class CopySettings:
     run_id: str
     group: str | None
-    strategy: str = "swap"  # swap | truncate
-    verify: str = "count"  # count | checksum
-    lock_timeout: float = 2.0  # seconds one lock wait may block readers queued behind it
-    lock_attempts: int = 6
+    strategy: str = STRATEGY.default  # swap | truncate (defaults: nightcopy.options)
+    verify: str = VERIFY.default  # count | checksum
+    lock_timeout: float = LOCK_TIMEOUT.default  # seconds one lock wait may block readers behind it
+    lock_attempts: int = LOCK_ATTEMPTS.default
     progress_every: float = 30.0
 
 

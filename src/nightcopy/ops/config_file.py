@@ -6,11 +6,11 @@ The file format (documented in docs/operating.md):
     source_dsn = "env:NIGHTCOPY_SOURCE_DSN"      # literal libpq DSN or env:VAR
     target_dsn = "postgresql://report@db2/reporting"
 
-    [options]                                     # all optional
-    jobs = 2                                      # worker --jobs (tables at once per group)
-    strategy = "swap"                             # worker --strategy
-    verify = "count"                              # worker --verify
-    parallel = 2                                  # `nightcopy run` groups at once
+    [options]                                     # all optional: every option of
+    jobs = 2                                      # nightcopy.options settable here (the
+    strategy = "swap"                             # worker's jobs, strategy, verify, retries,
+    lock_timeout = 2                              # lock_timeout, lock_attempts; `run`'s
+    parallel = 2                                  # parallel), checked by check_options
 
     [slack]                                       # optional; values literal or env:VAR
     webhook_url = "env:SLACK_WEBHOOK_URL"         # or bot_token + channel
@@ -31,16 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from nightcopy.errors import ConfigError
+from nightcopy.options import Place, check_options
 
 DEFAULT_CONFIG_FILE = "nightcopy.toml"
 
-# Options a config may set, with the type each must have. The worker's own options (jobs,
-# strategy, verify) are passed to it as flags; `parallel` is for `nightcopy run` itself.
-OPTION_TYPES: dict[str, type] = {"jobs": int, "strategy": str, "verify": str, "parallel": int}
-OPTION_CHOICES: dict[str, tuple[str, ...]] = {
-    "strategy": ("swap", "truncate"),
-    "verify": ("count", "checksum"),
-}
 _TOP_LEVEL_KEYS = {"source_dsn", "target_dsn", "options", "slack", "groups", "table_groups"}
 _SLACK_KEYS = {"webhook_url", "bot_token", "channel"}
 
@@ -78,33 +72,6 @@ def resolve_value(value: Any, what: str, *, environ: dict[str, str] | None = Non
             raise ConfigError(f"{what} refers to environment variable {var}, which is not set")
         return resolved
     return value
-
-
-def check_options(options: Any, origin: str, *, strict: bool = True) -> dict[str, Any]:
-    """Type-check known options; unknown keys are errors in a file (typos) but not in SSM,
-    whose `options` parameter the AWS side may extend."""
-    if not isinstance(options, dict):
-        raise ConfigError(f"{origin}: options must be a table/object of option = value")
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in OPTION_TYPES:
-            if strict:
-                known = ", ".join(sorted(OPTION_TYPES))
-                raise ConfigError(f"{origin}: unknown option {key!r} (known: {known})")
-            continue
-        want = OPTION_TYPES[key]
-        if want is int and isinstance(value, str) and value.strip().isdigit():
-            value = int(value)  # SSM options are often written as strings
-        if not isinstance(value, want) or isinstance(value, bool):
-            raise ConfigError(f"{origin}: option {key} must be a {want.__name__}, not {value!r}")
-        if want is int and value < 1:
-            raise ConfigError(f"{origin}: option {key} must be at least 1")
-        if key in OPTION_CHOICES and value not in OPTION_CHOICES[key]:
-            raise ConfigError(
-                f"{origin}: option {key} must be one of {', '.join(OPTION_CHOICES[key])}"
-            )
-        out[key] = value
-    return out
 
 
 def _groups_from_file(data: dict, origin: str) -> list[Any]:
@@ -184,7 +151,7 @@ def load_file(path: str | Path, *, environ: dict[str, str] | None = None) -> Run
         source_dsn=resolve_value(data["source_dsn"], "source_dsn", environ=environ),
         target_dsn=resolve_value(data["target_dsn"], "target_dsn", environ=environ),
         groups=_groups_from_file(data, origin),
-        options=check_options(data.get("options", {}), origin),
+        options=check_options(data.get("options", {}), origin, Place.CONFIG),
         slack_webhook_url=_optional(slack, "webhook_url", environ),
         slack_bot_token=_optional(slack, "bot_token", environ),
         slack_channel=_optional(slack, "channel", environ),
@@ -205,10 +172,11 @@ def load_ssm(prefix: str, *, client=None) -> RunConfig:
     if not cfg.table_groups:
         raise ConfigError(f"SSM {prefix}: table_groups is missing or empty")
     return RunConfig(
-        source_dsn=cfg.source_dsn,
-        target_dsn=cfg.target_dsn,
+        # load_config() refused a prefix without them (its `required`)
+        source_dsn=cfg.source_dsn or "",
+        target_dsn=cfg.target_dsn or "",
         groups=list(cfg.table_groups),
-        options=check_options(cfg.options or {}, f"SSM {prefix}options", strict=False),
+        options=dict(cfg.options),  # checked by load_config, as every worker checks them
         slack_webhook_url=cfg.slack_webhook_url,
         slack_bot_token=cfg.slack_bot_token,
         slack_channel=cfg.slack_channel,

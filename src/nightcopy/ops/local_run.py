@@ -1,7 +1,8 @@
 """`nightcopy run`: every group on this machine, by the same worker CodeBuild runs.
 
 Each group is one `python -m nightcopy copy --group G --tables JSON --run-id R` process, exactly
-the worker contract of design.md: nothing here copies a table, so a local night and an AWS night
+the worker contract (README, "The worker"), with every worker option resolved once by `run` and
+passed as a flag: nothing here copies a table, so a local night and an AWS night
 behave the same (same ledger, same resume, same report files). DSNs reach the workers through
 NIGHTCOPY_SOURCE_DSN / NIGHTCOPY_TARGET_DSN in their environment, never on a command line that
 `ps` would show. Progress comes from the workers' stdout JSON lines; their stderr (human
@@ -24,13 +25,17 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
+from nightcopy import options as options_registry
 from nightcopy.engine import event_schema as ev
 from nightcopy.engine import run_id as engine_run_id
 from nightcopy.errors import ConfigError, NightcopyError
 
-WORKER_OPTIONS = ("jobs", "strategy", "verify")
+WORKER_OPTIONS = tuple(o.name for o in options_registry.WORKER_OPTIONS)
+# The operator's variables that configure a worker: `run` has read them already (its flags'
+# NIGHTCOPY_<NAME>) and must not let them reach the workers behind its back.
+_OPTION_VARIABLES = frozenset(o.envvar for o in options_registry.REGISTRY)
 STDERR_TAIL = 20
 
 
@@ -125,7 +130,7 @@ class RunOutcome:
     @property
     def critical_group(self) -> GroupState | None:
         done = [g for g in self.groups if g.finished is not None]
-        return max(done, key=lambda g: g.finished) if done else None
+        return max(done, key=lambda g: g.finished or 0.0) if done else None
 
     def summaries(self) -> list[dict]:
         """Per-group report objects as the notifier reads them from S3."""
@@ -141,21 +146,31 @@ class RunOutcome:
         return [{"group": g.name, "error": g.error} for g in self.groups if g.status == "failed"]
 
 
+def resolve_worker_options(given: dict, config_options: dict) -> dict:
+    """Every worker option, resolved once for the whole run: `run`'s flags (or their NIGHTCOPY_*
+    variables) > the configuration's options > the default. Each worker gets all of them as
+    flags, so every group runs with exactly the same settings."""
+    return options_registry.resolve([given, config_options], options_registry.WORKER_OPTIONS)
+
+
 def worker_command(group: GroupState, run_id: str, report_dir: Path,
                    options: dict) -> list[str]:
+    """The worker's argv. `options` as resolve_worker_options returns them; other keys (such as
+    `parallel`, which is `run`'s own) are not the worker's and are left out."""
     cmd = [sys.executable, "-m", "nightcopy", "copy", "--group", group.name,
            "--tables", json.dumps(group.tables, ensure_ascii=False), "--run-id", run_id,
            "--report-uri", report_dir.resolve().as_uri()]
-    for key in WORKER_OPTIONS:
-        if options.get(key) is not None:
-            cmd += [f"--{key}", str(options[key])]
+    for option in options_registry.WORKER_OPTIONS:
+        if options.get(option.name) is not None:
+            cmd += [option.flag, option.to_arg(options[option.name])]
     return cmd
 
 
 def worker_env(source_dsn: str, target_dsn: str) -> dict[str, str]:
-    # Drop the operator's own NIGHTCOPY_* settings: the worker's input is exactly what this run
-    # decided (flags), plus the DSNs, which must not appear in argv.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCOPY_")}
+    # Drop the operator's own NIGHTCOPY_<OPTION> settings: the worker's input is exactly what
+    # this run decided (flags), plus the DSNs, which must not appear in argv. Other variables
+    # (NIGHTCOPY_DEBUG for a worker's traceback) pass through.
+    env = {k: v for k, v in os.environ.items() if k not in _OPTION_VARIABLES}
     env["NIGHTCOPY_SOURCE_DSN"] = source_dsn
     env["NIGHTCOPY_TARGET_DSN"] = target_dsn
     env["PYTHONUNBUFFERED"] = "1"  # JSON lines arrive as they happen, for live progress
@@ -220,13 +235,14 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
     if parallel < 1:
         raise ConfigError("--parallel must be at least 1")
     own_dir = report_dir is None
-    report_dir = Path(tempfile.mkdtemp(prefix="nightcopy-run-")) if own_dir else report_dir
+    if report_dir is None:
+        report_dir = Path(tempfile.mkdtemp(prefix="nightcopy-run-"))
     report_dir.mkdir(parents=True, exist_ok=True)
     env = worker_env(source_dsn, target_dsn)
     q: queue.Queue = queue.Queue()
     pending = list(groups)
     running: dict[str, tuple[subprocess.Popen, int]] = {}  # group -> (process, open streams)
-    logs: dict[str, object] = {}  # group -> its worker's stderr, kept with --report-dir
+    logs: dict[str, TextIO] = {}  # group -> its worker's stderr, kept with --report-dir
     t0 = time.monotonic()
     previous_sigterm = _sigterm_as_interrupt()
     observer.started(run_id, groups)

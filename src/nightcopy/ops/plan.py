@@ -19,6 +19,7 @@ from typing import Any
 from nightcopy.engine.ledger import LEDGER_SCHEMA, readable_ledger
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.ops.group_expansion import ExpandedGroup, expand_groups
+from nightcopy.options import JOBS
 
 # Used when no table was ever timed: a cautious single-stream COPY rate between two servers.
 DEFAULT_BYTES_PER_SECOND = 40 * 1024 * 1024
@@ -26,7 +27,7 @@ DEFAULT_BYTES_PER_SECOND = 40 * 1024 * 1024
 # looking free, so they still spread out.
 PER_TABLE_OVERHEAD_SECONDS = 0.05
 MIN_BYTES_FOR_RATE = 1024 * 1024
-WORKER_DEFAULT_JOBS = 2  # `nightcopy copy --jobs` default: tables one worker copies at once
+WORKER_DEFAULT_JOBS = JOBS.default  # `nightcopy copy --jobs` default: tables one worker copies at once
 MIN_RATE, MAX_RATE = 1e6, 2e9  # bytes per second: keep estimates within sane bounds
 
 

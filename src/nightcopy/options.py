@@ -1,0 +1,268 @@
+"""Every option of nightcopy, defined once: name, type, range or choices, default, help, and the
+places a user may set it.
+
+The places (`Place`): the worker's `nightcopy copy --flag` with its `NIGHTCOPY_<NAME>`
+variable, `nightcopy run --flag`, the config file's `[options]` and SSM `PREFIX/options`. The
+click options of `copy` and `run`, the checks of `[options]` and SSM `options`, the worker argv
+`run` builds and the engine's defaults are all derived from this table, so they cannot drift.
+
+Foundation level: only the standard library and nightcopy.errors, so every layer may import it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from nightcopy.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Place(enum.Enum):
+    COPY = "copy"  # `nightcopy copy --flag` and its NIGHTCOPY_<NAME> variable
+    RUN = "run"  # `nightcopy run --flag` (and its NIGHTCOPY_<NAME> variable)
+    CONFIG = "config"  # nightcopy.toml [options]
+    SSM = "ssm"  # SSM PREFIX/options (read by `copy --ssm-prefix` and `run --ssm-prefix`)
+
+
+COPY_ONLY = frozenset({Place.COPY})
+EVERYWHERE = frozenset(Place)
+
+
+@dataclass(frozen=True)
+class Option(Generic[T]):
+    name: str  # the key in [options] / SSM options, and the CopyOptions field
+    kind: type  # int, float or str
+    default: T
+    help: str
+    metavar: str
+    places: frozenset[Place]
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    flag_name: str | None = None  # when the flag is not --<name with dashes>
+    # For an option that is not settable in [options] / SSM options: where it belongs instead.
+    belongs: str = ""
+
+    @property
+    def flag(self) -> str:
+        return self.flag_name or "--" + self.name.replace("_", "-")
+
+    @property
+    def envvar(self) -> str:
+        return "NIGHTCOPY_" + self.name.upper()
+
+    @property
+    def worker(self) -> bool:
+        """An option of the worker itself that `run` and the configs pass on to it."""
+        return self.places == EVERYWHERE
+
+    def describe(self) -> str:
+        """What a valid value is, for messages: 'a number from 1 to 64', 'one of swap, ...'."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind in (int, float):
+            if self.high is None:
+                return f"a number of at least {self.low:g}"
+            return f"a number from {self.low:g} to {self.high:g}"
+        return "a string"
+
+    def default_text(self) -> str:
+        if self.default is None:
+            return "none"
+        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+
+    def parse(self, value: object) -> T:
+        """The value as this option's type; ValueError('must be ...') when it is not valid.
+
+        Strings are accepted for numbers (flags and NIGHTCOPY_* variables are strings, and SSM
+        options are often written {"jobs": "4"}); booleans never are.
+        """
+        problem = f"must be {self.describe()}"
+        if self.kind is str:
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(problem)
+            if self.choices and value not in self.choices:
+                raise ValueError(problem)
+            return cast(T, value)
+        number: float
+        if isinstance(value, bool):
+            raise ValueError(problem)
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ValueError(problem) from None
+        elif isinstance(value, int | float):
+            number = value
+        else:
+            raise ValueError(problem)
+        if not math.isfinite(number) or (self.low is not None and number < self.low) or (
+                self.high is not None and number > self.high):
+            raise ValueError(problem)
+        if self.kind is int:
+            if number != int(number):
+                raise ValueError(f"{problem} (a whole number)")
+            return cast(T, int(number))
+        return cast(T, float(number))
+
+    def to_arg(self, value: object) -> str:
+        """The value as a command-line argument (`run` passes options to workers as flags)."""
+        if isinstance(value, float):
+            return repr(value)  # round-trips exactly
+        return str(value)
+
+
+def _number(name: str, kind: type, default: Any, low: float, high: float | None, help: str,
+            metavar: str, places: frozenset[Place] = EVERYWHERE) -> Option[Any]:
+    return Option(name, kind, default, help, metavar, places, low=low, high=high)
+
+
+_SET_PER_WORKER = ("it names one worker's input: `nightcopy run` and the state machine set it "
+                   "for each worker")
+
+# --- identity: what one invocation or night is (flags and NIGHTCOPY_* of `copy` only) ---
+TABLES: Option[str | None] = Option(
+    "tables", str, None,
+    'Tables: comma-separated or a JSON array; schema.table, globs in unquoted parts (sales.*), '
+    'quoted names ("Order Items").', "LIST", COPY_ONLY,
+    belongs="list each group's tables in [[groups]] (nightcopy.toml) or PREFIX/table_groups "
+            "(SSM), or pass copy --tables")
+GROUP: Option[str | None] = Option(
+    "group", str, None,
+    "Group name (labels the run; with --ssm-prefix also selects the group's tables from "
+    "table_groups).", "NAME", COPY_ONLY,
+    belongs="groups are named in [[groups]] (nightcopy.toml) or PREFIX/table_groups (SSM); "
+            "pass copy --group or run --group")
+SOURCE_DSN: Option[str | None] = Option(
+    "source_dsn", str, None, "Source (operational) database DSN.", "DSN", COPY_ONLY,
+    flag_name="--source",
+    belongs="set source_dsn at the top of nightcopy.toml or as the SSM parameter "
+            "PREFIX/source_dsn (SecureString)")
+TARGET_DSN: Option[str | None] = Option(
+    "target_dsn", str, None, "Target (reporting) database DSN.", "DSN", COPY_ONLY,
+    flag_name="--target",
+    belongs="set target_dsn at the top of nightcopy.toml or as the SSM parameter "
+            "PREFIX/target_dsn (SecureString)")
+SSM_PREFIX: Option[str | None] = Option(
+    "ssm_prefix", str, None,
+    "Read source_dsn, target_dsn, table_groups and options under this SSM path.", "PREFIX",
+    COPY_ONLY, belongs="it says where the options are: pass --ssm-prefix or NIGHTCOPY_SSM_PREFIX")
+RUN_ID: Option[str | None] = Option(
+    "run_id", str, None, "Run id; a retry with the same id skips tables already copied.", "ID",
+    COPY_ONLY, belongs=f"{_SET_PER_WORKER}; pass copy --run-id or run --run-id")
+# Where the worker's report goes is wiring, not tuning: the stack sets it for every worker
+# (template.yaml) and `nightcopy run` points it at its own directory (--report-dir), so a value
+# in the shared options would either be overridden or send reports where the notifier never
+# looks.
+REPORT_URI: Option[str | None] = Option(
+    "report_uri", str, None,
+    "Write the run report to s3://BUCKET/PREFIX/RUN_ID/GROUP.json (or file:///DIR).", "URI",
+    COPY_ONLY, belongs=f"{_SET_PER_WORKER}; pass copy --report-uri (NIGHTCOPY_REPORT_URI) or "
+                       "run --report-dir")
+
+# --- the worker's tuning: settable in every place a user configures a night ---
+JOBS: Option[int] = _number("jobs", int, 2, 1, 64, "Tables copied at once", "N")
+STRATEGY: Option[str] = Option(
+    "strategy", str, "swap",
+    "swap: build beside, swap in one short transaction (readers never wait); truncate: "
+    "TRUNCATE + COPY in one transaction (readers wait)", "[swap|truncate]", EVERYWHERE,
+    choices=("swap", "truncate"))
+VERIFY: Option[str] = Option(
+    "verify", str, "count", "count: row counts from COPY; checksum: also compare content",
+    "[count|checksum]", EVERYWHERE, choices=("count", "checksum"))
+RETRIES: Option[int] = _number("retries", int, 1, 0, 10,
+                               "Retries of a table after a lost connection", "N")
+LOCK_TIMEOUT: Option[float] = _number(
+    "lock_timeout", float, 2.0, 0.001, 3600,
+    "Seconds one swap may wait for its lock (the longest a reader is held up)", "S")
+LOCK_ATTEMPTS: Option[int] = _number("lock_attempts", int, 6, 1, 100,
+                                     "Tries for the swap lock, with exponential backoff", "N")
+
+# --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
+PARALLEL: Option[int | None] = _number(
+    "parallel", int, None, 1, None, "Groups run at once", "N",
+    places=frozenset({Place.RUN, Place.CONFIG, Place.SSM}))
+
+REGISTRY: tuple[Option[Any], ...] = (
+    TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
+    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, PARALLEL)
+BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
+WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
+
+
+def settable_in(place: Place) -> tuple[Option[Any], ...]:
+    return tuple(o for o in REGISTRY if place in o.places)
+
+
+def _shown(value: object) -> str:
+    """A config value as the user wrote it (JSON and TOML agree on numbers, strings, true)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_options(values: object, origin: str, place: Place) -> dict[str, Any]:
+    """The options of a config file's [options] or of SSM PREFIX/options, checked and converted.
+
+    One message format for every origin: `<origin>: option X must be ...`. Unknown keys are
+    errors (a typo must not fall back to a default silently); identity options are refused,
+    naming where they belong.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{origin}: options must be a table/object of option = value")
+    allowed = {o.name for o in settable_in(place)}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        option = BY_NAME.get(key)
+        if option is None:
+            raise ConfigError(f"{origin}: unknown option {key!r} (known: "
+                              f"{', '.join(sorted(allowed))})")
+        if key not in allowed:
+            # The value is never shown: it may be a DSN.
+            raise ConfigError(f"{origin}: option {key} cannot be set in options: "
+                              f"{option.belongs}")
+        try:
+            out[key] = option.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: option {key} {exc}, not {_shown(value)}") from None
+    return out
+
+
+def resolve(layers: Iterable[Mapping[str, Any]], options: Iterable[Option[Any]]
+            ) -> dict[str, Any]:
+    """Each option's value from the first layer that sets it (highest precedence first), else
+    its default."""
+    stack = list(layers)
+    out: dict[str, Any] = {}
+    for option in options:
+        out[option.name] = next((layer[option.name] for layer in stack
+                                 if layer.get(option.name) is not None), option.default)
+    return out
+
+
+def markdown_table() -> str:
+    """The table of options in README.md (a test keeps the README equal to it)."""
+    lines = ["| option | `copy` flag / variable | `run` flag | `[options]`, SSM `options` | "
+             "value | default |", "|---|---|---|---|---|---|"]
+    for o in REGISTRY:
+        copy = f"`{o.flag}` / `{o.envvar}`" if Place.COPY in o.places else "-"
+        run = f"`{o.flag}`" if Place.RUN in o.places else "-"
+        if o.worker:
+            configs = "yes"
+        elif Place.CONFIG in o.places:
+            configs = "yes (`run` only; workers ignore it)"
+        else:
+            configs = "no (refused)"
+        default = {"parallel": "all groups", "run_id": "a new unique id"}.get(
+            o.name, "-" if o.default is None else o.default_text())
+        value = f"`{o.metavar}`" if o.kind is str and not o.choices else o.describe()
+        lines.append(f"| `{o.name}` | {copy} | {run} | {configs} | {value} | {default} |")
+    return "\n".join(lines) + "\n"
