@@ -11,6 +11,10 @@ from nightcopy.secrets import register_secret
 
 PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options",
               "slack_webhook_url", "slack_bot_token", "slack_channel")
+# What the worker (`nightcopy copy --ssm-prefix`) reads: its IAM role in template.yaml may read
+# and decrypt exactly these, never the Slack secrets (GetParameters fails as a whole when one of
+# the names is not allowed, so the worker must not ask for the others).
+WORKER_PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options")
 
 
 @dataclass
@@ -44,14 +48,14 @@ def _client(client=None):
         raise ConfigError("no AWS region is set for SSM: set AWS_REGION or AWS_DEFAULT_REGION") from None
 
 
-def load_config(prefix: str, *, client=None, required: tuple[str, ...] = ("source_dsn", "target_dsn")
-                ) -> SsmConfig:
-    """Read every nightcopy parameter under PREFIX (one GetParameters call, decrypted)."""
+def load_config(prefix: str, *, client=None, required: tuple[str, ...] = ("source_dsn", "target_dsn"),
+                parameters: tuple[str, ...] = PARAMETERS) -> SsmConfig:
+    """Read nightcopy's PARAMETERS under PREFIX (one GetParameters call, decrypted)."""
     import botocore.exceptions
 
     prefix = normalise_prefix(prefix)
     ssm = _client(client)
-    names = [f"{prefix}/{p}" for p in PARAMETERS]
+    names = [f"{prefix}/{p}" for p in parameters]
     try:
         response = ssm.get_parameters(Names=names, WithDecryption=True)
     except botocore.exceptions.NoCredentialsError:

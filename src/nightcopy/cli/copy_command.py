@@ -82,11 +82,11 @@ def _resolve(given: dict) -> CopyOptions:
     prefix = values.get("ssm_prefix")
     ssm_tables = None
     if prefix:
-        from nightcopy.aws.ssm import load_config
+        from nightcopy.aws.ssm import WORKER_PARAMETERS, load_config
 
         required = tuple(name for name, key in (("source_dsn", "source"), ("target_dsn", "target"))
                          if key not in values)
-        cfg = load_config(prefix, required=required)
+        cfg = load_config(prefix, required=required, parameters=WORKER_PARAMETERS)
         values.setdefault("source", cfg.source_dsn)
         values.setdefault("target", cfg.target_dsn)
         for name, value in cfg.options.items():
