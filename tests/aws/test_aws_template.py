@@ -261,6 +261,7 @@ def test_worker_reads_and_decrypts_only_its_own_parameters():
     assert set(WORKER_PARAMETERS) == {"source_dsn", "target_dsn", "table_groups", "options"}
     assert not {p for p in WORKER_PARAMETERS if p.startswith("slack_")}
     worker = {s["Sid"]: s for s in statements(RES["WorkerRole"])}
+    assert worker["ReadSettings"]["Action"] == "ssm:GetParameters"  # what load_config calls
     assert {r.value for r in worker["ReadSettings"]["Resource"]} == WORKER_PARAMETER_ARNS
     condition = worker["DecryptSecureStrings"]["Condition"]
     assert set(condition) == {"StringEquals"}  # no StringLike wildcard over the prefix
