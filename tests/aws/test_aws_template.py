@@ -16,6 +16,7 @@ import pytest
 from aws_harness import ROOT
 
 from nightcopy.aws import logs_queries as queries
+from nightcopy.aws.ssm import PARAMETERS, WORKER_PARAMETERS
 
 spec = importlib.util.spec_from_file_location("asl_substitute", ROOT / "scripts" / "asl_substitute.py")
 asl_substitute = importlib.util.module_from_spec(spec)
@@ -24,6 +25,8 @@ Tag = asl_substitute.Tag
 
 TEMPLATE = asl_substitute.load_template(ROOT / "template.yaml")
 RES = TEMPLATE["Resources"]
+PARAMETER_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SsmPrefix}"
+WORKER_PARAMETER_ARNS = {f"{PARAMETER_ARN}/{name}" for name in WORKER_PARAMETERS}
 
 
 def of_type(kind: str) -> dict[str, dict]:
@@ -38,7 +41,8 @@ def statements(resource: dict) -> list[dict]:
             out.extend(p["PolicyDocument"]["Statement"])
     else:
         for p in props.get("Policies", []):
-            out.extend(p.get("Statement", []))
+            if isinstance(p, dict):  # not a managed policy (!Ref)
+                out.extend(p.get("Statement", []))
     # conditional statements: !If [cond, statement, AWS::NoValue]
     return [s.value[1] if isinstance(s, Tag) and s.tag == "If" else s for s in out]
 
@@ -101,7 +105,7 @@ def test_build_timeout_default_is_above_codebuild_default():
 
 
 def test_no_wildcard_resource_where_a_narrower_one_exists():
-    allowed_star = {"VpcNetworkInterfaces", "EcrLogin"}  # APIs without resource-level ARNs
+    allowed_star = {"VpcDescribe", "EcrLogin"}  # APIs without resource-level ARNs
     for logical_id, res in RES.items():
         if res["Type"] not in ("AWS::IAM::Role", "AWS::Serverless::Function",
                                "AWS::Serverless::StateMachine"):
@@ -109,6 +113,9 @@ def test_no_wildcard_resource_where_a_narrower_one_exists():
         for st in statements(res):
             if st.get("Resource") == "*":
                 assert st["Sid"] in allowed_star, (logical_id, st)
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                # only read-only calls: nothing that creates or deletes takes "*"
+                assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in actions), st
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             assert not any(a.endswith(":*") or a == "*" for a in actions), (logical_id, st)
 
@@ -127,7 +134,7 @@ def test_sync_integration_permissions_and_kms():
     decrypt = worker["DecryptSecureStrings"]
     assert decrypt["Action"] == "kms:Decrypt"
     assert "kms:ViaService" in decrypt["Condition"]["StringEquals"]
-    assert worker["ReadSettings"]["Resource"].value.endswith("parameter${SsmPrefix}/*")
+    assert {r.value for r in worker["ReadSettings"]["Resource"]} == WORKER_PARAMETER_ARNS
     assert worker["WriteReports"]["Action"] == "s3:PutObject"
     notifier = {s["Sid"]: s for s in statements(RES["NotifierFunction"])}
     assert notifier["DecryptSlackSettings"]["Action"] == "kms:Decrypt"
@@ -245,3 +252,145 @@ def test_lambda_apps_also_import_as_installed_packages(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "eu-west-1"})
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- security (docs/security.md)
+
+
+def test_worker_reads_and_decrypts_only_its_own_parameters():
+    assert set(WORKER_PARAMETERS) == {"source_dsn", "target_dsn", "table_groups", "options"}
+    assert not {p for p in WORKER_PARAMETERS if p.startswith("slack_")}
+    worker = {s["Sid"]: s for s in statements(RES["WorkerRole"])}
+    assert worker["ReadSettings"]["Action"] == "ssm:GetParameters"  # what load_config calls
+    assert {r.value for r in worker["ReadSettings"]["Resource"]} == WORKER_PARAMETER_ARNS
+    condition = worker["DecryptSecureStrings"]["Condition"]
+    assert set(condition) == {"StringEquals"}  # no StringLike wildcard over the prefix
+    assert {r.value for r in condition["StringEquals"]["kms:EncryptionContext:PARAMETER_ARN"]} \
+        == WORKER_PARAMETER_ARNS
+    for st in statements(RES["WorkerRole"]):  # nothing else reaches the prefix
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for r in resources:
+            text = r.value if isinstance(r, Tag) else r
+            assert not (isinstance(text, str) and "${SsmPrefix}/*" in text), st["Sid"]
+
+
+def test_worker_asks_ssm_only_for_what_its_role_allows(monkeypatch):
+    """GetParameters fails as a whole when one name is not allowed: `nightcopy copy` must ask
+    for exactly the parameters the template lets the worker read."""
+    from nightcopy.aws import ssm
+    from nightcopy.cli import copy_command
+
+    asked: list[str] = []
+
+    class RecordingSsm:
+        def get_parameters(self, Names, WithDecryption):
+            asked.extend(Names)
+            return {"Parameters": [
+                {"Name": "/nightcopy/prod/source_dsn", "Value": "postgresql://s/db"},
+                {"Name": "/nightcopy/prod/target_dsn", "Value": "postgresql://t/db"}]}
+
+    monkeypatch.setattr(ssm, "_client", lambda client=None: RecordingSsm())
+    copy_command._resolve({"ssm_prefix": "/nightcopy/prod", "tables": "public.orders"})
+    assert sorted(asked) == sorted(f"/nightcopy/prod/{p}" for p in WORKER_PARAMETERS)
+    assert set(PARAMETERS) - set(WORKER_PARAMETERS) == {
+        "slack_webhook_url", "slack_bot_token", "slack_channel"}
+
+
+def test_worker_network_interfaces_only_in_the_stack_vpc():
+    worker = {s["Sid"]: s for s in statements(RES["WorkerRole"])}
+    eni = worker["VpcNetworkInterfaces"]
+    assert set(eni["Action"]) == {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"}
+    assert {r.value.rsplit(":", 1)[-1] for r in eni["Resource"]} == {
+        "network-interface/*", "subnet/*", "security-group/*"}
+    assert eni["Condition"]["ArnEquals"]["ec2:Vpc"].value.endswith(":vpc/${VpcId}")
+    permission = worker["VpcNetworkInterfacePermission"]
+    assert permission["Condition"]["StringEquals"]["ec2:AuthorizedService"] == \
+        "codebuild.amazonaws.com"
+    assert permission["Condition"]["ArnEquals"]["ec2:Vpc"].value.endswith(":vpc/${VpcId}")
+
+
+def test_only_the_worker_project_can_assume_the_worker_role():
+    (trust,) = RES["WorkerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "codebuild.amazonaws.com"}
+    assert trust["Condition"]["ArnEquals"]["aws:SourceArn"].value.endswith(
+        ":project/${AWS::StackName}-worker")
+    assert RES["WorkerProject"]["Properties"]["Name"].value == "${AWS::StackName}-worker"
+
+
+# The StartBuild fields through which a caller could run other code, or the same code elsewhere,
+# as the worker's role; each must be denied by its own statement (keys in one condition AND).
+DANGEROUS_OVERRIDE_KEYS = {
+    "codebuild:source.buildspec", "codebuild:source", "codebuild:source.location",
+    "codebuild:secondarySources", "codebuild:environment.image",
+    "codebuild:environment.privilegedMode", "codebuild:serviceRole",
+    "codebuild:environment.registryCredential", "codebuild:logsConfig",
+}
+
+
+def test_worker_builds_cannot_be_started_with_overrides():
+    guard = RES["WorkerStartGuardPolicy"]
+    assert guard["Type"] == "AWS::IAM::ManagedPolicy"
+    denies = [s for s in guard["Properties"]["PolicyDocument"]["Statement"]
+              if s["Effect"] == "Deny"]
+    for st in denies:
+        assert st["Resource"].tag == "GetAtt" and st["Resource"].value == "WorkerProject.Arn"
+    null_keys = set()
+    for st in denies:
+        if "Null" in st.get("Condition", {}):
+            assert st["Action"] == "codebuild:StartBuild"
+            assert list(st["Condition"]) == ["Null"] and len(st["Condition"]["Null"]) == 1
+            ((key, value),) = st["Condition"]["Null"].items()
+            assert value == "false"  # "the request carries this field"
+            null_keys.add(key)
+    assert null_keys >= DANGEROUS_OVERRIDE_KEYS, DANGEROUS_OVERRIDE_KEYS - null_keys
+    # environment overrides: only the names the state machine sets
+    (env,) = [s for s in denies if "ForAnyValue:StringNotEquals" in s.get("Condition", {})]
+    allowed = env["Condition"]["ForAnyValue:StringNotEquals"][
+        "codebuild:environment.environmentVariables.name"]
+    asl = json.loads((ROOT / "statemachines" / "nightcopy.asl.json").read_text())
+    task = asl["States"]["RunGroups"]["ItemProcessor"]["States"]["CopyGroup"]
+    assert set(allowed) == {e["Name"] for e in task["Parameters"]["EnvironmentVariablesOverride"]}
+    assert not {"NIGHTCOPY_SOURCE_DSN", "NIGHTCOPY_TARGET_DSN"} & set(allowed)
+    assert any(s["Action"] == "codebuild:StartBuildBatch" for s in denies)
+    # the state machine, the one starter the stack knows of, carries the guard; it is an
+    # output so operators attach it to everyone else who may start builds
+    policies = RES["StateMachine"]["Properties"]["Policies"]
+    assert any(isinstance(p, Tag) and p.tag == "Ref" and p.value == "WorkerStartGuardPolicy"
+               for p in policies)
+    assert TEMPLATE["Outputs"]["WorkerStartGuardPolicyArn"]["Value"].value == \
+        "WorkerStartGuardPolicy"
+
+
+def test_the_worker_role_cannot_open_debug_sessions():
+    """debugSessionEnabled has no condition key: a session needs ssmmessages on the role."""
+    for st in statements(RES["WorkerRole"]):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert not any(a.startswith("ssmmessages:") for a in actions), st["Sid"]
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use():
+    topic = RES["AlarmTopic"]
+    assert topic["Properties"]["KmsMasterKeyId"].value == "AlarmTopicKey"
+    skips = {s["id"] for s in topic.get("Metadata", {}).get("checkov", {}).get("skip", [])}
+    assert "CKV_AWS_26" not in skips
+    key = RES["AlarmTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    policy = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    cloudwatch = policy["CloudWatchAlarmsPublish"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    # every publisher to the topic in the stack is a CloudWatch alarm
+    def refers_to_topic(node) -> bool:
+        if isinstance(node, Tag):
+            return (node.tag == "Ref" and node.value == "AlarmTopic") or refers_to_topic(node.value)
+        if isinstance(node, dict):
+            return any(refers_to_topic(v) for v in node.values())
+        if isinstance(node, list):
+            return any(refers_to_topic(v) for v in node)
+        return False
+
+    publishers = {k for k, v in RES.items() if refers_to_topic(v.get("Properties", {}))
+                  and k not in ("AlarmEmailSubscription", "NotifierFunction")}  # subscribers
+    assert publishers and all(RES[k]["Type"] == "AWS::CloudWatch::Alarm" for k in publishers)
+    # and the account keeps administering the key (or it could never be changed or deleted)
+    assert policy["AccountAdministersTheKey"]["Principal"]["AWS"].value.endswith(":root")

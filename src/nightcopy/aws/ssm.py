@@ -16,6 +16,10 @@ from nightcopy.secrets import register_secret
 
 PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options",
               "slack_webhook_url", "slack_bot_token", "slack_channel")
+# What the worker (`nightcopy copy --ssm-prefix`) reads: its IAM role in template.yaml may read
+# and decrypt exactly these, never the Slack secrets (GetParameters fails as a whole when one of
+# the names is not allowed, so the worker must not ask for the others).
+WORKER_PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options")
 
 
 @dataclass
@@ -52,11 +56,12 @@ _READ_MESSAGES = {
 
 
 def load_config(prefix: str, *, client: Any = None,
-                required: tuple[str, ...] = ("source_dsn", "target_dsn")) -> SsmConfig:
-    """Read every nightcopy parameter under PREFIX (one GetParameters call, decrypted)."""
+                required: tuple[str, ...] = ("source_dsn", "target_dsn"),
+                parameters: tuple[str, ...] = PARAMETERS) -> SsmConfig:
+    """Read nightcopy's PARAMETERS under PREFIX (one GetParameters call, decrypted)."""
     prefix = normalise_prefix(prefix)
     ssm = client or aws_client("ssm", _READ_MESSAGES, reading_config=True, prefix=prefix)
-    names = [f"{prefix}/{p}" for p in PARAMETERS]
+    names = [f"{prefix}/{p}" for p in parameters]
     with aws_call(f"reading SSM parameters under {prefix}", "ssm", _READ_MESSAGES,
                   reading_config=True, prefix=prefix):
         response = ssm.get_parameters(Names=names, WithDecryption=True)

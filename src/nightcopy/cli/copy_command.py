@@ -47,10 +47,10 @@ def _resolve(given: dict) -> CopyOptions:
     ssm_tables = None
     ssm_options: dict = {}
     if prefix:
-        from nightcopy.aws.ssm import load_config
+        from nightcopy.aws.ssm import WORKER_PARAMETERS, load_config
 
         required = tuple(name for name in ("source_dsn", "target_dsn") if name not in values)
-        cfg = load_config(prefix, required=required)
+        cfg = load_config(prefix, required=required, parameters=WORKER_PARAMETERS)
         values.setdefault("source_dsn", cfg.source_dsn)
         values.setdefault("target_dsn", cfg.target_dsn)
         ssm_options = cfg.options

@@ -1,4 +1,4 @@
-"""The table-list grammar (design.md, "worker contract").
+"""The table-list grammar (the worker contract: `nightcopy copy --tables`).
 
 A list is comma-separated (whitespace around items ignored) or a JSON array of strings. Items
 follow SQL: `schema.table` or `table` (= public); unquoted names fold to lower case; quoted names
@@ -7,6 +7,7 @@ keep case, spaces, commas and doubled quotes. `*` and `?` in unquoted parts are 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -40,13 +41,101 @@ class TableSpec:
 def _match(pattern: str, is_glob: bool, value: str) -> bool:
     if not is_glob:
         return pattern == value
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+    return glob_fullmatch(pattern, value)
+
+
+# --------------------------------------------------------------------------- glob matching
+# A regex translation (`*` -> `.*`) backtracks: `*a*a*a*a*a*a*a*a*b` against a 63-character name
+# explored every way of placing the stars (minutes per name, and a table list is untrusted input
+# for `nightcopy validate`/`plan`). Globs need no backtracking at all: between two stars, the
+# leftmost place a piece fits is always the best one (anything a later place leaves for the rest
+# of the name, the leftmost place leaves too). So the name is scanned once, left to right, and
+# each position is tried at most once: O(len(name) + number of pieces) probes, each probe at
+# most one piece long; O(len(name) * len(pattern)) character comparisons in the worst case.
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A run of the pattern between stars: fixed length, `?` any character, the rest literal."""
+
+    length: int
+    chunks: tuple[tuple[int, str], ...]  # (offset, literal text) between the `?`s
+
+    @classmethod
+    def parse(cls, text: str) -> _Piece:
+        chunks = tuple((offset, chunk) for offset, chunk in _literal_chunks(text) if chunk)
+        return cls(len(text), chunks)
+
+    def fits_at(self, value: str, position: int) -> bool:
+        """Whether the piece matches value[position:position + length] (caller checks room)."""
+        return all(value.startswith(chunk, position + offset) for offset, chunk in self.chunks)
+
+
+def _literal_chunks(text: str) -> list[tuple[int, str]]:
+    out, offset = [], 0
+    for chunk in text.split("?"):
+        out.append((offset, chunk))
+        offset += len(chunk) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class _Glob:
+    head: _Piece  # anchored at the start of the name
+    middle: tuple[_Piece, ...]  # floating, in order, between stars
+    tail: _Piece | None  # anchored at the end of the name; None when there is no star at all
+
+    @classmethod
+    def parse(cls, pattern: str) -> _Glob:
+        pieces = pattern.split("*")
+        if len(pieces) == 1:
+            return cls(_Piece.parse(pattern), (), None)
+        middle = tuple(_Piece.parse(p) for p in pieces[1:-1] if p)  # `**` is one star
+        return cls(_Piece.parse(pieces[0]), middle, _Piece.parse(pieces[-1]))
+
+    def fullmatch(self, value: str) -> bool:
+        head, tail = self.head, self.tail
+        if tail is None:
+            return len(value) == head.length and head.fits_at(value, 0)
+        end = len(value) - tail.length  # the tail's fixed place; the middle must end before it
+        if end < head.length or not head.fits_at(value, 0) or not tail.fits_at(value, end):
+            return False
+        position = head.length
+        for piece in self.middle:
+            position = _leftmost_fit(piece, value, position, end)
+            if position < 0:
+                return False
+            position += piece.length
+        return True
+
+
+def _leftmost_fit(piece: _Piece, value: str, start: int, end: int) -> int:
+    """The first position >= start where piece fits and ends by end, or -1."""
+    last = end - piece.length
+    if len(piece.chunks) == 1 and piece.chunks[0][0] == 0 and len(piece.chunks[0][1]) == piece.length:
+        return value.find(piece.chunks[0][1], start, end)  # no `?`: the C search
+    for position in range(start, last + 1):
+        if piece.fits_at(value, position):
+            return position
+    return -1
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> _Glob:
+    return _Glob.parse(pattern)
+
+
+def glob_fullmatch(pattern: str, value: str) -> bool:
+    """Whether VALUE matches the glob PATTERN as a whole: `*` any run of characters (also none),
+    `?` exactly one character, everything else itself (case-sensitive, any character)."""
+    return _compiled(pattern).fullmatch(value)
 
 
 def _split_items(text: str) -> list[str]:
     """Split on commas outside double quotes."""
-    items, current, quoted = [], [], False
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted
