@@ -289,7 +289,7 @@ def test_worker_asks_ssm_only_for_what_its_role_allows(monkeypatch):
                 {"Name": "/nightcopy/prod/source_dsn", "Value": "postgresql://s/db"},
                 {"Name": "/nightcopy/prod/target_dsn", "Value": "postgresql://t/db"}]}
 
-    monkeypatch.setattr(ssm, "_client", lambda client=None: RecordingSsm())
+    monkeypatch.setattr(ssm, "aws_client", lambda *args, **kwargs: RecordingSsm())
     copy_command._resolve({"ssm_prefix": "/nightcopy/prod", "tables": "public.orders"})
     assert sorted(asked) == sorted(f"/nightcopy/prod/{p}" for p in WORKER_PARAMETERS)
     assert set(PARAMETERS) - set(WORKER_PARAMETERS) == {
