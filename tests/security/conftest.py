@@ -136,6 +136,13 @@ class World:
     def analyst_db(self) -> Db:
         return as_role(self.target, self.analyst)
 
+    def as_worker_on_target(self) -> Db:
+        return as_role(self.target, self.worker)
+
+    @property
+    def target_dbname(self) -> str:
+        return _dbname(self.target)
+
     @property
     def worker_source_dsn(self) -> str:
         return as_role(self.source, self.worker).dsn
