@@ -158,13 +158,14 @@ class World:
     def plant_analyst_trap(self) -> None:
         self.analyst_db.execute(ANALYST_TRAP)
 
-    def copy(self, tables: str, *args: str, env: dict[str, str] | None = None) -> CliResult:
+    def copy(self, tables: str, *args: str, env: dict[str, str] | None = None,
+             timeout: float = 120) -> CliResult:
         """`nightcopy copy` as the worker (DSNs in the environment, a report file beside)."""
         full_env = {"NIGHTCOPY_SOURCE_DSN": self.worker_source_dsn,
                     "NIGHTCOPY_TARGET_DSN": self.worker_target_dsn, **(env or {})}
         argv = ["copy", "--tables", tables, "--jobs", "1",
                 "--report-uri", f"file://{self.report_dir}", *args]
-        return run_cli(argv, env=full_env, timeout=120)
+        return run_cli(argv, env=full_env, timeout=timeout)
 
     def loot(self) -> list[tuple[str, str | None]]:
         """What the analyst's code recorded: (the role that ran it, the private rows it read)."""
