@@ -10,6 +10,7 @@ command line gets a warning pointing to the environment, .pgpass or SSM.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -170,3 +171,25 @@ def test_password_in_the_environment_gets_no_warning(world: World):
     assert result.returncode == 0, result.stderr
     assert _PASSWORD not in result.stdout + result.stderr
     assert "password" not in result.stderr.lower(), result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: nightcopy validate does not name groups whose "
+                   "names do not fit [A-Za-z0-9_-]{1,80}")
+def test_validate_names_an_existing_group_whose_name_does_not_fit(world: World):
+    """A config already holding a group named `../../escaped` (accepted before the rule): `nightcopy
+    validate` must exit 1 and name that group on a problem line, so operators rename it before
+    the upgrade refuses to run it."""
+    w = world
+    _orders(w)
+    w.attacker_db.execute("CREATE TABLE app.items (id int)")
+    config = w.tmp / "nightcopy.toml"
+    config.write_text(
+        f"source_dsn = {json.dumps(w.worker_source_dsn)}\n"
+        f"target_dsn = {json.dumps(w.worker_target_dsn)}\n"
+        '[[groups]]\nname = "ok_group"\ntables = ["app.orders"]\n'
+        '[[groups]]\nname = "../../escaped"\ntables = ["app.items"]\n')
+    result = run_cli(["validate", "--config", str(config), "--no-slack"], timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert any("../../escaped" in line for line in problems), result.stdout
+    assert not any("ok_group" in line for line in problems), result.stdout
