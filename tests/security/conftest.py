@@ -19,7 +19,6 @@ must not have. Every copy runs the real command line as the worker, DSNs in the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,9 +185,6 @@ class World:
             return ""
         return "\n".join(p.read_text() for p in sorted(self.report_dir.rglob("*.json")))
 
-    def reports(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted(self.report_dir.rglob("*.json"))]
-
 
 @pytest.fixture
 def world(dbs: DbPair, pg_servers, tmp_path: Path) -> Iterator[World]:
@@ -196,22 +192,22 @@ def world(dbs: DbPair, pg_servers, tmp_path: Path) -> Iterator[World]:
     w = World(dbs, worker=f"{suffix}_worker", attacker=f"{suffix}_attacker",
               analyst=f"{suffix}_analyst", tmp=tmp_path)
     source_admin, target_admin = dbs.source, dbs.target
-    for role in (w.worker, w.attacker):
-        _ensure_role(source_admin, role)
-    for role in (w.worker, w.analyst):
-        _ensure_role(target_admin, role)
     names = {"worker": f'"{w.worker}"', "attacker": f'"{w.attacker}"',
              "analyst": f'"{w.analyst}"', "db": f'"{_dbname(dbs.target)}"', "secret": SECRET}
-    source_admin.execute(SOURCE_SETUP.format(**names))
-    target_admin.execute(TARGET_SETUP.format(**names))
-    yield w
-    # Roles outlive databases: drop the databases' objects of these roles, then the roles.
-    src_server, tgt_server = pg_servers
-    src_server.drop_database(_dbname(dbs.source))
-    tgt_server.drop_database(_dbname(dbs.target))
-    admin_src = Db(src_server.admin_dsn)
-    admin_tgt = Db(tgt_server.admin_dsn)
-    for role in (w.worker, w.attacker, w.analyst):
-        _drop_role(admin_src, role)
-        _drop_role(admin_tgt, role)
+    try:
+        for role in (w.worker, w.attacker):
+            _ensure_role(source_admin, role)
+        for role in (w.worker, w.analyst):
+            _ensure_role(target_admin, role)
+        source_admin.execute(SOURCE_SETUP.format(**names))
+        target_admin.execute(TARGET_SETUP.format(**names))
+        yield w
+    finally:
+        # Roles outlive databases: drop the test's databases first, then its roles.
+        src_server, tgt_server = pg_servers
+        src_server.drop_database(_dbname(dbs.source))
+        tgt_server.drop_database(_dbname(dbs.target))
+        for server in (src_server, tgt_server):
+            for role in (w.worker, w.attacker, w.analyst):
+                _drop_role(Db(server.admin_dsn), role)
 
