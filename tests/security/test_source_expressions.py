@@ -26,12 +26,14 @@ _PRIVATE_ROWS = ("pg_catalog.ts_rewrite('zz'::pg_catalog.tsquery, 'select ''zz''
                  "plainto_tsquery(''simple'', secret) from private.salaries')::text")
 
 
-def assert_failed_before_data_moved(w: World, result, table: str, function: str) -> None:
-    """The run fails that table with one line naming the function; no row reached the target."""
+def assert_failed_before_data_moved(w: World, result, table: str, *functions: str) -> None:
+    """The run fails that table with one line naming the function (any of `functions`: the
+    definitions that gate their attack on to_regclass() call more than one that is not
+    immutable); no row reached the target."""
     assert result.returncode == 1, result.stderr
     failed = result.events_of("table_failed")
     assert [e["table"] for e in failed] == [table], result.stdout
-    assert function in failed[0]["error"], failed[0]["error"]
+    assert any(f in failed[0]["error"] for f in functions), failed[0]["error"]
     assert not result.events_of("table_copied"), result.stdout
     assert "Traceback" not in result.stderr
     schema, name = table.split(".")
@@ -74,7 +76,8 @@ def test_check_with_notify_does_not_deliver_private_rows_to_a_listening_analyst(
     finally:
         listener.close()
     assert not [p for p in received if SECRET in p], "the analyst received the private rows"
-    assert_failed_before_data_moved(w, result, "app.orders", "pg_notify")
+    assert_failed_before_data_moved(w, result, "app.orders", "pg_notify", "ts_rewrite",
+                                    "to_regclass")
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12: source CHECK expressions run on the target "
@@ -93,7 +96,7 @@ def test_check_raising_the_private_rows_keeps_them_out_of_ledger_report_and_even
     for what, text in (("stdout", result.stdout), ("stderr", result.stderr),
                        ("ledger", w.ledger_text()), ("report", w.reports_text())):
         assert SECRET not in text, f"the private rows reached the {what}"
-    assert_failed_before_data_moved(w, result, "app.orders", "ts_rewrite")
+    assert_failed_before_data_moved(w, result, "app.orders", "ts_rewrite", "to_regclass")
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12: source CHECK expressions run on the target "
@@ -150,7 +153,8 @@ def test_domain_check_with_notify_does_not_deliver_private_rows(world: World):
     finally:
         listener.close()
     assert not [p for p in received if SECRET in p], "the analyst received the private rows"
-    assert_failed_before_data_moved(w, result, "app.notes", "pg_notify")
+    assert_failed_before_data_moved(w, result, "app.notes", "pg_notify", "ts_rewrite",
+                                    "to_regclass")
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12: source generated-column expressions run on "
