@@ -121,7 +121,7 @@ def test_staging_schema_created_first_by_another_role_is_refused(world: World):
     w.attacker_db.execute("CREATE TABLE app.orders (id int PRIMARY KEY); "
                           "INSERT INTO app.orders VALUES (1);")
     result = w.copy("app.orders")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 1, f"exit {result.returncode}: the schema was used {result.stderr}"
     assert "nightcopy_stage_app" in result.stderr, result.stderr
     assert "own" in result.stderr.lower(), result.stderr
     assert w.target.scalar("SELECT pg_catalog.to_regclass('app.orders')") is None

@@ -30,7 +30,7 @@ def assert_failed_before_data_moved(w: World, result, table: str, *functions: st
     """The run fails that table with one line naming the function (any of `functions`: the
     definitions that gate their attack on to_regclass() call more than one that is not
     immutable); no row reached the target."""
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 1, f"exit {result.returncode}: the table was copied {result.stderr}"
     failed = result.events_of("table_failed")
     assert [e["table"] for e in failed] == [table], result.stdout
     assert any(f in failed[0]["error"] for f in functions), failed[0]["error"]
