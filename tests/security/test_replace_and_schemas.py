@@ -1,0 +1,128 @@
+"""Issue 12, "A glob destroys target tables it never created" and "Schemas taken on trust".
+
+The promises: through a glob, a target table is replaced only when nightcopy created it (a
+table it never created is refused with a clear error; naming it explicitly replaces it); and
+nightcopy's own schemas (the ledger `nightcopy`, the staging `nightcopy_stage_<schema>`) are
+refused when another role owns them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.security.conftest import World
+
+
+def _budget_scene(w: World) -> None:
+    """app.orders copied by an earlier glob night; then a target-only app.budget (reporting
+    data the worker's team keeps there), then the attacker's new source table of that name."""
+    w.attacker_db.execute("""
+        CREATE TABLE app.orders (id int PRIMARY KEY);
+        INSERT INTO app.orders VALUES (1);""")
+    first = w.copy("app.*")
+    assert first.returncode == 0, first.stderr
+    w.as_worker_on_target().execute("""
+        CREATE TABLE app.budget (line text);
+        INSERT INTO app.budget VALUES ('reporting plan 2027');""")
+    w.attacker_db.execute("""
+        CREATE TABLE app.budget (junk int);
+        INSERT INTO app.budget VALUES (0);""")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: a glob replaces a target-only table it never "
+                   "created")
+def test_glob_never_replaces_a_target_table_nightcopy_did_not_create(world: World):
+    """`app.*` must not replace the target-only app.budget because the source grew a table of
+    that name: it is refused with a clear error naming it, and keeps its rows."""
+    w = world
+    _budget_scene(w)
+    result = w.copy("app.*")
+    assert w.target.query("SELECT * FROM app.budget") == [("reporting plan 2027",)], (
+        "the glob replaced a target table nightcopy never created")
+    assert result.returncode == 1, result.stderr
+    assert "app.budget" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_naming_a_table_explicitly_still_replaces_it(world: World):
+    """What the fix must keep (holds today): a table named explicitly in the list is replaced
+    even when nightcopy did not create it."""
+    w = world
+    _budget_scene(w)
+    result = w.copy("app.orders, app.budget")
+    assert result.returncode == 0, result.stderr
+    assert w.target.query("SELECT * FROM app.budget") == [(0,)]
+
+
+def _plant_ledger_trigger(w: World) -> None:
+    """The analyst, owning schema `nightcopy`, drops the worker's table_results there (a schema
+    owner may drop what is in it) and puts its own of the same shape, with a trigger, in its
+    place. The shape is read from the catalog, as the analyst could."""
+    columns = w.analyst_db.query("""
+        SELECT pg_catalog.format('%I %s%s%s', a.attname,
+                   pg_catalog.format_type(a.atttypid, a.atttypmod),
+                   CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END,
+                   ' DEFAULT ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid))
+          FROM pg_catalog.pg_attribute a
+          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE a.attrelid = 'nightcopy.table_results'::regclass AND a.attnum > 0
+           AND NOT a.attisdropped ORDER BY a.attnum""")
+    keys = w.analyst_db.query("""
+        SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint
+         WHERE conrelid = 'nightcopy.table_results'::regclass AND contype IN ('p', 'u')""")
+    w.analyst_db.execute(f"""
+        DROP TABLE nightcopy.table_results;
+        CREATE TABLE nightcopy.table_results ({', '.join([c[0] for c in columns]
+                                                         + [k[0] for k in keys])});
+        GRANT ALL ON nightcopy.table_results TO PUBLIC;
+        CREATE FUNCTION analytics.on_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM analytics.steal(); RETURN NEW; END $$;
+        CREATE TRIGGER steal BEFORE INSERT OR UPDATE ON nightcopy.table_results
+            FOR EACH ROW EXECUTE FUNCTION analytics.on_ledger();""")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: an existing nightcopy ledger schema owned by "
+                   "another role is used as is")
+def test_ledger_schema_created_first_by_another_role_is_refused(world: World):
+    """A `nightcopy` schema the analyst created before the first run (and opened to everyone)
+    must be refused, naming the schema and who owns it: otherwise its owner can swap the ledger
+    for a table with a trigger that fires as the worker on every table result."""
+    w = world
+    w.target.execute(f'GRANT CREATE ON DATABASE "{w.target_dbname}" TO "{w.analyst}"')
+    w.plant_analyst_trap()
+    w.analyst_db.execute("CREATE SCHEMA nightcopy; "
+                         "GRANT USAGE, CREATE ON SCHEMA nightcopy TO PUBLIC;")
+    w.attacker_db.execute("CREATE TABLE app.orders (id int PRIMARY KEY); "
+                          "INSERT INTO app.orders VALUES (1);")
+    w.copy("app.orders")
+    if w.target.scalar("SELECT pg_catalog.to_regclass('nightcopy.table_results')") is not None:
+        _plant_ledger_trigger(w)
+    result = w.copy("app.orders")
+    assert w.ran_as_worker() == [], "the analyst's trigger on the ledger fired as the worker"
+    assert result.returncode == 1, result.stderr
+    # Names the schema (beyond the "nightcopy:" prefix of every line) and its ownership.
+    assert re.search(r"nightcopy\b(?![:_])", result.stderr), result.stderr
+    assert "own" in result.stderr.lower(), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: an existing staging schema owned by another "
+                   "role is used as is")
+def test_staging_schema_created_first_by_another_role_is_refused(world: World):
+    """A `nightcopy_stage_app` schema the analyst created first (and opened to everyone) must
+    be refused, naming the schema and who owns it, before any table is built in it: its owner
+    may drop or plant objects among what the worker builds there."""
+    w = world
+    w.target.execute(f'GRANT CREATE ON DATABASE "{w.target_dbname}" TO "{w.analyst}"')
+    w.analyst_db.execute("CREATE SCHEMA nightcopy_stage_app; "
+                         "GRANT USAGE, CREATE ON SCHEMA nightcopy_stage_app TO PUBLIC;")
+    w.attacker_db.execute("CREATE TABLE app.orders (id int PRIMARY KEY); "
+                          "INSERT INTO app.orders VALUES (1);")
+    result = w.copy("app.orders")
+    assert result.returncode == 1, f"exit {result.returncode}: the schema was used {result.stderr}"
+    assert "nightcopy_stage_app" in result.stderr, result.stderr
+    assert "own" in result.stderr.lower(), result.stderr
+    assert w.target.scalar("SELECT pg_catalog.to_regclass('app.orders')") is None
+    assert "Traceback" not in result.stderr
