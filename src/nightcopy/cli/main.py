@@ -51,7 +51,8 @@ def _register() -> None:
     main.add_command(copy_command)
     # --- other command modules register here (one line each) ---
     from nightcopy.cli.aws_commands import start, watch  # AWS: nightcopy start / watch
-    main.add_command(start), main.add_command(watch)
+    main.add_command(start)
+    main.add_command(watch)
     from nightcopy.cli import ops_commands  # run demo history timings plan validate
     ops_commands.register(main)
 

@@ -9,11 +9,26 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
-from nightcopy.cli.render import fmt_bytes, fmt_count, fmt_rate, fmt_seconds, status_text
+from nightcopy.cli.render import (
+    add_columns,
+    fmt_bytes,
+    fmt_count,
+    fmt_rate,
+    fmt_seconds,
+    status_text,
+)
 
 
 def _state(task: Task):
@@ -59,7 +74,7 @@ class LiveProgress:
             RowsColumn(), RateColumn(), TimeElapsedColumn(), CurrentColumn(),
             console=console, refresh_per_second=4,
         )
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def started(self, run_id, groups) -> None:
         self.console.print(f"run id [bold]{run_id}[/bold]: {len(groups)} groups")
@@ -138,11 +153,10 @@ def observer_for(console: Console):
 def render_outcome(console: Console, outcome) -> None:
     """The summary table after a run (coloured on a terminal)."""
     table = Table(title=f"nightcopy run {outcome.run_id}", title_justify="left")
-    for col, just in (("group", "left"), ("status", "left"), ("tables", "right"),
+    add_columns(table, (("group", "left"), ("status", "left"), ("tables", "right"),
                       ("skipped", "right"), ("failed", "right"), ("rows", "right"),
                       ("size", "right"), ("time", "right"), ("rate", "right"),
-                      ("slowest table", "left")):
-        table.add_column(col, justify=just)
+                      ("slowest table", "left")))
     crit = outcome.critical_group
     for g in outcome.groups:
         copied = [r for r in g.results if r.get("status") == "copied"]

@@ -6,15 +6,22 @@ the same code gives coloured tables interactively and plain text in cron mails a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
 STATUS_STYLE = {"succeeded": "green", "copied": "green", "ok": "green", "failed": "bold red",
                 "running": "yellow", "skipped": "cyan", "pending": "dim"}
 
+
+
+def add_columns(table: Table, columns: Iterable[tuple[str, JustifyMethod]]) -> None:
+    """Add (header, justification) columns to a rich table, in order."""
+    for header, justify in columns:
+        table.add_column(header, justify=justify)
 
 def console(stderr: bool = False) -> Console:
     # Wide enough that table names are not folded when output goes to a file or a pipe.
@@ -77,10 +84,9 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
     con.print(f"started {started}, "
               + (f"wall-clock {fmt_seconds(wall)}" if wall is not None else "still running"))
     groups = Table(title="Groups (in the order they finished)", title_justify="left")
-    for col, just in (("group", "left"), ("status", "left"), ("tables", "right"),
+    add_columns(groups, (("group", "left"), ("status", "left"), ("tables", "right"),
                       ("failed", "right"), ("rows", "right"), ("size", "right"),
-                      ("duration", "right"), ("finished", "left")):
-        groups.add_column(col, justify=just)
+                      ("duration", "right"), ("finished", "left")))
     crit = t.critical_group
     for g in t.groups:
         name = Text(g.group or "(none)", style="bold" if g is crit else "")
@@ -92,10 +98,9 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
     if t.groups:
         con.print(groups)
     tables = Table(title="Tables, slowest first", title_justify="left")
-    for col, just in (("table", "left"), ("group", "left"), ("status", "left"),
+    add_columns(tables, (("table", "left"), ("group", "left"), ("status", "left"),
                       ("rows", "right"), ("size", "right"), ("seconds", "right"),
-                      ("copy", "right"), ("indexes", "right"), ("rate", "right")):
-        tables.add_column(col, justify=just)
+                      ("copy", "right"), ("indexes", "right"), ("rate", "right")))
     shown = t.tables if limit is None else t.tables[:limit]
     for r in shown:
         tables.add_row(r.table, r.group, status_text(r.status), fmt_count(r.rows),
@@ -122,11 +127,10 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
 
 def render_history(con: Console, h) -> None:
     runs = Table(title=f"Last {len(h.runs)} runs (from the {h.source})", title_justify="left")
-    for col, just in (("run id", "left"), ("started", "left"), ("status", "left"),
+    add_columns(runs, (("run id", "left"), ("started", "left"), ("status", "left"),
                       ("wall-clock", "right"), ("groups", "right"), ("tables", "right"),
                       ("failed", "right"), ("rows", "right"), ("size", "right"),
-                      ("critical path", "left")):
-        runs.add_column(col, justify=just)
+                      ("critical path", "left")))
     for r in h.runs:
         crit = "-"
         if r.critical_group is not None:
@@ -137,9 +141,8 @@ def render_history(con: Console, h) -> None:
     con.print(runs)
     tables = Table(title="Tables, slowest first (seconds per copy over these runs)",
                    title_justify="left")
-    for col, just in (("table", "left"), ("group", "left"), ("runs", "right"),
-                      ("last", "right"), ("avg", "right"), ("min", "right"), ("max", "right")):
-        tables.add_column(col, justify=just)
+    add_columns(tables, (("table", "left"), ("group", "left"), ("runs", "right"),
+                      ("last", "right"), ("avg", "right"), ("min", "right"), ("max", "right")))
     for t in h.tables:
         tables.add_row(t.table, t.group, str(t.runs), fmt_seconds(t.last), fmt_seconds(t.avg),
                        fmt_seconds(t.min), fmt_seconds(t.max))
