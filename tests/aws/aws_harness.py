@@ -54,9 +54,10 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
+from tests.conftest import REGION  # noqa: E402  (one region for every moto test)
+
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachines" / "nightcopy.asl.json"
-REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 
 BuildRunner = Callable[[dict], dict]

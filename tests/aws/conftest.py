@@ -12,8 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType, SimpleNamespace
 
 import pytest
-from aws_harness import REGION, ROOT  # tests/aws is on sys.path (pytest rootdir-less conftest)
-from moto import mock_aws
+from aws_harness import ROOT  # tests/aws is on sys.path (pytest rootdir-less conftest)
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 # The Lambdas' code folders are their own roots (SAM CodeUri): their modules import each other
@@ -35,23 +34,6 @@ def load_lambda(folder: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def aws_env(monkeypatch) -> None:
-    """Fake credentials and a region; nothing may reach a real AWS endpoint."""
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-
-
-@pytest.fixture
-def moto_aws(aws_env) -> Iterator[None]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield
 
 
 @pytest.fixture

@@ -210,24 +210,16 @@ def test_progress_state_follows_the_worker_events():
     assert g.warnings == ["fk skipped"]
 
 
-def test_run_from_an_ssm_prefix(nc, shop, monkeypatch, with_password):
-    import boto3
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        ssm = boto3.client("ssm")
-        ssm.put_parameter(Name="/nc/dev/source_dsn", Value=with_password(shop.source.dsn),
-                          Type="SecureString")
-        ssm.put_parameter(Name="/nc/dev/target_dsn", Value=with_password(shop.target.dsn),
-                          Type="SecureString")
-        ssm.put_parameter(Name="/nc/dev/table_groups", Type="String",
-                          Value=json.dumps([["public.customers"], ["sales.*"]]))
-        ssm.put_parameter(Name="/nc/dev/options", Type="String",
-                          Value=json.dumps({"jobs": 1, "strategy": "truncate", "lock_timeout": 3}))
-        r = nc("run", "--ssm-prefix", "/nc/dev", "--run-id", "ssm-1")
+def test_run_from_an_ssm_prefix(nc, shop, ssm, with_password):
+    ssm.put_parameter(Name="/nc/dev/source_dsn", Value=with_password(shop.source.dsn),
+                      Type="SecureString")
+    ssm.put_parameter(Name="/nc/dev/target_dsn", Value=with_password(shop.target.dsn),
+                      Type="SecureString")
+    ssm.put_parameter(Name="/nc/dev/table_groups", Type="String",
+                      Value=json.dumps([["public.customers"], ["sales.*"]]))
+    ssm.put_parameter(Name="/nc/dev/options", Type="String",
+                      Value=json.dumps({"jobs": 1, "strategy": "truncate", "lock_timeout": 3}))
+    r = nc("run", "--ssm-prefix", "/nc/dev", "--run-id", "ssm-1")
     assert r.exit_code == 0, r.text
     assert "[g1] copied public.customers: 500 rows" in r.stdout
     assert shop.target.query("SELECT group_name, options->>'strategy', options->>'jobs'"

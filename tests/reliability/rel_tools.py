@@ -368,12 +368,8 @@ class PwServer:
                         "-w", "-t", "60", "start"], check=True, capture_output=True, **kw)
 
     def create_database(self, name: str) -> str:
-        conn = psycopg2.connect(self.admin_dsn)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}" OWNER nc_app')
-        conn.close()
+        """A fresh database owned by nc_app (the role the URIs log in as); its name."""
+        Server(self.admin_dsn).create_database(name, owner="nc_app")
         return name
 
 
