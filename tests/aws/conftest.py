@@ -11,8 +11,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType, SimpleNamespace
 
+import boto3
 import pytest
-from aws_harness import ROOT  # tests/aws is on sys.path (pytest rootdir-less conftest)
+from aws_harness import (  # tests/aws is on sys.path (pytest rootdir-less conftest)
+    BUCKET,
+    PREFIX,
+    REGION,
+    ROOT,
+)
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 # The Lambdas' code folders are their own roots (SAM CodeUri): their modules import each other
@@ -132,3 +138,15 @@ def starter_app() -> ModuleType:
     module._sfn = None
     return module
 
+
+@pytest.fixture
+def stack(moto_aws, slack, notifier_app, monkeypatch):
+    """SSM settings, the reports bucket and the notifier's environment, as template.yaml sets."""
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name=f"{PREFIX}/slack_webhook_url", Value=slack.webhook_url,
+                      Type="SecureString")
+    boto3.client("s3").create_bucket(Bucket=BUCKET,
+                                     CreateBucketConfiguration={"LocationConstraint": REGION})
+    monkeypatch.setenv("NIGHTCOPY_SSM_PREFIX", PREFIX)
+    monkeypatch.setenv("NIGHTCOPY_REPORT_URI", f"s3://{BUCKET}/reports")
+    return ssm
