@@ -226,3 +226,25 @@ def test_run_from_an_ssm_prefix(nc, shop, ssm, with_password):
                              " FROM nightcopy.runs ORDER BY 1") == [
         ("g1", "truncate", "1"), ("g2", "truncate", "1")]
     assert "s3cr3t-pw" not in r.text
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_parallel_limits_how_many_groups_run_at_once(nc, shop, tmp_path, write_config, parallel):
+    # A few seconds of work per group, so that groups started together visibly overlap.
+    for name in ("a", "b", "c"):
+        shop.source.execute(f"CREATE TABLE public.big_{name} AS SELECT g AS id, md5(g::text) AS v"
+                            " FROM generate_series(1, 200000) g")
+    groups = [{"name": n, "tables": [f"public.big_{n}"]} for n in ("a", "b", "c")]
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, groups)
+    r = nc("run", "--config", str(cfg), "--run-id", f"par-{parallel}", "--parallel",
+           str(parallel), "--report-dir", str(tmp_path / "reports"))
+    assert r.exit_code == 0, r.text
+    # Each worker's run row: started when it began, finished when it ended (the ledger's clock).
+    spans = shop.target.query("SELECT started_at, finished_at FROM nightcopy.runs "
+                              "WHERE run_id = %s ORDER BY started_at", (f"par-{parallel}",))
+    assert len(spans) == 3
+    overlapping = sum(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    if parallel == 1:
+        assert overlapping == 0, spans  # one group after the other
+    else:
+        assert overlapping >= 1, spans  # workers of a few seconds each, started together
