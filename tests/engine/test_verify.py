@@ -41,3 +41,23 @@ def test_row_counts_alone_do_not_see_altered_rows(copy, dbs):
     result = copy("public.facts", "--strategy", "truncate")
     assert result.returncode == 0, result.stderr
     assert dbs.target.scalar("SELECT count(*) FROM public.facts WHERE v LIKE '%!'") == 500
+
+
+def test_fewer_rows_stored_than_sent_fails_the_table_and_keeps_the_old_rows(copy, dbs):
+    # A target trigger that silently drops some rows (BEFORE INSERT returning NULL): the COPY
+    # command tags differ, and no --verify option is needed to notice.
+    dbs.source.execute("CREATE TABLE public.facts (id int PRIMARY KEY, v text);"
+                       "INSERT INTO public.facts SELECT g, md5(g::text) FROM "
+                       "generate_series(1, 500) g")
+    assert copy("public.facts").returncode == 0
+    before = digests(dbs.target.dsn, ["public.facts"])
+    dbs.target.execute("""
+        CREATE FUNCTION public.drop_some() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.id % 100 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+        CREATE TRIGGER drop_some BEFORE INSERT ON public.facts FOR EACH ROW
+            EXECUTE FUNCTION public.drop_some();""")
+    result = copy("public.facts", "--strategy", "truncate")
+    assert result.returncode == 1
+    error = result.events_of("table_failed")[0]["error"]
+    assert "the source sent 500 rows but the target stored 495" in error, error
+    assert digests(dbs.target.dsn, ["public.facts"]) == before

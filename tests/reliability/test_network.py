@@ -224,17 +224,22 @@ def test_source_server_crash_mid_copy_retry_takes_new_snapshot(dbs, pw_server, p
     assert staged_leftovers(dbs.target.dsn) == []
 
 
-def test_retry_reimports_the_runs_snapshot(dbs, proxies, tmp_path) -> None:
-    """--retries 1 after a cut on the target side while the exporter lives: the retry reads the
-    same snapshot as the first try, so rows committed on the source in between are not copied
-    (every table of the invocation stays at one point in time)."""
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_retry_reimports_the_runs_snapshot(side: str, dbs, proxies, tmp_path) -> None:
+    """--retries 1 after a cut while the exporter lives: the retry reads the same snapshot as
+    the first try (a new source connection re-imports it), so rows committed on the source in
+    between are not copied (every table of the invocation stays at one point in time)."""
     _old, at_snapshot = _setup(dbs)
-    proxy = proxies(unix_socket_of(dbs.target.dsn), cut_after=CUT_AFTER, direction="up",
+    db = dbs.source if side == "source" else dbs.target
+    proxy = proxies(unix_socket_of(db.dsn), cut_after=CUT_AFTER,
+                    direction="down" if side == "source" else "up",
                     delay=0.05, chunk=16384)  # ~1 s of first try before the cut
-    run_id = "cut-same-snapshot"
-    w = Worker(["copy", "--source", with_password(dbs.source.dsn), "--target",
-                with_password(proxy.dsn(dbs.target.dsn)), "--tables", "public.big, public.small",
-                "--retries", "1", "--run-id", run_id], tmp_path / "w")
+    source = proxy.dsn(dbs.source.dsn) if side == "source" else dbs.source.dsn
+    target = proxy.dsn(dbs.target.dsn) if side == "target" else dbs.target.dsn
+    run_id = f"cut-same-snapshot-{side}"
+    w = Worker(["copy", "--source", with_password(source), "--target", with_password(target),
+                "--tables", "public.big, public.small", "--retries", "1", "--run-id", run_id],
+               tmp_path / "w")
     try:
         wait_for(lambda: any("to stdout" in (q or "").lower() for _p, _s, _w, q in
                              backends(dbs.source.dsn, f"nightcopy:{run_id}")), 60, 0.01,
