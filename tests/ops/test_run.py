@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -243,7 +244,7 @@ def test_parallel_limits_how_many_groups_run_at_once(nc, shop, tmp_path, write_c
     spans = shop.target.query("SELECT started_at, finished_at FROM nightcopy.runs "
                               "WHERE run_id = %s ORDER BY started_at", (f"par-{parallel}",))
     assert len(spans) == 3
-    overlapping = sum(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    overlapping = sum(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     if parallel == 1:
         assert overlapping == 0, spans  # one group after the other
     else:
