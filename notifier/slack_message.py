@@ -210,8 +210,11 @@ def _failure(summaries: list[dict], failed_groups: list[dict], run_id: str,
                                                   budget)))
     if len(failed_groups) > MAX_FAILED_GROUPS:
         rest = [str(fg.get("group")) for fg in failed_groups[MAX_FAILED_GROUPS:]]
-        blocks.append(_section(f"…and {len(rest)} more failed groups: "
-                               + escape(clip(", ".join(rest), 1000))))
+        # Every failed group is named: this list may use its whole section (the succeeded
+        # groups' section is the first to go if the message grows too long).
+        prefix = f"…and {len(rest)} more failed groups: "
+        blocks.append(_section(prefix + escape(clip(", ".join(rest),
+                                                    MAX_SECTION_TEXT - len(prefix)))))
     if ok:
         t = _totals(ok)
         blocks.append(_section(

@@ -3,6 +3,10 @@
 NIGHTCOPY_TEST_SOURCE_DSN / NIGHTCOPY_TEST_TARGET_DSN point the suite at servers of your own
 (their role must be allowed to CREATE DATABASE); otherwise two embedded PostgreSQL 18 servers are
 started once per test session. Every test gets a fresh pair of databases.
+
+AWS: `moto_aws` (moto's in-process mocks, fake credentials, one region) and `ssm` (its SSM
+client) for every test that talks to AWS; FAKE_AWS_ENV is the same environment for worker
+processes that start moto themselves (tests/reliability/ssm_worker.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ _counter = itertools.count()
 # raises in the worker instead of only warning, so the test that caused it fails.
 os.environ[STRICT_ENV] = "1"
 
+REGION = "eu-west-1"
+# Fake credentials and a region: nothing may reach a real AWS endpoint.
+FAKE_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+# Settings of a developer's own AWS set-up that would point boto3 elsewhere.
+REAL_AWS_SETTINGS = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
 
 def _with_dbname(dsn: str, dbname: str) -> str:
     return psycopg2.extensions.make_dsn(dsn, dbname=dbname)
@@ -41,12 +52,13 @@ class Server:
     admin_dsn: str
     created: list[str] = field(default_factory=list)
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, owner: str | None = None) -> str:
+        """A fresh, empty database NAME (dropped first if a crashed run left it); its DSN."""
         conn = psycopg2.connect(self.admin_dsn)
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
+            cur.execute(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
         conn.close()
         self.created.append(name)
         return _with_dbname(self.admin_dsn, name)
@@ -158,3 +170,29 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float =
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def aws_env(monkeypatch) -> None:
+    """Fake credentials and a region in this process; nothing may reach a real AWS endpoint."""
+    for key in REAL_AWS_SETTINGS:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def moto_aws(aws_env) -> Iterator[None]:
+    """moto's mocks of every AWS service (state machines really execute)."""
+    from moto import mock_aws  # imported here: most tests never touch AWS
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield
+
+
+@pytest.fixture
+def ssm(moto_aws):
+    """An SSM client of moto's Parameter Store."""
+    import boto3
+
+    return boto3.client("ssm")

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+    CustomErrorName,
+)
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
@@ -54,10 +57,13 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
+from tests.conftest import REGION  # noqa: E402  (one region for every moto test)
+
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachines" / "nightcopy.asl.json"
-REGION = "eu-west-1"
 ACCOUNT = "123456789012"
+PREFIX = "/nightcopy/test"  # the stack's SSM prefix
+BUCKET = "nightcopy-reports-test"  # its reports bucket
 
 BuildRunner = Callable[[dict], dict]
 Handler = Callable[[dict, Any], Any]
@@ -78,6 +84,21 @@ def load_asl(substitutions: dict[str, str]) -> str:
     return text
 
 
+class TaskFailure(Exception):  # noqa: N818 - named for what Step Functions reports
+    """Raised by a build runner: the task fails with this error name and cause instead of
+    running a build (CodeBuild refused the start, the task timed out, ...)."""
+
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(error)
+        self.error, self.cause = error, cause
+
+
+def _states_error(error: str) -> StatesErrorName | CustomErrorName:
+    if not error.startswith("States."):
+        return CustomErrorName(error)
+    return StatesErrorName(typ=StatesErrorNameType.from_name(error))
+
+
 class CodeBuildSync(StateTaskServiceCallback):
     """`codebuild:startBuild.sync`: run the build, then succeed or fail the task as AWS does."""
 
@@ -96,7 +117,24 @@ class CodeBuildSync(StateTaskServiceCallback):
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters,
                            state_credentials) -> None:
         assert CodeBuildSync.runner is not None, "no build runner installed"
-        env.stack.append({"Build": CodeBuildSync.runner(normalised_parameters)})
+        try:
+            build = CodeBuildSync.runner(normalised_parameters)
+        except TaskFailure as failure:
+            self._fail(env, failure.error, failure.cause)
+        env.stack.append({"Build": build})
+
+    def _fail(self, env, error: str, cause: str) -> None:
+        raise FailureEventException(FailureEvent(
+            env=env,
+            error_name=_states_error(error),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                resource=self._get_sfn_resource(),
+                resourceType=self._get_sfn_resource_type(),
+                error=error,
+                cause=cause,
+            )),
+        ))
 
     def _eval_integration_pattern(self, env, resource_runtime_part, normalised_parameters,
                                   state_credentials) -> None:
@@ -104,17 +142,8 @@ class CodeBuildSync(StateTaskServiceCallback):
         # needs a task-token endpoint that a Retry of the same state finds already closed.)
         output = env.stack.pop()
         if output["Build"]["BuildStatus"] != "SUCCEEDED":
-            raise FailureEventException(FailureEvent(
-                env=env,
-                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                    resource=self._get_sfn_resource(),
-                    resourceType=self._get_sfn_resource_type(),
-                    error="States.TaskFailed",
-                    cause=json.dumps(output, separators=(",", ":"), default=str),
-                )),
-            ))
+            self._fail(env, "States.TaskFailed",
+                       json.dumps(output, separators=(",", ":"), default=str))
         env.stack.append(output)
 
 

@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType, SimpleNamespace
 
+import boto3
 import pytest
-from aws_harness import REGION, ROOT  # tests/aws is on sys.path (pytest rootdir-less conftest)
-from moto import mock_aws
+from aws_harness import (  # tests/aws is on sys.path (pytest rootdir-less conftest)
+    BUCKET,
+    PREFIX,
+    REGION,
+    ROOT,
+)
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 # The Lambdas' code folders are their own roots (SAM CodeUri): their modules import each other
@@ -35,23 +40,6 @@ def load_lambda(folder: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def aws_env(monkeypatch) -> None:
-    """Fake credentials and a region; nothing may reach a real AWS endpoint."""
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-
-
-@pytest.fixture
-def moto_aws(aws_env) -> Iterator[None]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield
 
 
 @pytest.fixture
@@ -150,3 +138,15 @@ def starter_app() -> ModuleType:
     module._sfn = None
     return module
 
+
+@pytest.fixture
+def stack(moto_aws, slack, notifier_app, monkeypatch):
+    """SSM settings, the reports bucket and the notifier's environment, as template.yaml sets."""
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name=f"{PREFIX}/slack_webhook_url", Value=slack.webhook_url,
+                      Type="SecureString")
+    boto3.client("s3").create_bucket(Bucket=BUCKET,
+                                     CreateBucketConfiguration={"LocationConstraint": REGION})
+    monkeypatch.setenv("NIGHTCOPY_SSM_PREFIX", PREFIX)
+    monkeypatch.setenv("NIGHTCOPY_REPORT_URI", f"s3://{BUCKET}/reports")
+    return ssm

@@ -10,7 +10,7 @@ import pytest
 from aws_harness import ACCOUNT, wait_for_execution
 from click.testing import CliRunner
 from nightly import StartError, execution_name, local_date, parse_execution_name
-from test_aws_statemachine import SimulatedBuilds, run, stack  # noqa: F401 - a fixture
+from test_aws_statemachine import SimulatedBuilds, run
 
 from nightcopy.cli.main import main
 

@@ -111,7 +111,24 @@ def test_many_failed_groups_with_long_errors_stay_within_limits():
     text = json.dumps(msg["blocks"], ensure_ascii=False)
     assert "more failed groups" in text or "sections left out" in text
     assert "…and 29 more" in text  # failed tables of a group beyond what fits its share
-    assert "g59" in text  # every failed group is named
+
+
+@pytest.mark.parametrize("n_failed, name_length, long_error", [
+    (11, 3, False), (12, 3, True), (25, 20, True), (60, 3, True), (60, 40, False),
+])
+def test_a_report_with_many_failed_groups_names_every_one(n_failed, name_length, long_error):
+    # Group names as an operator writes them (sales, billing-eu-central-reports, ...).
+    names = [f"g{i:02d}".ljust(name_length, "x") for i in range(n_failed)]
+    summaries = [summary(n, 8, failed=2, long_error=long_error) for n in names]
+    summaries += [summary("fine", 3)]
+    failed = [{"group": n, "error": "boom " * (400 if long_error else 1),
+               "logs_url": "https://l.invalid/"} for n in names]
+    msg = build_report(summaries, run_id="nightly-2026-11-25", failed_groups=failed)
+    assert_within_slack_limits(msg)
+    text = json.dumps(msg["blocks"], ensure_ascii=False)
+    missing = [n for n in names if n not in text]
+    assert not missing, f"failed groups not named in the report: {missing}"
+    assert f"failed: {n_failed} of" in msg["blocks"][0]["text"]["text"]
 
 
 def test_webhook_post_delivers_the_message(slack):

@@ -11,9 +11,10 @@ import json
 import threading
 
 import boto3
-import pytest
 from aws_harness import (
     ACCOUNT,
+    BUCKET,
+    PREFIX,
     REGION,
     fake_build,
     history,
@@ -23,8 +24,6 @@ from aws_harness import (
 )
 
 PROJECT = "nightcopy-worker"
-PREFIX = "/nightcopy/test"
-BUCKET = "nightcopy-reports-test"
 NOTIFIER = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nightcopy-notifier"
 
 
@@ -74,19 +73,6 @@ class SimulatedBuilds:
                                       Key=f"{prefix}/{env['NIGHTCOPY_RUN_ID']}/{group}.json",
                                       Body=json.dumps(summary).encode())
         return fake_build(PROJECT, ok)
-
-
-@pytest.fixture
-def stack(moto_aws, slack, notifier_app, monkeypatch):
-    """SSM settings, the reports bucket and the notifier's environment, as template.yaml sets."""
-    ssm = boto3.client("ssm")
-    ssm.put_parameter(Name=f"{PREFIX}/slack_webhook_url", Value=slack.webhook_url,
-                      Type="SecureString")
-    boto3.client("s3").create_bucket(Bucket=BUCKET,
-                                     CreateBucketConfiguration={"LocationConstraint": REGION})
-    monkeypatch.setenv("NIGHTCOPY_SSM_PREFIX", PREFIX)
-    monkeypatch.setenv("NIGHTCOPY_REPORT_URI", f"s3://{BUCKET}/reports")
-    return ssm
 
 
 def run(groups, builds, notifier_app, name="nightly-2026-11-25", concurrency=2) -> tuple:

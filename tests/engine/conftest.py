@@ -1,8 +1,33 @@
-"""Ledgers as older releases left them, for the migration and version tests."""
+"""Fixtures of the engine tests: the edge corpus, `nightcopy copy` between the test's pair, and
+ledgers as older releases left them (for the migration and version tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
+
+from tests.conftest import CliResult
+
+CORPUS = (Path(__file__).parent / "sql" / "edge_corpus.sql").read_text()
+
+
+@pytest.fixture
+def corpus() -> str:
+    """tests/engine/sql/edge_corpus.sql: every kind of table, type and constraint we copy."""
+    return CORPUS
+
+
+@pytest.fixture
+def copy(cli, dbs) -> Callable[..., CliResult]:
+    """`nightcopy copy --source SRC --target TGT --tables TABLES EXTRA...` as a real process."""
+
+    def run(tables: str, *extra: str, env: dict[str, str] | None = None) -> CliResult:
+        return cli(["copy", "--source", dbs.source.dsn, "--target", dbs.target.dsn, "--tables",
+                    tables, *extra], env=env)
+
+    return run
 
 # Ledger version 1 exactly as nightcopy 0.1.0 created it (engine/ledger.py's DDL then).
 V1_DDL = """

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from nightcopy.aws.logs_queries import SLOWEST_TABLES_QUERY, TABLE_TIMINGS_QUERY
 from nightcopy.cli.render import console, render_history, render_timings
@@ -28,23 +27,19 @@ LOG_GROUP = "/aws/codebuild/nightcopy"
 
 
 @pytest.fixture
-def logs(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("logs")
-        client.create_log_group(logGroupName=LOG_GROUP)
-        client.create_log_stream(logGroupName=LOG_GROUP, logStreamName="build-1")
-        now = int(time.time() * 1000)
-        lines = [{"event": "table_copied", "run_id": "nightly-2026-11-25", "group": "g1",
-                  "table": "public.orders", "rows": 10, "bytes": 100, "seconds": 1.5},
-                 {"event": "run_summary", "run_id": "nightly-2026-11-25", "group": "g1",
-                  "status": "succeeded", "tables": 1, "failed": 0, "seconds": 2.0}]
-        client.put_log_events(logGroupName=LOG_GROUP, logStreamName="build-1", logEvents=[
-            {"timestamp": now - 1000 + i, "message": json.dumps(line)}
-            for i, line in enumerate(lines)])
-        yield client
+def logs(moto_aws):
+    client = boto3.client("logs")
+    client.create_log_group(logGroupName=LOG_GROUP)
+    client.create_log_stream(logGroupName=LOG_GROUP, logStreamName="build-1")
+    now = int(time.time() * 1000)
+    lines = [{"event": "table_copied", "run_id": "nightly-2026-11-25", "group": "g1",
+              "table": "public.orders", "rows": 10, "bytes": 100, "seconds": 1.5},
+             {"event": "run_summary", "run_id": "nightly-2026-11-25", "group": "g1",
+              "status": "succeeded", "tables": 1, "failed": 0, "seconds": 2.0}]
+    client.put_log_events(logGroupName=LOG_GROUP, logStreamName="build-1", logEvents=[
+        {"timestamp": now - 1000 + i, "message": json.dumps(line)}
+        for i, line in enumerate(lines)])
+    return client
 
 
 def test_timings_from_logs_sends_the_saved_query_narrowed_to_the_run(nc, logs):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nightcopy.engine.ledger import ensure_ledger
 
@@ -78,15 +76,6 @@ def test_plan_table_shows_both_makespans_and_a_toml_snippet(nc, measured, tmp_pa
     assert "[[groups]]" in r.stdout and 'name = "g3"' in r.stdout
     assert "globs in group(s) second were expanded" in r.stdout
     assert "s3cr3t-pw" not in r.text
-
-
-@pytest.fixture
-def ssm(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("ssm")
 
 
 def test_write_ssm_updates_table_groups_and_prints_the_old_value(nc, measured, ssm):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -210,27 +211,41 @@ def test_progress_state_follows_the_worker_events():
     assert g.warnings == ["fk skipped"]
 
 
-def test_run_from_an_ssm_prefix(nc, shop, monkeypatch, with_password):
-    import boto3
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        ssm = boto3.client("ssm")
-        ssm.put_parameter(Name="/nc/dev/source_dsn", Value=with_password(shop.source.dsn),
-                          Type="SecureString")
-        ssm.put_parameter(Name="/nc/dev/target_dsn", Value=with_password(shop.target.dsn),
-                          Type="SecureString")
-        ssm.put_parameter(Name="/nc/dev/table_groups", Type="String",
-                          Value=json.dumps([["public.customers"], ["sales.*"]]))
-        ssm.put_parameter(Name="/nc/dev/options", Type="String",
-                          Value=json.dumps({"jobs": 1, "strategy": "truncate", "lock_timeout": 3}))
-        r = nc("run", "--ssm-prefix", "/nc/dev", "--run-id", "ssm-1")
+def test_run_from_an_ssm_prefix(nc, shop, ssm, with_password):
+    ssm.put_parameter(Name="/nc/dev/source_dsn", Value=with_password(shop.source.dsn),
+                      Type="SecureString")
+    ssm.put_parameter(Name="/nc/dev/target_dsn", Value=with_password(shop.target.dsn),
+                      Type="SecureString")
+    ssm.put_parameter(Name="/nc/dev/table_groups", Type="String",
+                      Value=json.dumps([["public.customers"], ["sales.*"]]))
+    ssm.put_parameter(Name="/nc/dev/options", Type="String",
+                      Value=json.dumps({"jobs": 1, "strategy": "truncate", "lock_timeout": 3}))
+    r = nc("run", "--ssm-prefix", "/nc/dev", "--run-id", "ssm-1")
     assert r.exit_code == 0, r.text
     assert "[g1] copied public.customers: 500 rows" in r.stdout
     assert shop.target.query("SELECT group_name, options->>'strategy', options->>'jobs'"
                              " FROM nightcopy.invocations ORDER BY 1") == [
         ("g1", "truncate", "1"), ("g2", "truncate", "1")]
     assert "s3cr3t-pw" not in r.text
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_parallel_limits_how_many_groups_run_at_once(nc, shop, tmp_path, write_config, parallel):
+    # A few seconds of work per group, so that groups started together visibly overlap.
+    for name in ("a", "b", "c"):
+        shop.source.execute(f"CREATE TABLE public.big_{name} AS SELECT g AS id, md5(g::text) AS v"
+                            " FROM generate_series(1, 200000) g")
+    groups = [{"name": n, "tables": [f"public.big_{n}"]} for n in ("a", "b", "c")]
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, groups)
+    r = nc("run", "--config", str(cfg), "--run-id", f"par-{parallel}", "--parallel",
+           str(parallel), "--report-dir", str(tmp_path / "reports"))
+    assert r.exit_code == 0, r.text
+    # Each worker's run row: started when it began, finished when it ended (the ledger's clock).
+    spans = shop.target.query("SELECT started_at, finished_at FROM nightcopy.runs "
+                              "WHERE run_id = %s ORDER BY started_at", (f"par-{parallel}",))
+    assert len(spans) == 3
+    overlapping = sum(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+    if parallel == 1:
+        assert overlapping == 0, spans  # one group after the other
+    else:
+        assert overlapping >= 1, spans  # workers of a few seconds each, started together

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 SHOP = """
 CREATE SCHEMA sales;
@@ -80,17 +78,8 @@ def test_an_unreadable_config_is_one_problem(nc, tmp_path):
     assert r.stdout.count("problem: ") == 1 and "listed twice" in r.stdout
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("ssm")
-
-
-def test_validate_an_ssm_prefix(nc, shop, aws, with_password):
-    put = aws.put_parameter
+def test_validate_an_ssm_prefix(nc, shop, ssm, with_password):
+    put = ssm.put_parameter
     put(Name="/nc/prod/source_dsn", Value=with_password(shop.source.dsn), Type="SecureString")
     put(Name="/nc/prod/target_dsn", Value=with_password(shop.target.dsn), Type="SecureString")
     put(Name="/nc/prod/table_groups", Type="String",

@@ -109,8 +109,9 @@ def stderr_is_short(stderr: str, lines: int = 6) -> None:
 
 
 # --------------------------------------------------------------------------- target state
-def relation_state(dsn: str) -> dict[tuple[str, str], tuple]:
-    """Every user relation outside the ledger: (kind, oid, ACL, file node, content checksum)."""
+def relation_state(dsn: str, ledger: bool = False) -> dict[tuple[str, str], tuple]:
+    """Every user relation: (kind, oid, ACL, file node, content checksum); nightcopy's own
+    schema (the ledger) too when `ledger`."""
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     out: dict[tuple[str, str], tuple] = {}
@@ -118,13 +119,14 @@ def relation_state(dsn: str) -> dict[tuple[str, str], tuple]:
         with conn.cursor() as cur:
             cur.execute("""
                 SELECT n.nspname, c.relname, c.relkind, c.oid, c.relacl::text, c.relfilenode,
-                       format('%I.%I', n.nspname, c.relname),
+                       format('%%I.%%I', n.nspname, c.relname),
                        (SELECT string_agg(a.attname || '=' || a.attacl::text, ',' ORDER BY a.attnum)
                           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attacl IS NOT NULL)
                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'nightcopy')
-                   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-                 ORDER BY 1, 2""")
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+                   AND (%s OR n.nspname <> 'nightcopy')
+                   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
+                 ORDER BY 1, 2""", (ledger,))
             rows = cur.fetchall()
             for schema, name, kind, oid, acl, node, qname, colacl in rows:
                 content = None
@@ -368,12 +370,8 @@ class PwServer:
                         "-w", "-t", "60", "start"], check=True, capture_output=True, **kw)
 
     def create_database(self, name: str) -> str:
-        conn = psycopg2.connect(self.admin_dsn)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}" OWNER nc_app')
-        conn.close()
+        """A fresh database owned by nc_app (the role the URIs log in as); its name."""
+        Server(self.admin_dsn).create_database(name, owner="nc_app")
         return name
 
 

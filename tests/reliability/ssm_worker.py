@@ -15,10 +15,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
-os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1"})
-for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.conftest
+from tests.conftest import FAKE_AWS_ENV, REAL_AWS_SETTINGS  # noqa: E402
+
+# The same fake AWS environment as the in-process `moto_aws` fixture, set before boto3 loads.
+os.environ.update(FAKE_AWS_ENV)
+for key in REAL_AWS_SETTINGS:
     os.environ.pop(key, None)
 
 import boto3  # noqa: E402

@@ -313,9 +313,10 @@ def test_bad_input(case: Case, ctx: Ctx) -> None:
     if case.setup:
         case.setup(ctx)
         case = Case(**{**case.__dict__, "setup": None})
-    before = relation_state(ctx.target_db.dsn)
+    # The ledger included: a bad input is refused before anything is written, the ledger too.
+    before = relation_state(ctx.target_db.dsn, ledger=True)
     code, out, err = run_case(case, ctx)
-    after = relation_state(ctx.target_db.dsn)
+    after = relation_state(ctx.target_db.dsn, ledger=True)
     if os.environ.get("NC_REL_RECORD"):  # docs/reliability.md quotes what users see
         with open(os.environ["NC_REL_RECORD"], "a") as f:
             f.write(json.dumps({"case": case.id, "code": code, "stderr": err}) + "\n")
@@ -329,8 +330,16 @@ def test_bad_input(case: Case, ctx: Ctx) -> None:
     for pattern in case.absent:
         assert not re.search(pattern, err, re.IGNORECASE), f"{pattern!r} in:\n{err}"
     stderr_is_short(err, lines=8 if code == 2 else 4)
-    # the target is exactly as it was
+    # the target is exactly as it was; the ledger too, unless the input passed validation and a
+    # table failed on the target (then the ledger records that failure, and nothing else moved)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    failed_tables = [json.loads(line)["table"] for line in out.splitlines()
+                     if json.loads(line).get("event") == "table_failed"]
+    if failed_tables:
+        changed = {k for k in changed if k[0] != "nightcopy"}
+        recorded = ctx.target_db.query("SELECT table_name FROM nightcopy.table_results "
+                                       "WHERE status = 'failed'")
+        assert set(failed_tables) <= {r[0] for r in recorded}, (failed_tables, recorded)
     assert not changed, f"target changed: {sorted(changed)}"
 
 

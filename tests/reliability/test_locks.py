@@ -3,7 +3,8 @@
 - A long reader transaction holds ACCESS SHARE on the target table during the swap: each wait
   for ACCESS EXCLUSIVE lasts at most --lock-timeout, the swap is retried with backoff, then the
   table fails clearly; a reporting query issued meanwhile is never held up longer than the
-  bound. Checked with pg_locks samples and generous bounds (3x the configured wait).
+  bound. Checked with pg_locks samples and generous bounds (6x the configured wait: without the
+  bound the waits would last as long as the reader's transaction, i.e. the whole test).
 - A worker killed while the server runs its statement (a long index build): the server-side
   work stops within the client check interval (5 s; bound 15 s) and every lock goes with it.
 - A frozen worker (SIGSTOP) idle in its transaction between swap tries holds no lock a reader
@@ -33,7 +34,10 @@ from rel_tools import (
 
 LOCK_TIMEOUT = 0.5
 ATTEMPTS = 3
-BOUND = 3 * LOCK_TIMEOUT
+# Generous (a loaded 2-core CI machine samples and connects late), yet far below an unbounded
+# wait, which lasts until the reader's transaction ends: never, in these tests, before the
+# worker gives up.
+BOUND = 6 * LOCK_TIMEOUT
 
 
 def _setup(dbs) -> tuple[tuple, tuple]:
@@ -94,7 +98,7 @@ class LockWatch(threading.Thread):
 
 class Reporter(threading.Thread):
     """A reporting user: a short query on the table every 50 ms, each on a new connection;
-    records how long each one took."""
+    records how long each query took (the connection set-up is not what the lock bounds)."""
 
     def __init__(self, dsn: str, table: str):
         super().__init__(daemon=True)
@@ -104,8 +108,8 @@ class Reporter(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            t0 = time.monotonic()
             conn = psycopg2.connect(self.dsn)
+            t0 = time.monotonic()
             with conn.cursor() as cur:
                 cur.execute(f"SELECT count(*) FROM {self.table}")
                 cur.fetchone()
@@ -240,10 +244,9 @@ def test_frozen_worker_idle_in_transaction_blocks_no_reader(dbs, tmp_path) -> No
                  30, 0.005, "the worker to back off between swap tries")
         w.proc.send_signal(signal.SIGSTOP)
         reader.rollback()
-        # a report runs while the worker is frozen mid-transaction
-        t0 = time.monotonic()
+        # a report runs while the worker is frozen mid-transaction (had the frozen worker kept
+        # a lock, the report would wait for as long as it stays frozen: no wall-clock bound)
         assert table_checksum(dbs.target.dsn, "public.report") == old
-        assert time.monotonic() - t0 < 1.0
         conn = psycopg2.connect(dbs.target.dsn)
         with conn.cursor() as cur:
             cur.execute("""SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a USING (pid)
@@ -253,9 +256,9 @@ def test_frozen_worker_idle_in_transaction_blocks_no_reader(dbs, tmp_path) -> No
         conn.close()
         w.proc.send_signal(signal.SIGKILL)
         w.proc.wait(10)
-        t0 = time.monotonic()
-        wait_for(lambda: not backends(dbs.target.dsn, app), 5, what="the frozen worker's session")
-        assert time.monotonic() - t0 < 5
+        # the server reads EOF at once; idle_in_transaction_session_timeout (minutes) would be
+        # the only other way out
+        wait_for(lambda: not backends(dbs.target.dsn, app), 30, what="the frozen worker's session")
     finally:
         w.close()
         reader.close()
@@ -277,10 +280,11 @@ def test_second_run_on_same_table_fails_at_once_naming_the_first(dbs, tmp_path) 
                 "--lock-timeout", "2", "--lock-attempts", "5"], tmp_path / "a")
     try:
         wait_for(lambda: any(s for _t, s in watch.samples), 30, what="run A's swap to wait")
-        t0 = time.monotonic()
         b = _worker(dbs, tmp_path, "run-b")
         code_b = b.wait(60)
-        b_seconds = time.monotonic() - t0
+        # Ordering, not a clock: B ended while A was still waiting behind the reader (had B
+        # waited for A's lock, it could only end after the reader lets A through, below).
+        a_still_running = a.proc.poll() is None
         reader.rollback()
         code_a = a.wait(60)
     finally:
@@ -292,6 +296,6 @@ def test_second_run_on_same_table_fails_at_once_naming_the_first(dbs, tmp_path) 
     assert code_b == 1
     error = [e for e in b.events if e["event"] == "table_failed"][0]["error"]
     assert "is being copied right now by nightcopy:run-a" in error, error
-    assert b_seconds < 15, b_seconds  # at once: no waiting for A's lock
+    assert a_still_running, a.stderr
     assert code_a == 0, a.stderr
     assert table_checksum(dbs.target.dsn, "public.report") == new

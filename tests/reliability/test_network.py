@@ -5,6 +5,8 @@ message naming the side, leaves the target table as it was, and retries it with 
 
 from __future__ import annotations
 
+import time
+
 import psycopg2
 import pytest
 from rel_tools import (
@@ -220,3 +222,41 @@ def test_source_server_crash_mid_copy_retry_takes_new_snapshot(dbs, pw_server, p
     assert any("new snapshot" in m for m in warnings), warnings
     assert table_checksum(dbs.target.dsn, "public.big") == table_checksum(source, "public.big")
     assert staged_leftovers(dbs.target.dsn) == []
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_retry_reimports_the_runs_snapshot(side: str, dbs, proxies, tmp_path) -> None:
+    """--retries 1 after a cut while the exporter lives: the retry reads the same snapshot as
+    the first try (a new source connection re-imports it), so rows committed on the source in
+    between are not copied (every table of the invocation stays at one point in time)."""
+    _old, at_snapshot = _setup(dbs)
+    db = dbs.source if side == "source" else dbs.target
+    proxy = proxies(unix_socket_of(db.dsn), cut_after=CUT_AFTER,
+                    direction="down" if side == "source" else "up",
+                    delay=0.05, chunk=16384)  # ~1 s of first try before the cut
+    source = proxy.dsn(dbs.source.dsn) if side == "source" else dbs.source.dsn
+    target = proxy.dsn(dbs.target.dsn) if side == "target" else dbs.target.dsn
+    run_id = f"cut-same-snapshot-{side}"
+    w = Worker(["copy", "--source", with_password(source), "--target", with_password(target),
+                "--tables", "public.big, public.small", "--retries", "1", "--run-id", run_id],
+               tmp_path / "w")
+    try:
+        wait_for(lambda: any("to stdout" in (q or "").lower() for _p, _s, _w, q in
+                             backends(dbs.source.dsn, f"nightcopy:{run_id}")), 60, 0.01,
+                 "the first try's COPY on the source")
+        dbs.source.execute("INSERT INTO public.big SELECT g, 'after the snapshot' FROM "
+                           "generate_series(100001, 100100) g")
+        changed_at = time.time()
+        code = w.wait(120)
+    finally:
+        w.close()
+    check_output(w.stdout, w.stderr, ledger_text(dbs.target.dsn))
+    assert proxy.cut_done == 1
+    retry = [e for e in w.events if e["event"] == "warning" and "retrying" in e["message"]]
+    assert retry and retry[0]["ts"] > changed_at, "the source changed after the retry began"
+    assert code == 0, w.stderr
+    copied = [e for e in w.events if e["event"] == "table_copied" and e["table"] == "public.big"]
+    assert copied and copied[0]["attempts"] == 2
+    assert table_checksum(dbs.target.dsn, "public.big") == at_snapshot
+    assert table_checksum(dbs.source.dsn, "public.big") != at_snapshot
+    assert not [e for e in w.events if e["event"] == "warning" and "snapshot" in e["message"]]

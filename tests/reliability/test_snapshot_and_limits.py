@@ -229,8 +229,12 @@ def small_filesystem(size_mb: int):
                           capture_output=True, text=True)
     if proc.returncode != 0:
         path.rmdir()
-        pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip()}); out-of-space is "
-                    "then tested by hand: docs/reliability.md says how")
+        message = (f"cannot mount a small tmpfs here ({proc.stderr.strip()}); out-of-space is "
+                   "then tested by hand: docs/reliability.md says how")
+        if os.environ.get("CI") or os.environ.get("NIGHTCOPY_REQUIRE_TMPFS"):
+            # In CI a missing capability must not pass as a skip (as NIGHTCOPY_REQUIRE_PG15).
+            pytest.fail(message + " (CI: run as root, or with CAP_SYS_ADMIN)")
+        pytest.skip(message)
     try:
         yield path
     finally:

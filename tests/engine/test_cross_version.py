@@ -31,7 +31,7 @@ def _as_postgres_user(args: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def pg15(pg_servers) -> Iterator[Server]:
     if not (PG15 / "postgres").exists():
-        if os.environ.get("NIGHTCOPY_REQUIRE_PG15"):
+        if os.environ.get("NIGHTCOPY_REQUIRE_PG15") or os.environ.get("CI"):
             pytest.fail("PostgreSQL 15 is missing: apt-get install postgresql-15")
         pytest.skip("PostgreSQL 15 binaries not installed (apt-get install postgresql-15)")
     base = Path(tempfile.mkdtemp(prefix="nightcopy-pg15-"))

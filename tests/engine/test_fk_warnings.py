@@ -1,0 +1,46 @@
+"""Foreign keys the copy cannot keep as they were: each one is a warning naming the key."""
+
+from __future__ import annotations
+
+SOURCE = """
+    CREATE TABLE public.parent (id int PRIMARY KEY);
+    CREATE TABLE public.child (id int PRIMARY KEY,
+                               parent_id int CONSTRAINT child_parent_fk REFERENCES public.parent);
+    INSERT INTO public.parent SELECT generate_series(1, 10);
+    INSERT INTO public.child SELECT g, g FROM generate_series(1, 10) g;
+"""
+
+
+def _fk(dbs) -> list[tuple]:
+    return dbs.target.query("SELECT conname, convalidated FROM pg_constraint "
+                            "WHERE conname = 'child_parent_fk'")
+
+
+def test_a_key_to_a_table_outside_the_invocation_is_skipped_with_a_warning(copy, dbs):
+    dbs.source.execute(SOURCE)
+    result = copy("public.child")
+    assert result.returncode == 0, result.stderr
+    warnings = [e["message"] for e in result.events_of("warning")]
+    assert any("foreign key child_parent_fk references a table outside this copy" in w
+               for w in warnings), warnings
+    assert _fk(dbs) == []
+    assert dbs.target.scalar("SELECT count(*) FROM public.child") == 10
+
+
+def test_a_key_that_does_not_validate_is_left_not_valid_with_a_warning(copy, dbs):
+    dbs.source.execute(SOURCE)
+    assert copy("public.parent,public.child").returncode == 0
+    assert _fk(dbs) == [("child_parent_fk", True)]
+    # The parent cannot be swapped this time (a target materialized view depends on it), so it
+    # keeps its old rows while the child gets a row pointing at a parent only the source has.
+    dbs.target.execute("CREATE MATERIALIZED VIEW public.parent_mv AS SELECT * FROM public.parent")
+    dbs.source.execute("INSERT INTO public.parent VALUES (11); INSERT INTO public.child "
+                       "VALUES (11, 11)")
+    result = copy("public.parent,public.child")
+    assert result.returncode == 1
+    assert [e["table"] for e in result.events_of("table_failed")] == ["public.parent"]
+    warnings = [e["message"] for e in result.events_of("warning")]
+    assert any("foreign key child_parent_fk left NOT VALID" in w for w in warnings), warnings
+    # Readers still see the key (enforced for new rows), marked as not validated.
+    assert _fk(dbs) == [("child_parent_fk", False)]
+    assert dbs.target.scalar("SELECT count(*) FROM public.child") == 11
