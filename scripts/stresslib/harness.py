@@ -32,6 +32,7 @@ class StressConfig:
     swap_scope: str | None = None  # linked | group | table; None: the worker's default
     jobs: int = 4
     lock_timeout: float = 2.0  # nightcopy's default
+    lock_attempts: int | None = None  # None: nightcopy's default (6)
     readers: int = 4
     sizes: world.Sizes = field(default_factory=world.Sizes)
     between_nights: float = 0.3  # readers also query the settled state between two nights
@@ -150,6 +151,8 @@ def run_worker(source: str, target: str, config: StressConfig, run_id: str,
             "--tables", ",".join(world.TABLES), "--jobs", str(config.jobs),
             "--strategy", config.strategy, "--lock-timeout", f"{config.lock_timeout:g}",
             "--run-id", run_id]
+    if config.lock_attempts is not None:
+        args += ["--lock-attempts", str(config.lock_attempts)]
     if pass_scope and config.swap_scope and config.strategy == "swap":
         args += ["--swap-scope", config.swap_scope]
     proc = subprocess.run(args, capture_output=True, text=True, env=_worker_env(), timeout=600)

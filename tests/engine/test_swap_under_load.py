@@ -5,9 +5,11 @@ used as a reporting database is: a view joining copied tables, readers polling i
 today's engine and are marked xfail(strict): the day issue 14 is fixed they XPASS, which fails
 the run and tells the fixer to remove the marks.
 
-- two workers of one invocation deadlock each other while both re-create a shared view;
+- two workers of one invocation deadlock each other through a shared view (each already holds
+  ACCESS SHARE on both tables, taken when it read the view's definition at the start of its
+  transaction, when it asks for ACCESS EXCLUSIVE on its own table);
 - a reader of that view gets `deadlock detected` (it locks the view, then waits for the table
-  the swap holds, while the swap waits for the view);
+  the swap holds, while the swap waits for the view to drop it);
 - a materialized view over a copied table makes the swap fail the table;
 - between two per-table swaps a view joining both shows tonight's rows of one table with last
   night's of the other;
@@ -157,8 +159,9 @@ class ViewReader(threading.Thread):
         self.join(30)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: two swaps re-creating a shared view deadlock "
-                   "each other (LOCK TABLE, then DROP VIEW / CREATE VIEW in no global order)")
+@pytest.mark.xfail(strict=True, reason="issue 14: two workers deadlock through a shared view "
+                   "(each holds ACCESS SHARE on both tables from reading the view's definition, "
+                   "then asks for ACCESS EXCLUSIVE on its own)")
 def test_two_workers_never_deadlock_through_a_shared_view(dbs, cli) -> None:
     """One invocation, --jobs 2, two tables of the same size joined by one target view and
     nothing else connected: the two workers swap at about the same moment and must never wait
