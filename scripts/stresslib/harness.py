@@ -23,6 +23,7 @@ import psycopg2
 
 from stresslib import world
 from stresslib.readers import Observation, start_readers, stop_readers
+from stresslib.world import one
 
 
 @dataclass
@@ -173,7 +174,7 @@ def _deadlocks(dsn: str) -> int:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
-            return int(cur.fetchone()[0])
+            return int(one(cur)[0])
     finally:
         conn.close()
 
@@ -189,7 +190,7 @@ def settled_deadlocks(dsn: str, app_prefix: str = "nightcopy:") -> int:
             while time.monotonic() < deadline:
                 cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
                             (app_prefix + "%",))
-                if cur.fetchone()[0] == 0:
+                if one(cur)[0] == 0:
                     break
                 time.sleep(0.05)
     finally:

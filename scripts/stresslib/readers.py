@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from stresslib.world import QUERIES
+from stresslib.world import QUERIES, one
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Reader(threading.Thread):
         try:
             with conn.cursor() as cur:
                 cur.execute(QUERIES[relation])
-                count, checksum, nights = cur.fetchone()
+                count, checksum, nights = one(cur)
             self.observations.append(Observation(self.number, relation, txn_start, start,
                                                  time.monotonic(),
                                                  (count, int(checksum), tuple(nights))))

@@ -38,7 +38,7 @@ def details(result: StressResult, limit: int = 5) -> str:
     failures = Counter(error for _n, _t, error in result.failed_tables)
     for error, count in failures.most_common(limit):
         lines.append(f"  failed table x{count}: {error}")
-    for error, count in Counter(o.error for o in result.errors).most_common(limit):
+    for error, count in Counter(o.error or '' for o in result.errors).most_common(limit):
         lines.append(f"  reader error x{count}: {error}")
     for o in result.mixed[:limit]:
         lines.append(f"  mixed: {o.relation} saw nights {list(o.result[2])}")  # type: ignore[index]

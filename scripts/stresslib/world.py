@@ -129,6 +129,14 @@ def night_sql(n: int, s: Sizes) -> str:
     """
 
 
+def one(cur) -> tuple:
+    """The single row a query must return."""
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from: {cur.query!r}")
+    return row
+
+
 def _execute(dsn: str, sql: str) -> None:
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
@@ -180,21 +188,21 @@ def lost_objects(dsn: str) -> list[str]:
         with conn.cursor() as cur:
             for name in VIEWS:
                 cur.execute("SELECT to_regclass(%s)", (name,))
-                if cur.fetchone()[0] is None:
+                if one(cur)[0] is None:
                     lost.append(f"{name} (dropped)")
                     continue
                 cur.execute("SELECT obj_description(%s::regclass, 'pg_class')", (name,))
-                if cur.fetchone()[0] != f"swap-stress: {name}":
+                if one(cur)[0] != f"swap-stress: {name}":
                     lost.append(f"comment on {name}")
                 cur.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (READER_ROLE, name))
-                if not cur.fetchone()[0]:
+                if not one(cur)[0]:
                     lost.append(f"grant on {name}")
             cur.execute("SELECT to_regclass('report.film_revenue_film')")
-            if cur.fetchone()[0] is None:
+            if one(cur)[0] is None:
                 lost.append("index report.film_revenue_film")
             for name in TABLES:
                 cur.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (READER_ROLE, name))
-                if not cur.fetchone()[0]:
+                if not one(cur)[0]:
                     lost.append(f"grant on {name}")
     finally:
         conn.close()
@@ -210,7 +218,7 @@ def expected_results(dsn: str) -> dict[str, tuple]:
             out = {}
             for relation, query in QUERIES.items():
                 cur.execute(query)
-                count, checksum, nights = cur.fetchone()
+                count, checksum, nights = one(cur)
                 out[relation] = (count, int(checksum), tuple(nights))
         conn.rollback()
         return out
