@@ -46,6 +46,9 @@ def details(result: StressResult, limit: int = 5) -> str:
         kinds = Counter(o.relation for o in result.neither_night)
         lines.append("  results equal to neither the old nor the new night, by relation: "
                      + ", ".join(f"{rel} x{count}" for rel, count in kinds.most_common()))
+        if result.failed_tables:
+            lines.append("  (a failed table keeps an older night's rows, so every later query "
+                         "over it counts here too, as does a materialized view left stale)")
     slow = [o for o in result.observations if o.wait > result.bound]
     for o in sorted(slow, key=lambda o: -o.wait)[:limit]:
         lines.append(f"  slow: {o.relation} waited {o.wait:.2f}s "
