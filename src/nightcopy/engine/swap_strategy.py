@@ -64,9 +64,8 @@ class _Swap:
         load.build_indexes([i for i in (old.indexes if old is not None else [])
                             if i.name not in source_names])
         load.finish(staged_table)
-        load.out.lock_wait_seconds += with_lock_retries(
-            self.cur, lambda: self._swap(old), load.settings.lock_policy, load.out.table,
-            "take the lock for the swap")
+        with_lock_retries(self.cur, lambda: self._swap(old), load.settings.lock_policy,
+                          load.out.table, "take the lock for the swap", load.out.add_lock_wait)
 
     def _swap(self, old: TargetTable | None) -> None:
         d, out = self.load.table, self.load.out
@@ -75,7 +74,7 @@ class _Swap:
             t0 = time.monotonic()
             lock_in_order(self.cur, d.ref.qualified, [c for c, _ in old.incoming_fks],
                           old.referenced_tables)
-            out.lock_wait_seconds += time.monotonic() - t0
+            out.add_lock_wait(time.monotonic() - t0)
             # Look again under the lock: views or grants may have changed during the load.
             current = inspection.inspect(self.cur, d.ref.schema, d.ref.name, self.listed)
             if current is not None and current.blockers:

@@ -40,6 +40,9 @@ class TableOutcome:
     error: str | None = None
     started_at: float = field(default_factory=time.time)
 
+    def add_lock_wait(self, seconds: float) -> None:
+        self.lock_wait_seconds += seconds
+
     def event_fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {"table": self.table, "rows": self.rows, "bytes": self.bytes,
                                "seconds": round(self.seconds, 3),

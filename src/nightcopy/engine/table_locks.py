@@ -65,22 +65,20 @@ def lock_table_for_run(cur: cursor, table: str) -> None:
 
 
 def with_lock_retries(cur: cursor, body: Callable[[], None], policy: LockRetryPolicy,
-                      table: str, what: str) -> float:
+                      table: str, what: str, on_wait: Callable[[float], None]) -> None:
     """Run body() under a savepoint with a short lock_timeout, retrying with backoff.
 
     For a step inside the table's transaction: a failed try rolls back to the savepoint only.
-    Returns the seconds spent in lock waits that timed out."""
-    waited = 0.0
+    on_wait(seconds) is told of each lock wait that timed out."""
 
     def one_try() -> None:
-        nonlocal waited
         cur.execute("SAVEPOINT nightcopy_lock")
         cur.execute(f"SET LOCAL lock_timeout = '{policy.timeout_ms}ms'")
         t0 = time.monotonic()
         try:
             body()
         except LOCK_ERRORS:
-            waited += time.monotonic() - t0
+            on_wait(time.monotonic() - t0)
             cur.execute("ROLLBACK TO SAVEPOINT nightcopy_lock")
             raise
         cur.execute("SET LOCAL lock_timeout = 0")
@@ -95,7 +93,6 @@ def with_lock_retries(cur: cursor, body: Callable[[], None], policy: LockRetryPo
             f"{table}: could not {what} within {policy.attempts} tries of "
             f"{policy.timeout:g}s: other sessions on the target hold locks on "
             "it (long queries? see pg_locks); retry later or raise --lock-timeout") from None
-    return waited
 
 
 def run_with_lock_retries(conn: connection, statement: str, policy: LockRetryPolicy) -> None:

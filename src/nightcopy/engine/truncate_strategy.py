@@ -24,12 +24,12 @@ def truncate_and_load(load: TableLoad, old: TargetTable) -> None:
         t0 = time.monotonic()
         # TRUNCATE keeps the table and its own foreign keys: the parents stay unlocked.
         lock_in_order(cur, q, [c for c, _ in old.incoming_fks], [])
-        out.lock_wait_seconds += time.monotonic() - t0
+        out.add_lock_wait(time.monotonic() - t0)
         for child, conname in old.incoming_fks:
             cur.execute(f"ALTER TABLE {child} DROP CONSTRAINT {quote_ident(conname)}")
 
-    out.lock_wait_seconds += with_lock_retries(cur, lock, load.settings.lock_policy, out.table,
-                                               "lock the table for the truncate")
+    with_lock_retries(cur, lock, load.settings.lock_policy, out.table,
+                      "lock the table for the truncate", out.add_lock_wait)
     cur.execute(f"TRUNCATE {'' if d.partkey else 'ONLY '}{q}")
     load.copy_rows(lambda part: q if part is None else part.qualified, freeze=True)
     load.finish(q)
