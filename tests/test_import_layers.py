@@ -55,7 +55,7 @@ def test_the_unchanged_copy_keeps_the_contracts(project_copy: Path):
 @pytest.mark.parametrize("module, line, contract", [
     ("nightcopy/engine/events.py", "import boto3", "The engine is a library"),
     ("nightcopy/engine/table_copy.py", "import rich.console", "The engine is a library"),
-    ("nightcopy/engine/catalog.py", "from nightcopy.ops import plan", "Layers"),
+    ("nightcopy/engine/table_model.py", "from nightcopy.ops import plan", "Layers"),
     ("nightcopy/aws/ssm.py", "from nightcopy.ops import config_file", "Layers"),
     ("nightcopy/ops/plan.py", "import click", "Operations use no click or rich"),
     ("nightcopy/ops/history.py", "import boto3", "Every boto3 call is in nightcopy.aws"),

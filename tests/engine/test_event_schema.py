@@ -12,7 +12,7 @@ import pytest
 from nightcopy.engine import event_schema as ev
 from nightcopy.engine import events as events_module
 from nightcopy.engine.events import EventSchemaError, EventWriter
-from nightcopy.engine.table_copy import TableOutcome
+from nightcopy.engine.table_job import TableOutcome
 
 ENGINE = Path(events_module.__file__).parent
 

@@ -1,6 +1,10 @@
-"""Connection strings and connections: parsing, redaction, session settings, clear errors."""
+"""Connection strings and connections: parsing, redaction, session settings, clear errors,
+and telling a lost connection from a failed statement."""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -18,6 +22,8 @@ TEXT_SETTINGS = {
     "lc_monetary": "C",
     "search_path": "",
 }
+# Target sessions: never idle in a transaction for long (a killed worker's locks go away).
+TARGET_SETTINGS = {"idle_in_transaction_session_timeout": "10min", "lock_timeout": "60s"}
 
 
 def parse(dsn: str, role: str) -> dict[str, str]:
@@ -84,11 +90,11 @@ class Connection(psycopg2.extensions.connection):
     nightcopy_settings: dict[str, str]
 
 
-def connect(dsn: str, role: str, application_name: str, *, server_version_min: int = 0,
+def connect(dsn: str, role: str, application_name: str, *,
             settings: dict[str, str] | None = None) -> Connection:
     """Open a connection with keepalives, a connect timeout and nightcopy's session settings."""
     params = parse(dsn, role)
-    extra: dict[str, object] = {
+    extra: dict[str, Any] = {
         "application_name": application_name[:63],
         "keepalives": 1,
         "keepalives_idle": 30,
@@ -122,7 +128,8 @@ def connect(dsn: str, role: str, application_name: str, *, server_version_min: i
     return conn
 
 
-def apply_settings(cur, settings: dict[str, str], local: bool) -> None:
+def apply_settings(cur: psycopg2.extensions.cursor, settings: dict[str, str], local: bool
+                   ) -> None:
     """One round trip of set_config() calls; local=True scopes them to the transaction."""
     calls = ", ".join(["pg_catalog.set_config(%s, %s, %s)"] * len(settings))
     params: list[object] = []
@@ -130,3 +137,56 @@ def apply_settings(cur, settings: dict[str, str], local: bool) -> None:
         params += [name, value, local]
     cur.execute(f"SELECT {calls}", params)
 
+
+# --------------------------------------------------------------------------- lost connections
+
+_LOST_MARKERS = ("no message from the libpq", "server closed the connection", "ssl syscall",
+                 "could not receive data", "could not send data", "connection not open",
+                 "eof detected", "terminating connection", "connection already closed")
+# SQLSTATEs that mean the session is gone (class 08) or the server is going away.
+_LOST_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def looks_lost(exc: BaseException) -> bool:
+    """Whether an error means the connection itself is gone (worth a retry)."""
+    code = getattr(exc, "pgcode", None)
+    if code:
+        # The server answered: disk full, out of memory, a cancelled statement... are not
+        # lost connections, and a retry would not help.
+        return code.startswith(_LOST_STATES)
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return True
+    # libpq reports some cuts mid-COPY as a bare DatabaseError ("error with status
+    # PGRES_COPY_OUT and no message from the libpq").
+    return isinstance(exc, psycopg2.DatabaseError) and any(
+        m in str(exc).lower() for m in _LOST_MARKERS)
+
+
+def is_broken(conn: psycopg2.extensions.connection | None) -> bool:
+    """Whether libpq already knows the connection is unusable (None: there is none)."""
+    if conn is None:
+        return False
+    if conn.closed:
+        return True
+    try:
+        return conn.info.status != 0  # libpq CONNECTION_OK
+    except psycopg2.Error:
+        return True
+
+
+def is_alive(conn: psycopg2.extensions.connection) -> bool:
+    """Ask the server: libpq learns of a restarted server only when it next talks to it."""
+    if is_broken(conn):
+        return False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        conn.commit()
+        return True
+    except psycopg2.Error:
+        return False
+
+
+def close_quietly(conn: psycopg2.extensions.connection) -> None:
+    with contextlib.suppress(psycopg2.Error):
+        conn.close()

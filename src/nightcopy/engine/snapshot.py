@@ -8,15 +8,16 @@ again while the exporter lives; only when the exporter is gone does a retry take
 
 from __future__ import annotations
 
-from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, connection
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
-from nightcopy.engine import connection as dsnlib
+from nightcopy.engine.connection import Connection, apply_settings, connect
+from nightcopy.engine.pg_rows import fetch_value
 
 # Source sessions idle in their snapshot transaction while the target builds indexes.
 SOURCE_SETTINGS = {"idle_in_transaction_session_timeout": "12h"}
 
 
-def begin_snapshot_transaction(conn: connection, snapshot_id: str | None) -> str:
+def begin_snapshot_transaction(conn: Connection, snapshot_id: str | None) -> str:
     """Start the read transaction (importing snapshot_id if given); returns the snapshot id."""
     conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
     with conn.cursor() as cur:
@@ -24,11 +25,10 @@ def begin_snapshot_transaction(conn: connection, snapshot_id: str | None) -> str
             cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_id,))
         # With RLS, COPY would silently return fewer rows; off makes it fail loudly instead.
         cur.execute("SET LOCAL row_security = off")
-        dsnlib.apply_settings(cur, conn.nightcopy_settings, local=True)
+        apply_settings(cur, conn.nightcopy_settings, local=True)
         if snapshot_id:
             return snapshot_id
-        cur.execute("SELECT pg_catalog.pg_export_snapshot()")
-        return cur.fetchone()[0]
+        return str(fetch_value(cur, "SELECT pg_catalog.pg_export_snapshot()"))
 
 
 class Snapshot:
@@ -37,14 +37,14 @@ class Snapshot:
     def __init__(self, source_dsn: str, application_name: str):
         self.source_dsn = source_dsn
         self.application_name = application_name
-        self.conn = dsnlib.connect(source_dsn, "source", application_name,
+        self.conn = connect(source_dsn, "source", application_name,
                                    settings=SOURCE_SETTINGS)
         self.id = begin_snapshot_transaction(self.conn, None)
 
-    def open_worker_connection(self, application_name: str) -> tuple[connection, bool]:
+    def open_worker_connection(self, application_name: str) -> tuple[Connection, bool]:
         """A source connection reading this snapshot; (conn, fresh) where fresh means the
         exporter was gone and the connection has a snapshot of its own."""
-        conn = dsnlib.connect(self.source_dsn, "source", application_name,
+        conn = connect(self.source_dsn, "source", application_name,
                               settings=SOURCE_SETTINGS)
         try:
             begin_snapshot_transaction(conn, self.id)

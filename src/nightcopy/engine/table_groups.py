@@ -31,6 +31,8 @@ def parse_table_groups(value: str | list) -> list[TableGroup]:
         raise ConfigError(f"table_groups is empty or not a list; {_SHAPE}")
     groups: list[TableGroup] = []
     for i, item in enumerate(value, start=1):
+        name: object  # checked below: a str and a list once the item passed
+        tables: object
         if isinstance(item, list):
             name, tables = f"g{i}", item
         elif isinstance(item, dict):

@@ -1,5 +1,5 @@
 """Definitions on the target: what the tables need (schemas, types, sequences) and the DDL
-that creates a table, its partitions, indexes, constraints, comments and grants.
+that creates a table, its partitions, indexes, constraints and comments (grants: grants.py).
 
 Tables are built in a staging schema of their own per target schema (nightcopy_stage_<schema>)
 where they can carry the source's index and constraint names until the swap moves them.
@@ -11,19 +11,14 @@ import hashlib
 from collections.abc import Callable
 
 import psycopg2
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
-from nightcopy.engine.catalog import (
-    STAGE_PREFIX,
-    Column,
-    Constraint,
-    IndexDef,
-    PartitionDef,
-    SequenceDef,
-    TableDef,
-    TypeDef,
-    quote_ident,
-)
+from nightcopy.engine.failure_messages import pg_message
+from nightcopy.engine.pg_rows import fetch_value
+from nightcopy.engine.sql_names import qualified_name, quote_ident
+from nightcopy.engine.table_model import Column, IndexDef, SequenceDef, TableDef, TypeDef
+
+STAGE_PREFIX = "nightcopy_stage_"
 
 
 def stage_schema(schema: str) -> str:
@@ -33,19 +28,14 @@ def stage_schema(schema: str) -> str:
     return name
 
 
-def qname(schema: str, name: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
-
-
 def staged(schema: str, name: str) -> str:
-    return qname(stage_schema(schema), name)
+    return qualified_name(stage_schema(schema), name)
 
 
 Warn = Callable[[str], None]
 
 
-class PrepareFailures(dict):
-    """table oid -> error message, for tables whose prerequisites could not be created."""
+PrepareFailures = dict[int, str]  # table oid -> why its prerequisites could not be created
 
 
 def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
@@ -55,7 +45,7 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
     Type changes must be committed before a load can use them (a new enum value cannot be used
     in the transaction that added it), so this is the one change that can outlive a failed run.
     """
-    failures = PrepareFailures()
+    failures: PrepareFailures = {}
     schemas: set[str] = set()
     for d in defs:
         schemas.add(d.ref.schema)
@@ -72,8 +62,8 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
         cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('nightcopy.prepare'))")
         for schema in sorted(schemas):
             for s in (schema, stage_schema(schema)):
-                cur.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (s,))
-                if cur.fetchone() is None:
+                if fetch_value(cur, "SELECT count(*) FROM pg_catalog.pg_namespace "
+                               "WHERE nspname = %s", (s,)) == 0:
                     cur.execute(f"CREATE SCHEMA {quote_ident(s)}")
         failed_types: set[int] = set()
         for t in types:
@@ -89,13 +79,13 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
                 failed_types.add(t.oid)
                 message = str(exc) if isinstance(exc, _MissingType) else (
                     f"cannot create type {t.qualified} on the target: "
-                    f"{_pg_message(exc)}")
+                    f"{pg_message(exc, detail=False)}")
                 for d in type_users.get(t.oid, []):
                     failures.setdefault(d.ref.oid, message)
         for d in defs:
             for seq in d.sequences:
-                cur.execute("SELECT pg_catalog.to_regclass(%s)", (seq.qualified,))
-                if cur.fetchone()[0] is None:
+                if fetch_value(cur, "SELECT pg_catalog.to_regclass(%s)",
+                               (seq.qualified,)) is None:
                     cur.execute(f"CREATE SEQUENCE {seq.qualified} {seq.options_sql()}")
     conn.commit()
     return failures
@@ -118,16 +108,8 @@ class _MissingType(Exception):
     pass
 
 
-def _pg_message(exc: psycopg2.Error) -> str:
-    diag = getattr(exc, "diag", None)
-    if diag is not None and diag.message_primary:
-        return diag.message_primary
-    return str(exc).strip().splitlines()[0]
-
-
-def _ensure_type(cur, t: TypeDef, warn: Warn) -> None:
-    cur.execute("SELECT pg_catalog.to_regtype(%s)::oid", (t.qualified,))
-    exists = cur.fetchone()[0] is not None
+def _ensure_type(cur: cursor, t: TypeDef, warn: Warn) -> None:
+    exists = fetch_value(cur, "SELECT pg_catalog.to_regtype(%s)::oid", (t.qualified,)) is not None
     if t.kind == "A":
         return  # array types come with their element type
     if t.extension:
@@ -185,7 +167,7 @@ def _ensure_type(cur, t: TypeDef, warn: Warn) -> None:
                            "create it (or its extension) on the target first")
 
 
-def _literal(cur, value: str) -> str:
+def _literal(cur: cursor, value: str) -> str:
     return cur.mogrify("%s", (value,)).decode()
 
 
@@ -201,7 +183,7 @@ def _column_sql(col: Column, stage: str) -> str:
         seq = col.identity_seq
         opts = ""
         if seq is not None:
-            opts = (f" (SEQUENCE NAME {qname(stage, seq.name)} INCREMENT BY {seq.increment} "
+            opts = (f" (SEQUENCE NAME {qualified_name(stage, seq.name)} INCREMENT BY {seq.increment} "
                     f"MINVALUE {seq.minvalue} MAXVALUE {seq.maxvalue} START WITH {seq.start} "
                     f"CACHE {seq.cache}{' CYCLE' if seq.cycle else ''})")
         parts.append(f"GENERATED {how} AS IDENTITY{opts}")
@@ -243,7 +225,7 @@ def create_table_sql(d: TableDef) -> list[str]:
     return statements
 
 
-def _index_sql(index: IndexDef, table: str) -> str:
+def index_sql(index: IndexDef, table: str) -> str:
     unique = "UNIQUE " if index.unique else ""
     return f"CREATE {unique}INDEX {quote_ident(index.name)} ON {table} USING {index.body}"
 
@@ -253,12 +235,12 @@ def post_load_sql(d: TableDef) -> list[str]:
     table = staged(d.ref.schema, d.ref.name)
     out = [f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
            for k in d.constraints if k.kind in ("p", "u", "x")]
-    out += [_index_sql(i, table) for i in d.indexes]
+    out += [index_sql(i, table) for i in d.indexes]
     for p in d.partitions:
         ptable = staged(p.schema, p.name)
         out += [f"ALTER TABLE {ptable} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
                 for k in p.constraints if k.kind in ("p", "u", "x")]
-        out += [_index_sql(i, ptable) for i in p.indexes]
+        out += [index_sql(i, ptable) for i in p.indexes]
     return out
 
 
@@ -267,7 +249,7 @@ def comments_sql(d: TableDef, schema_of: Callable[[str], str], literal: Callable
     """COMMENT statements for the table, its columns, constraints and indexes.
 
     schema_of maps a source schema to where the objects are now (staging or final)."""
-    table = qname(schema_of(d.ref.schema), d.ref.name)
+    table = qualified_name(schema_of(d.ref.schema), d.ref.name)
     out = []
     if d.comment is not None:
         out.append(f"COMMENT ON TABLE {table} IS {literal(d.comment)}")
@@ -280,28 +262,9 @@ def comments_sql(d: TableDef, schema_of: Callable[[str], str], literal: Callable
                        f"IS {literal(k.comment)}")
     for i in d.indexes:
         if i.comment is not None:
-            out.append(f"COMMENT ON INDEX {qname(schema_of(d.ref.schema), i.name)} "
+            out.append(f"COMMENT ON INDEX {qualified_name(schema_of(d.ref.schema), i.name)} "
                        f"IS {literal(i.comment)}")
     return out
-
-
-def grants_sql(table: str, acl: list[tuple[str, str]], columns: list[tuple[str, str, str]],
-               existing_roles: set[str]) -> tuple[list[str], list[str]]:
-    """GRANTs for roles that exist here; returns (statements, roles skipped)."""
-    out, skipped = [], []
-    for grantee, privilege in acl:
-        if grantee != "PUBLIC" and grantee not in existing_roles:
-            skipped.append(grantee)
-            continue
-        who = "PUBLIC" if grantee == "PUBLIC" else quote_ident(grantee)
-        out.append(f"GRANT {privilege} ON {table} TO {who}")
-    for column, grantee, privilege in columns:
-        if grantee != "PUBLIC" and grantee not in existing_roles:
-            skipped.append(grantee)
-            continue
-        who = "PUBLIC" if grantee == "PUBLIC" else quote_ident(grantee)
-        out.append(f"GRANT {privilege} ({quote_ident(column)}) ON {table} TO {who}")
-    return out, sorted(set(skipped))
 
 
 def sequence_value_sql(seq: SequenceDef, target_name: str) -> str:
@@ -313,11 +276,3 @@ def sequence_value_sql(seq: SequenceDef, target_name: str) -> str:
 
 def _regclass_literal(name: str) -> str:
     return name.replace("'", "''")
-
-
-def foreign_keys(defs: dict[int, TableDef]) -> list[tuple[TableDef, Constraint]]:
-    return [(d, k) for d in defs.values() for k in d.constraints if k.kind == "f"]
-
-
-def partition_names(d: TableDef) -> list[PartitionDef]:
-    return d.partitions

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from psycopg2.extensions import connection
 
-from nightcopy.engine.catalog import quote_ident
+from nightcopy.engine.pg_rows import one_row
+from nightcopy.engine.sql_names import quote_ident
 
 
 def checksum_sql(table: str, columns: list[str], only: bool = False) -> str:
@@ -21,5 +22,5 @@ def checksum(conn: connection, table: str, columns: list[str], only: bool = Fals
              ) -> tuple[int, str]:
     with conn.cursor() as cur:
         cur.execute(checksum_sql(table, columns, only))
-        count, total = cur.fetchone()
+        count, total = one_row(cur)
     return int(count), str(total)

@@ -2,7 +2,8 @@
 
 `run` needs the counts for its progress bars, `plan` the table names to rebalance, `validate`
 one line per problem; all three read the source catalog the same way the worker does
-(nightcopy.engine.catalog.resolve_tables), so they agree with what the worker will copy.
+(nightcopy.engine.source_catalog.listed_tables.resolve_tables), so they agree with what the
+worker will copy.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class ExpandedGroup:
 
 def expand_group(conn, name: str, items: list[str]) -> ExpandedGroup:
     """Expand one group's list; ConfigError (naming the group) for anything the worker refuses."""
-    from nightcopy.engine.catalog import resolve_tables
+    from nightcopy.engine.source_catalog.listed_tables import resolve_tables
     from nightcopy.engine.tablelist import parse_table_list
 
     try:

@@ -1,0 +1,68 @@
+"""Foreign keys between the tables of an invocation, added after all tables are in.
+
+NOT VALID first, then VALIDATE, so readers never wait on the validation scan. Runs for every
+pair on every invocation, also when all tables were skipped as already copied: a run killed
+during this step finds missing or unvalidated keys and finishes them.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+from psycopg2.extensions import connection
+
+from nightcopy.engine.events import EventWriter
+from nightcopy.engine.failure_messages import pg_message
+from nightcopy.engine.sql_names import quote_ident
+from nightcopy.engine.table_locks import LockRetryPolicy, run_with_lock_retries
+from nightcopy.engine.table_model import Constraint, TableDef
+
+
+def add_foreign_keys(tgt: connection, defs: dict[int, TableDef], policy: LockRetryPolicy,
+                     events: EventWriter) -> None:
+    for d in defs.values():
+        for k in d.constraints:
+            if k.kind != "f":
+                continue
+            if k.ref_table_oid not in defs:
+                events.warn(f"{d.ref.qualified}: foreign key {k.name} references a table "
+                            "outside this copy and was skipped", d.ref.qualified)
+                continue
+            _add_foreign_key(tgt, d, k, policy, events)
+
+
+def _add_foreign_key(tgt: connection, d: TableDef, k: Constraint, policy: LockRetryPolicy,
+                     events: EventWriter) -> None:
+    child = d.ref.qualified
+    name = quote_ident(k.name)
+    validate = k.validated
+    with tgt.cursor() as cur:
+        try:
+            cur.execute("SELECT convalidated FROM pg_catalog.pg_constraint WHERE "
+                        "conname = %s AND conrelid = pg_catalog.to_regclass(%s)",
+                        (k.name, child))
+            row = cur.fetchone()
+            tgt.commit()
+            if row is None:
+                not_valid = " NOT VALID" if k.validated else ""
+                # Partitioned referencing tables refuse NOT VALID before PostgreSQL 18.
+                if d.partkey and tgt.server_version < 180000:
+                    not_valid, validate = "", False
+                run_with_lock_retries(tgt, f"ALTER TABLE {child} ADD CONSTRAINT {name} "
+                                      f"{k.definition}{not_valid}", policy)
+            elif row[0]:
+                return  # present and valid
+        except psycopg2.Error as exc:
+            tgt.rollback()
+            events.warn(f"{child}: could not add foreign key {k.name}: {pg_message(exc)}",
+                        child)
+            return
+        if not validate:
+            return
+        try:
+            # SHARE UPDATE EXCLUSIVE: readers and writers go on during the scan.
+            cur.execute(f"ALTER TABLE {child} VALIDATE CONSTRAINT {name}")
+            tgt.commit()
+        except psycopg2.Error as exc:
+            tgt.rollback()
+            events.warn(f"{child}: foreign key {k.name} left NOT VALID: {pg_message(exc)}",
+                        child)

@@ -1,0 +1,64 @@
+"""Sequences the tables use: identity sequences (internal to their column) and sequences
+named in column defaults (serial columns, or sequences shared between tables)."""
+
+from __future__ import annotations
+
+from psycopg2.extensions import cursor
+
+from nightcopy.engine.pg_rows import Row, fetch_all
+from nightcopy.engine.source_catalog.definition_set import DefinitionSet
+from nightcopy.engine.table_model import SequenceDef
+
+
+def read_sequences(cur: cursor, found: DefinitionSet) -> None:
+    identity = fetch_all(cur, """
+        SELECT d.refobjid, a.attname, d.objid
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.deptype = 'i' AND d.refobjid = ANY(%s::oid[]) AND a.attidentity <> ''
+        """, (found.table_oids,))
+    if identity:
+        seqs = _sequence_defs(cur, [seqoid for _, _, seqoid in identity])
+        for relid, attname, seqoid in identity:
+            column = found.tables[relid].column(attname)
+            if column is not None:
+                column.identity_seq = seqs[seqoid]
+    used = fetch_all(cur, """
+        SELECT DISTINCT ad.adrelid, d.refobjid
+          FROM pg_catalog.pg_attrdef ad
+          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+         WHERE ad.adrelid = ANY(%s::oid[])""", (found.table_oids,))
+    if used:
+        seqs = _sequence_defs(cur, list({seqoid for _, seqoid in used}))
+        for relid, seqoid in used:
+            found.tables[relid].sequences.append(seqs[seqoid])
+
+
+def _sequence_defs(cur: cursor, oids: list[int]) -> dict[int, SequenceDef]:
+    """The sequences' options, current value and owning column, by oid."""
+    return {row[0]: _sequence_def(row) for row in fetch_all(cur, """
+        SELECT s.oid, format('%%I.%%I', n.nspname, s.relname), n.nspname, s.relname,
+               pg_catalog.format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement, q.seqmin,
+               q.seqmax, q.seqcache, q.seqcycle, pg_catalog.pg_sequence_last_value(s.oid),
+               od.refobjid, oa.attname
+          FROM pg_catalog.pg_class s
+          JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+          JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
+          LEFT JOIN pg_catalog.pg_depend od
+                 ON od.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND od.objid = s.oid
+                AND od.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND od.deptype IN ('a', 'i')
+          LEFT JOIN pg_catalog.pg_attribute oa ON oa.attrelid = od.refobjid
+                AND oa.attnum = od.refobjsubid
+         WHERE s.oid = ANY(%s::oid[])""", (oids,))}
+
+
+def _sequence_def(row: Row) -> SequenceDef:
+    (oid, qualified, schema, name, type_sql, start, increment, minvalue, maxvalue, cache, cycle,
+     last_value, owner_table_oid, owner_column) = row
+    return SequenceDef(oid, qualified, schema, name, type_sql, start, increment, minvalue,
+                       maxvalue, cache, cycle, last_value, owner_table_oid, owner_column)

@@ -1,0 +1,57 @@
+"""What one table's copy is given (CopySettings) and what it gives back (TableOutcome)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nightcopy.engine.table_locks import LockRetryPolicy
+from nightcopy.options import LOCK_ATTEMPTS, LOCK_TIMEOUT, STRATEGY, VERIFY
+
+
+@dataclass
+class CopySettings:
+    run_id: str
+    group: str | None
+    strategy: str = STRATEGY.default  # swap | truncate (defaults: nightcopy.options)
+    verify: str = VERIFY.default  # count | checksum
+    lock_timeout: float = LOCK_TIMEOUT.default  # seconds one lock wait may block readers behind it
+    lock_attempts: int = LOCK_ATTEMPTS.default
+    progress_every: float = 30.0
+
+    @property
+    def lock_policy(self) -> LockRetryPolicy:
+        return LockRetryPolicy(self.lock_timeout, self.lock_attempts)
+
+
+@dataclass
+class TableOutcome:
+    table: str
+    status: str  # copied | failed | skipped
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    copy_seconds: float = 0.0
+    index_seconds: float = 0.0
+    analyze_seconds: float = 0.0
+    lock_wait_seconds: float = 0.0
+    format: str = "binary"
+    attempts: int = 1
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+    def add_lock_wait(self, seconds: float) -> None:
+        self.lock_wait_seconds += seconds
+
+    def event_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"table": self.table, "rows": self.rows, "bytes": self.bytes,
+                               "seconds": round(self.seconds, 3),
+                               "copy_seconds": round(self.copy_seconds, 3),
+                               "index_seconds": round(self.index_seconds, 3),
+                               "analyze_seconds": round(self.analyze_seconds, 3),
+                               "lock_wait_seconds": round(self.lock_wait_seconds, 3),
+                               "format": self.format, "attempts": self.attempts}
+        if self.error:
+            out["error"] = self.error
+        return out

@@ -1,0 +1,163 @@
+"""The table model: what nightcopy knows of a source table, read once from the source catalog
+(source_catalog/) and turned into DDL on the target (target_ddl). Plain data, no queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nightcopy.engine.sql_names import qualified_name
+
+# pg_class.relkind -> how messages name a relation that is not a table.
+KIND_NAMES = {"v": "a view", "m": "a materialized view", "f": "a foreign table",
+              "S": "a sequence", "c": "a composite type", "i": "an index", "I": "an index"}
+
+Grant = tuple[str, str]  # (grantee role name or 'PUBLIC', privilege)
+
+
+@dataclass(frozen=True)
+class TableRef:
+    oid: int
+    schema: str
+    name: str
+    kind: str  # r = ordinary, p = partitioned
+    qualified: str  # format('%I.%I')
+    size_bytes: int = 0
+
+
+@dataclass
+class SequenceDef:
+    oid: int
+    qualified: str
+    schema: str
+    name: str
+    type_sql: str
+    start: int
+    increment: int
+    minvalue: int
+    maxvalue: int
+    cache: int
+    cycle: bool
+    last_value: int | None  # None: never called (setval(..., start, false))
+    owner_table_oid: int | None = None
+    owner_column: str | None = None
+
+    def options_sql(self) -> str:
+        return (f"AS {self.type_sql} INCREMENT BY {self.increment} MINVALUE {self.minvalue} "
+                f"MAXVALUE {self.maxvalue} START WITH {self.start} CACHE {self.cache} "
+                + ("CYCLE" if self.cycle else "NO CYCLE"))
+
+
+@dataclass
+class Column:
+    name: str
+    type_sql: str
+    type_oid: int
+    not_null: bool
+    default: str | None
+    identity: str  # '' | 'a' (always) | 'd' (by default)
+    generated: str  # '' | 's' (stored) | 'v' (virtual)
+    collation: str | None
+    comment: str | None
+    identity_seq: SequenceDef | None = None
+    acl: list[Grant] = field(default_factory=list)
+
+
+@dataclass
+class Constraint:
+    name: str
+    kind: str  # p u c x f
+    definition: str
+    comment: str | None
+    validated: bool
+    ref_table_oid: int | None  # FK target
+
+
+@dataclass
+class IndexDef:
+    name: str
+    unique: bool
+    body: str  # everything after USING
+    comment: str | None = None
+
+
+def index_body(indexdef: str, quoted_name: str, table: str, unique: bool) -> str:
+    """The part of pg_get_indexdef() after 'USING ', found by its exact known prefix."""
+    head = f"CREATE {'UNIQUE ' if unique else ''}INDEX {quoted_name} ON "
+    for only in ("ONLY ", ""):
+        prefix = f"{head}{only}{table} USING "
+        if indexdef.startswith(prefix):
+            return indexdef[len(prefix):]
+    raise ValueError(f"unexpected index definition: {indexdef}")
+
+
+@dataclass
+class PartitionDef:
+    oid: int
+    schema: str
+    name: str
+    parent_oid: int
+    bound: str
+    partkey: str | None  # set when the partition is itself partitioned
+    indexes: list[IndexDef] = field(default_factory=list)  # local (not inherited) ones
+    constraints: list[Constraint] = field(default_factory=list)  # local checks
+
+    @property
+    def qualified(self) -> str:
+        return qualified_name(self.schema, self.name)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.partkey is None
+
+
+@dataclass
+class TableDef:
+    ref: TableRef
+    columns: list[Column] = field(default_factory=list)
+    constraints: list[Constraint] = field(default_factory=list)
+    indexes: list[IndexDef] = field(default_factory=list)
+    partkey: str | None = None
+    partitions: list[PartitionDef] = field(default_factory=list)  # parents before children
+    comment: str | None = None
+    acl: list[Grant] = field(default_factory=list)
+    unlogged: bool = False
+    reloptions: list[str] = field(default_factory=list)
+    sequences: list[SequenceDef] = field(default_factory=list)  # named in column defaults
+    type_oids: set[int] = field(default_factory=set)
+    inherits_from: list[str] = field(default_factory=list)  # plain inheritance (not reproduced)
+    binary: bool = True
+    text_reason: str | None = None
+
+    @property
+    def copy_columns(self) -> list[Column]:
+        """Columns that go through COPY: generated columns are computed by the target."""
+        return [c for c in self.columns if not c.generated]
+
+    @property
+    def leaves(self) -> list[PartitionDef]:
+        return [p for p in self.partitions if p.is_leaf]
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass
+class TypeDef:
+    oid: int
+    schema: str
+    name: str
+    qualified: str
+    kind: str  # e enum, d domain, c composite, r range, b base, m multirange, A array
+    extension: str | None
+    labels: list[str] | None = None
+    base_sql: str | None = None  # domain base
+    not_null: bool = False
+    default: str | None = None
+    checks: list[str] = field(default_factory=list)
+    collation: str | None = None
+    attributes: list[str] = field(default_factory=list)  # composite: "name type"
+    subtype_sql: str | None = None
+    subtype_diff: str | None = None
+    multirange: str | None = None
+    depends: list[int] = field(default_factory=list)

@@ -1,0 +1,47 @@
+"""What the target holds under a listed table's name: the table and what depends on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nightcopy.engine.grants import RelationGrants
+from nightcopy.engine.table_model import IndexDef
+
+
+@dataclass
+class ViewDef:
+    oid: int
+    qualified: str
+    definition: str
+    options: list[str]
+    owner: str
+    grants: RelationGrants  # table-level ones only (see views.read_views)
+    comment: str | None
+    column_comments: list[tuple[str, str]]
+    depth: int
+
+
+@dataclass
+class TargetTable:
+    oid: int
+    kind: str
+    owner: str
+    grants: RelationGrants = field(default_factory=RelationGrants)
+    views: list[ViewDef] = field(default_factory=list)
+    blockers: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # target-side objects the swap cannot keep
+    # Statements to run on the new table: head + table name + tail (tail None: head alone).
+    carry_over: list[tuple[str, str | None]] = field(default_factory=list)
+    publications: list[str] = field(default_factory=list)
+    incoming_fks: list[tuple[str, str]] = field(default_factory=list)  # (table, constraint)
+    owned_sequences: list[str] = field(default_factory=list)
+    referenced_tables: list[str] = field(default_factory=list)  # its foreign keys point there
+    indexes: list[IndexDef] = field(default_factory=list)  # not owned by a constraint
+    columns: list[tuple[str, str]] = field(default_factory=list)  # (name, type) non-generated
+    leaves: list[str] = field(default_factory=list)
+    partition_oids: list[int] = field(default_factory=list)
+
+    @property
+    def relation_oids(self) -> list[int]:
+        """The table and all its partitions."""
+        return [self.oid, *self.partition_oids]

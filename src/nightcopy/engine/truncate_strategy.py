@@ -1,0 +1,58 @@
+"""--strategy truncate: TRUNCATE + COPY FREEZE + index maintenance in one transaction on the
+existing table. It keeps the table's identity and every dependent object, but readers wait
+for the whole load. A table new to the target is created by the swap strategy instead.
+"""
+
+from __future__ import annotations
+
+import time
+
+from nightcopy.engine import target_ddl
+from nightcopy.engine.sql_names import quote_ident
+from nightcopy.engine.table_load import TableLoad
+from nightcopy.engine.table_locks import lock_in_order, with_lock_retries
+from nightcopy.engine.target_catalog.target_table import TargetTable
+from nightcopy.errors import TableError
+
+
+def truncate_and_load(load: TableLoad, old: TargetTable) -> None:
+    cur, d, out = load.cur, load.table, load.out
+    q = d.ref.qualified
+    _check_same_shape(load, old)
+
+    def lock() -> None:
+        t0 = time.monotonic()
+        # TRUNCATE keeps the table and its own foreign keys: the parents stay unlocked.
+        lock_in_order(cur, q, [c for c, _ in old.incoming_fks], [])
+        out.add_lock_wait(time.monotonic() - t0)
+        for child, conname in old.incoming_fks:
+            cur.execute(f"ALTER TABLE {child} DROP CONSTRAINT {quote_ident(conname)}")
+
+    with_lock_retries(cur, lock, load.settings.lock_policy, out.table,
+                      "lock the table for the truncate", out.add_lock_wait)
+    cur.execute(f"TRUNCATE {'' if d.partkey else 'ONLY '}{q}")
+    load.copy_rows(lambda part: q if part is None else part.qualified, freeze=True)
+    load.finish(q)
+    for s in d.sequences:
+        cur.execute(target_ddl.sequence_value_sql(s, s.qualified))
+
+
+def _check_same_shape(load: TableLoad, old: TargetTable) -> None:
+    """Truncate loads into the table as it stands: refuse what only a swap can fix."""
+    d = load.table
+    q = d.ref.qualified
+    wanted = [(c.name, c.type_sql) for c in d.copy_columns]
+    if old.columns != wanted:
+        raise TableError(f"{q}: the target table's columns differ from the source's, which "
+                         "--strategy truncate cannot fix; use --strategy swap")
+    if (old.kind == "p") != bool(d.partkey):
+        raise TableError(f"{q}: the table is partitioned on one side only; use --strategy "
+                         "swap")
+    if d.partkey and sorted(p.qualified for p in d.leaves) != old.leaves:
+        raise TableError(f"{q}: the target's partitions differ from the source's; use "
+                         "--strategy swap")
+    fk_blockers = [b for b in old.blockers if b.startswith("foreign key")]
+    if fk_blockers:
+        raise TableError(f"cannot truncate {q} on the target: {'; '.join(fk_blockers)}; copy "
+                         "the referencing table in the same group, or drop that foreign key "
+                         "on the target")
