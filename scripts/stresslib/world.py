@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
+from benchlib.servers import execute_sql
 
 READER_ROLE = "swapstress_reader"
 TABLES = ["public.film", "public.inventory", "public.customer", "public.rental", "public.payment"]
@@ -137,28 +138,17 @@ def one(cur) -> tuple:
     return row
 
 
-def _execute(dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET client_min_messages = warning")
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 def setup_source(dsn: str, sizes: Sizes) -> None:
     """Tables, the plain views that give the expected results, and night 0's rows."""
     views = "".join(f"CREATE VIEW {name} AS {query};\n" for name, _m, query in _VIEWS)
-    _execute(dsn, _TABLES_DDL + "CREATE SCHEMA report;\n" + views + night_sql(0, sizes))
+    execute_sql(dsn, _TABLES_DDL + "CREATE SCHEMA report;\n" + views + night_sql(0, sizes))
 
 
 def ensure_reader_role(admin_dsn: str) -> None:
     """The reporting users' role (cluster-wide; they read only through their grants)."""
     # made by an earlier run, or by a concurrent one on the same server
     with contextlib.suppress(psycopg2.errors.DuplicateObject, psycopg2.errors.UniqueViolation):
-        _execute(admin_dsn, f"CREATE ROLE {READER_ROLE} LOGIN")
+        execute_sql(admin_dsn, f"CREATE ROLE {READER_ROLE} LOGIN")
 
 
 def reader_dsn(target_dsn: str) -> str:
@@ -176,7 +166,7 @@ def setup_target_objects(dsn: str) -> None:
     parts.append("CREATE UNIQUE INDEX film_revenue_film ON report.film_revenue (film_id);")
     parts.append(f"GRANT USAGE ON SCHEMA public, report TO {READER_ROLE};")
     parts.append(f"GRANT SELECT ON {', '.join(TABLES + VIEWS)} TO {READER_ROLE};")
-    _execute(dsn, "\n".join(parts))
+    execute_sql(dsn, "\n".join(parts))
 
 
 def lost_objects(dsn: str) -> list[str]:
@@ -227,4 +217,4 @@ def expected_results(dsn: str) -> dict[str, tuple]:
 
 
 def write_night(dsn: str, n: int, sizes: Sizes) -> None:
-    _execute(dsn, night_sql(n, sizes))
+    execute_sql(dsn, night_sql(n, sizes))

@@ -8,7 +8,7 @@ A saved query has no time range: the reader picks it in the console (see docs/aw
 TABLE_TIMINGS_QUERY -> the night in question (e.g. last 12 hours), SLOWEST_TABLES_QUERY -> 7 days,
 FAILURES_QUERY -> as far back as needed (7 days by default).
 
-Field names follow design.md's worker contract: JSON keys become Logs Insights fields at ingestion.
+Field names follow the worker's events (docs/events.md): JSON keys become Logs Insights fields at ingestion.
 """
 
 from __future__ import annotations
