@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -48,6 +49,8 @@ class Option(Generic[T]):
     flag_name: str | None = None  # when the flag is not --<name with dashes>
     # For an option that is not settable in [options] / SSM options: where it belongs instead.
     belongs: str = ""
+    # For a string that becomes part of a path or a name elsewhere (group, run id): its form.
+    pattern: re.Pattern[str] | None = None
 
     @property
     def flag(self) -> str:
@@ -66,6 +69,8 @@ class Option(Generic[T]):
         """What a valid value is, for messages: 'a number from 1 to 64', 'one of swap, ...'."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.pattern is not None:
+            return NAME_RULE
         if self.kind in (int, float):
             if self.high is None:
                 return f"a number of at least {self.low:g}"
@@ -88,6 +93,8 @@ class Option(Generic[T]):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(problem)
             if self.choices and value not in self.choices:
+                raise ValueError(problem)
+            if self.pattern is not None and not self.pattern.fullmatch(value):
                 raise ValueError(problem)
             return cast(T, value)
         number: float
@@ -123,6 +130,22 @@ def _number(name: str, kind: type, default: Any, low: float, high: float | None,
     return Option(name, kind, default, help, metavar, places, low=low, high=high)
 
 
+# Group names and run ids become parts of paths and names elsewhere: the report's key
+# (PREFIX/RUN_ID/GROUP.json, a file or an S3 object), `nightcopy run`'s worker logs, Step Functions
+# execution names (at most 80 of these characters). So they are restricted to a form that can
+# neither climb out of a directory (`..`, `/`) nor surprise a shell, a URL or a log query; every
+# run id nightcopy or the starter Lambda makes (`nightly-2026-12-03-r2`) fits.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,80}")
+NAME_RULE = "1 to 80 letters, digits, '-' or '_'"
+
+
+def name_problem(value: object) -> str | None:
+    """Why a group name or run id does not fit NAME_PATTERN, or None when it fits."""
+    if isinstance(value, str) and NAME_PATTERN.fullmatch(value):
+        return None
+    return f"must be {NAME_RULE}, not {_shown(value)}"
+
+
 _SET_PER_WORKER = ("it names one worker's input: `nightcopy run` and the state machine set it "
                    "for each worker")
 
@@ -136,7 +159,7 @@ TABLES: Option[str | None] = Option(
 GROUP: Option[str | None] = Option(
     "group", str, None,
     "Group name (labels the run; with --ssm-prefix also selects the group's tables from "
-    "table_groups).", "NAME", COPY_ONLY,
+    f"table_groups): {NAME_RULE}.", "NAME", COPY_ONLY, pattern=NAME_PATTERN,
     belongs="groups are named in [[groups]] (nightcopy.toml) or PREFIX/table_groups (SSM); "
             "pass copy --group or run --group")
 SOURCE_DSN: Option[str | None] = Option(
@@ -154,8 +177,9 @@ SSM_PREFIX: Option[str | None] = Option(
     "Read source_dsn, target_dsn, table_groups and options under this SSM path.", "PREFIX",
     COPY_ONLY, belongs="it says where the options are: pass --ssm-prefix or NIGHTCOPY_SSM_PREFIX")
 RUN_ID: Option[str | None] = Option(
-    "run_id", str, None, "Run id; a retry with the same id skips tables already copied.", "ID",
-    COPY_ONLY, belongs=f"{_SET_PER_WORKER}; pass copy --run-id or run --run-id")
+    "run_id", str, None,
+    f"Run id ({NAME_RULE}); a retry with the same id skips tables already copied.", "ID",
+    COPY_ONLY, pattern=NAME_PATTERN, belongs=f"{_SET_PER_WORKER}; pass copy --run-id or run --run-id")
 # Where the worker's report goes is wiring, not tuning: the stack sets it for every worker
 # (template.yaml) and `nightcopy run` points it at its own directory (--report-dir), so a value
 # in the shared options would either be overridden or send reports where the notifier never

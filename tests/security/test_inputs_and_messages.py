@@ -43,7 +43,6 @@ def _short_clear_error(result, word: str) -> None:
     assert len(lines) <= 3, result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: group names go into report paths unchecked")
 def test_group_name_cannot_write_the_report_outside_its_location(world: World):
     """`--group ../../escaped` must be refused with a short clear error (group names are
     [A-Za-z0-9_-]{1,80}) and must not write a report outside the --report-uri location."""
@@ -54,7 +53,6 @@ def test_group_name_cannot_write_the_report_outside_its_location(world: World):
     _short_clear_error(result, "group")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: run ids go into report paths unchecked")
 def test_run_id_cannot_write_the_report_outside_its_location(world: World):
     """`--run-id ../escaped` must be refused with a short clear error (run ids are
     [A-Za-z0-9_-]{1,80}) and must not write a report outside the --report-uri location."""
@@ -172,8 +170,6 @@ def test_password_in_the_environment_gets_no_warning(world: World):
     assert "password" not in result.stderr.lower(), result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: nightcopy validate does not name groups whose "
-                   "names do not fit [A-Za-z0-9_-]{1,80}")
 def test_validate_names_an_existing_group_whose_name_does_not_fit(world: World):
     """A config already holding a group named `../../escaped` (accepted before the rule): `nightcopy
     validate` must exit 1 and name that group on a problem line, so operators rename it before

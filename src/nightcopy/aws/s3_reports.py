@@ -7,7 +7,12 @@ from urllib.parse import urlparse
 
 from nightcopy.aws.errors import aws_call
 from nightcopy.aws.errors import client as aws_client
-from nightcopy.engine.invocation_report import FileReportWriter, ReportWriter, check_report_uri
+from nightcopy.engine.invocation_report import (
+    FileReportWriter,
+    ReportWriter,
+    check_report_key,
+    check_report_uri,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class S3ReportWriter:
     prefix: str = ""
 
     def write(self, key: str, body: str) -> str:
+        # S3 keys are not paths, but readers that treat them as such (a sync to disk, a
+        # console) must not be led out of the prefix either.
+        key = check_report_key(key)
         full_key = f"{self.prefix}/{key}" if self.prefix else key
         where = f"s3://{self.bucket}/{full_key}"
         doing = f"could not write the run report to {where}"

@@ -10,12 +10,12 @@ import sys
 import click
 
 from nightcopy.aws.s3_reports import report_writer
-from nightcopy.cli.option_flags import copy_flag, flags
+from nightcopy.cli.option_flags import check_name_flag, copy_flag, flags
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
 from nightcopy.engine.table_groups import find_group
 from nightcopy.errors import ConfigError
-from nightcopy.options import WORKER_OPTIONS, Place, resolve, settable_in
+from nightcopy.options import GROUP, RUN_ID, WORKER_OPTIONS, Place, resolve, settable_in
 
 COPY_OPTIONS = settable_in(Place.COPY)  # in --help order
 
@@ -43,6 +43,11 @@ def options_from_argv(argv: list[str]) -> CopyOptions:
 
 def _resolve(given: dict) -> CopyOptions:
     values = {k: v for k, v in given.items() if v is not None}
+    # Checked first: a group name or run id that could steer the report out of its location
+    # is refused before SSM is read or anything is connected to.
+    for option in (GROUP, RUN_ID):
+        if option.name in values:
+            check_name_flag(option, values[option.name])
     prefix = values.get("ssm_prefix")
     ssm_tables = None
     ssm_options: dict = {}
@@ -75,8 +80,6 @@ def _resolve(given: dict) -> CopyOptions:
     # Building the writer checks --report-uri now, before anything is copied.
     writer = report_writer(str(values["report_uri"])) if values.get("report_uri") else None
     run_id = values.get("run_id") or new_run_id()
-    if len(run_id) > 200 or not run_id.strip():
-        raise ConfigError("--run-id must be 1 to 200 characters")
     return CopyOptions(source_dsn=str(values["source_dsn"]), target_dsn=str(values["target_dsn"]),
                        tables=tables if isinstance(tables, list) else str(tables),
                        group=values.get("group"), run_id=run_id, jobs=int(values["jobs"]),

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from nightcopy.cli.option_flags import flags, run_flag
+from nightcopy.cli.option_flags import check_name_flag, flags, run_flag
 from nightcopy.errors import ConfigError, NightcopyError
-from nightcopy.options import JOBS, PARALLEL, Place, settable_in
+from nightcopy.options import GROUP, JOBS, PARALLEL, RUN_ID, Place, settable_in
 
 _config_options = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -83,6 +83,10 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
     from nightcopy.cli.render import console
     from nightcopy.ops.local_run import new_run_id, post_to_slack, prepare_groups, run_groups
 
+    for name in only:
+        check_name_flag(GROUP, name, envvar=False)
+    if run_id is not None:
+        check_name_flag(RUN_ID, run_id, envvar=False)
     config = _load(config_path, ssm_prefix)
     if slack and not config.slack_configured:
         raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
@@ -264,11 +268,14 @@ def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
 def validate_command(config_path, ssm_prefix, no_slack):
     """Check a configuration without copying: DSNs, tables, groups, Slack."""
     from nightcopy.cli.render import console
+    from nightcopy.ops import config_file
     from nightcopy.ops.validate import validate_config
 
     con = console()
     try:
-        config = _load(config_path, ssm_prefix)
+        # Groups whose names do not fit are kept, so validate names each of them among the
+        # other problems instead of stopping at the first.
+        config = config_file.load(config_path, ssm_prefix, check_group_names=False)
     except ConfigError as exc:
         con.print(f"problem: {exc}", markup=False, soft_wrap=True)
         raise NightcopyError("the configuration is not usable (1 problem)") from None

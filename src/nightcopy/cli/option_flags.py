@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from nightcopy.options import Option
+from nightcopy.errors import ConfigError
+from nightcopy.options import Option, name_problem
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -36,8 +37,21 @@ class RegistryType(click.ParamType):
 
 
 def _type(option: Option[Any]) -> click.ParamType | None:
-    # Free-form strings (tables, DSNs, ...) are checked by the engine, which knows their grammar.
+    # Free-form strings (tables, DSNs, group names, run ids, ...) are input, not usage: they are
+    # checked after parsing (exit 1, like a malformed --tables), where the same check covers the
+    # value's other origins (NIGHTCOPY_*, SSM table_groups, the config file).
     return RegistryType(option) if option.kind is not str or option.choices else None
+
+
+def check_name_flag(option: Option[Any], value: object, *, envvar: bool = True) -> str:
+    """A group name or run id given as a flag (or its NIGHTCOPY_* variable), checked with the
+    registry's pattern: ConfigError (exit 1) naming the flag (and the variable, if it has one)."""
+    problem = name_problem(value)
+    if problem is not None:
+        where = f"{option.flag} (or {option.envvar})" if envvar else option.flag
+        raise ConfigError(f"{where} {problem}: group names and run ids become report paths and "
+                          "execution names")
+    return str(value)
 
 
 def copy_flag(option: Option[Any]) -> Decorator:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from nightcopy.errors import ConfigError, NightcopyError
+from nightcopy.options import name_problem
 from nightcopy.secrets import scrub
 
 
@@ -29,7 +30,26 @@ class ReportWriter(Protocol):
 
 
 def report_key(run_id: str, group: str | None) -> str:
-    return f"{run_id}/{group or 'default'}.json"
+    """RUN_ID/GROUP.json. The command line already refused names that do not fit
+    [A-Za-z0-9_-]{1,80}; a library caller's are checked again here, so no name can make a key
+    that climbs out of the report location."""
+    name = group or "default"
+    for what, value in (("run id", run_id), ("group name", name)):
+        problem = name_problem(value)
+        if problem is not None:
+            raise NightcopyError(f"the run report was not written: its {what} {problem}")
+    return f"{run_id}/{name}.json"
+
+
+def check_report_key(key: str) -> str:
+    """Refuse a key that could leave the report location: absolute, empty or dot segments,
+    backslashes (the writers' last check, whatever made the key)."""
+    parts = key.split("/")
+    if (not key or "\\" in key or "\0" in key
+            or any(part in ("", ".", "..") for part in parts)):
+        raise NightcopyError(f"the run report was not written: its key {key!r} would leave the "
+                             "report location")
+    return key
 
 
 def check_report_uri(uri: str) -> None:
@@ -55,7 +75,12 @@ class FileReportWriter:
         return cls(Path(urlparse(uri).path))
 
     def write(self, key: str, body: str) -> str:
-        path = self.directory / key
+        path = self.directory / check_report_key(key)
+        # A symbolic link inside the directory must not lead the report out of it either.
+        root = self.directory.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise NightcopyError(f"the run report was not written: {path} leads outside "
+                                 f"{root}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(body)

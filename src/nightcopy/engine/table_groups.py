@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from nightcopy.engine.tablelist import parse_table_list
 from nightcopy.errors import ConfigError
+from nightcopy.options import NAME_RULE, name_problem
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,29 @@ _SHAPE = ('table_groups must be a JSON list of {"name": ..., "tables": [...]} ob
           'or a list of lists of table names')
 
 
-def parse_table_groups(value: str | list) -> list[TableGroup]:
-    """Parse and check table_groups; every group's list must itself be a valid table list."""
+def unfit_group_names(groups: list[TableGroup]) -> list[str]:
+    """The names that do not fit [A-Za-z0-9_-]{1,80} (nightcopy.options.NAME_PATTERN)."""
+    return [g.name for g in groups if name_problem(g.name) is not None]
+
+
+def unfit_names_message(names: list[str]) -> str:
+    """One line naming every group whose name does not fit, and what to do."""
+    shown = ", ".join(repr(n) for n in names)
+    return (f"group name{'s' if len(names) > 1 else ''} {shown} must be {NAME_RULE} (a group "
+            "name becomes part of the report's path): rename "
+            f"{'them' if len(names) > 1 else 'it'}")
+
+
+def check_group_names(groups: list[TableGroup]) -> None:
+    bad = unfit_group_names(groups)
+    if bad:
+        raise ConfigError(unfit_names_message(bad))
+
+
+def parse_table_groups(value: str | list, *, check_names: bool = True) -> list[TableGroup]:
+    """Parse and check table_groups; every group's list must itself be a valid table list, and
+    every name fit [A-Za-z0-9_-]{1,80} (unless check_names is False: `nightcopy validate` lists
+    the names that do not fit among its other problems)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -54,6 +76,8 @@ def parse_table_groups(value: str | list) -> list[TableGroup]:
         except ConfigError as exc:
             raise ConfigError(f"group {name!r} in table_groups: {exc}") from None
         groups.append(TableGroup(name, list(tables)))
+    if check_names:
+        check_group_names(groups)
     owner: dict[tuple[str, str], str] = {}
     for g in groups:
         for spec in parse_table_list(g.tables):

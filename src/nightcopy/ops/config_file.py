@@ -74,7 +74,7 @@ def resolve_value(value: Any, what: str, *, environ: dict[str, str] | None = Non
     return value
 
 
-def _groups_from_file(data: dict, origin: str) -> list[Any]:
+def _groups_from_file(data: dict, origin: str, check_names: bool) -> list[Any]:
     if "groups" in data and "table_groups" in data:
         raise ConfigError(f"{origin}: give either [[groups]] or table_groups, not both")
     if "table_groups" in data:
@@ -103,20 +103,25 @@ def _groups_from_file(data: dict, origin: str) -> list[Any]:
                     '["public.orders", "sales.*"]'
                 )
             items.append({"name": group.get("name"), "tables": group["tables"]})
-    return _parse_groups_one_by_one(items, origin)
+    return _parse_groups_one_by_one(items, origin, check_names)
 
 
-def _parse_groups_one_by_one(items: list, origin: str) -> list[Any]:
+def _parse_groups_one_by_one(items: list, origin: str, check_names: bool) -> list[Any]:
     """Each group's own list is checked here; a table in two groups is left to the commands
     (run refuses it, validate lists every such table with the others' problems), which see
-    globs expanded too."""
-    from nightcopy.engine.table_groups import parse_table_groups
+    globs expanded too. Names that do not fit are refused all at once (one line naming each)."""
+    from nightcopy.engine.table_groups import check_group_names, parse_table_groups
     from nightcopy.ops.group_expansion import duplicate_group_names
 
     groups = []
     for item in items:
         try:
-            groups += parse_table_groups([item])
+            groups += parse_table_groups([item], check_names=False)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
+    if check_names:
+        try:
+            check_group_names(groups)
         except ConfigError as exc:
             raise ConfigError(f"{origin}: {exc}") from None
     dupes = duplicate_group_names(groups)
@@ -126,7 +131,10 @@ def _parse_groups_one_by_one(items: list, origin: str) -> list[Any]:
     return groups
 
 
-def load_file(path: str | Path, *, environ: dict[str, str] | None = None) -> RunConfig:
+def load_file(path: str | Path, *, environ: dict[str, str] | None = None,
+              check_group_names: bool = True) -> RunConfig:
+    """The config file as a RunConfig. check_group_names=False keeps groups whose names do not
+    fit [A-Za-z0-9_-]{1,80} (only `nightcopy validate`, which names each of them)."""
     p = Path(path)
     origin = f"config file {p}"
     try:
@@ -150,7 +158,7 @@ def load_file(path: str | Path, *, environ: dict[str, str] | None = None) -> Run
     return RunConfig(
         source_dsn=resolve_value(data["source_dsn"], "source_dsn", environ=environ),
         target_dsn=resolve_value(data["target_dsn"], "target_dsn", environ=environ),
-        groups=_groups_from_file(data, origin),
+        groups=_groups_from_file(data, origin, check_group_names),
         options=check_options(data.get("options", {}), origin, Place.CONFIG),
         slack_webhook_url=_optional(slack, "webhook_url", environ),
         slack_bot_token=_optional(slack, "bot_token", environ),
@@ -185,10 +193,14 @@ def load_ssm(prefix: str, *, client=None) -> RunConfig:
     )
 
 
-def load(config_path: str | None, ssm_prefix: str | None, *, ssm_client=None) -> RunConfig:
-    """The config the operator asked for: --ssm-prefix, else --config (default ./nightcopy.toml)."""
+def load(config_path: str | None, ssm_prefix: str | None, *, ssm_client=None,
+         check_group_names: bool = True) -> RunConfig:
+    """The config the operator asked for: --ssm-prefix, else --config (default ./nightcopy.toml).
+
+    check_group_names=False (validate) applies to the file only: SSM table_groups is parsed by
+    the same reader as every worker's, which refuses unfit names in one line naming each."""
     if ssm_prefix and config_path:
         raise ConfigError("give either --ssm-prefix or --config, not both")
     if ssm_prefix:
         return load_ssm(ssm_prefix, client=ssm_client)
-    return load_file(config_path or DEFAULT_CONFIG_FILE)
+    return load_file(config_path or DEFAULT_CONFIG_FILE, check_group_names=check_group_names)

@@ -39,10 +39,15 @@ def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy v
 
 
 def validate_config(config, *, check_slack: bool = True) -> Report:
+    from nightcopy.engine.table_groups import unfit_group_names, unfit_names_message
     from nightcopy.engine.tablelist import parse_table_list
     from nightcopy.ops.group_expansion import ExpandedGroup, expand_group, overlaps
 
     report = Report(config.origin)
+    for name in unfit_group_names(config.groups):
+        # One line per group (validate's rule); run and every worker refuse such a config.
+        report.problems.append(f"group {name}: {unfit_names_message([name])}; run and copy "
+                               "refuse it")
     marker = f"nightcopy validate {secrets.token_hex(6)}"
     source = _connect(config.source_dsn, "source", report, marker)
     target = _connect(config.target_dsn, "target", report)
