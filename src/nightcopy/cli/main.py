@@ -13,7 +13,6 @@ import click
 
 from nightcopy import __version__
 from nightcopy.errors import NightcopyError
-from nightcopy.secrets import scrub
 
 
 class NightcopyGroup(click.Group):
@@ -34,7 +33,10 @@ class NightcopyGroup(click.Group):
             # A bug, not bad input: still one line and exit 1 (NIGHTCOPY_DEBUG=1 shows more).
             if os.environ.get("NIGHTCOPY_DEBUG"):
                 raise
-            click.echo(f"nightcopy: internal error: {scrub(f'{type(exc).__name__}: {exc}')} "
+            # pg_message: one line, and a server error's DETAIL (row values) left out.
+            from nightcopy.engine.failure_messages import pg_message
+
+            click.echo(f"nightcopy: internal error: {type(exc).__name__}: {pg_message(exc)} "
                        "(set NIGHTCOPY_DEBUG=1 for the traceback)", err=True)
             sys.exit(1)
 
