@@ -135,8 +135,6 @@ def _with_password(dsn: str) -> str:
     return psycopg2.extensions.make_dsn(dsn, password=_PASSWORD)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a password on the command line (visible to ps) "
-                   "gets no warning")
 def test_password_on_the_command_line_gets_a_warning(world: World):
     """--source/--target DSNs holding a password (the test servers ignore it) must draw a
     warning on stderr pointing to the environment, .pgpass or SSM; the password itself is

@@ -10,14 +10,25 @@ import sys
 import click
 
 from nightcopy.aws.s3_reports import report_writer
+from nightcopy.cli.dsn_warnings import warn_about_passwords_in_argv
 from nightcopy.cli.option_flags import check_name_flag, copy_flag, flags
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
 from nightcopy.engine.table_groups import find_group
 from nightcopy.errors import ConfigError
-from nightcopy.options import GROUP, RUN_ID, WORKER_OPTIONS, Place, resolve, settable_in
+from nightcopy.options import (
+    GROUP,
+    RUN_ID,
+    SOURCE_DSN,
+    TARGET_DSN,
+    WORKER_OPTIONS,
+    Place,
+    resolve,
+    settable_in,
+)
 
 COPY_OPTIONS = settable_in(Place.COPY)  # in --help order
+DSN_FLAGS = {o.name: (o.flag, o.envvar, f"PREFIX/{o.name}") for o in (SOURCE_DSN, TARGET_DSN)}
 
 
 @click.command("copy")
@@ -28,6 +39,7 @@ def copy_command(**given: object) -> None:
     Prints one JSON object per line on stdout; errors go to stderr. Exit 0 when every table was
     copied and verified, 1 on any failure, 2 for command-line usage errors.
     """
+    warn_about_passwords_in_argv(click.get_current_context(), DSN_FLAGS)
     options = _resolve(given)
     events = EventWriter(options.run_id, options.group)
     result = copy_tables(options, events)

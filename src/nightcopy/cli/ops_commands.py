@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from nightcopy.cli.dsn_warnings import warn_about_passwords_in_argv
 from nightcopy.cli.option_flags import check_name_flag, flags, run_flag
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import GROUP, JOBS, PARALLEL, RUN_ID, Place, settable_in
@@ -38,6 +39,8 @@ def _load(config_path: str | None, ssm_prefix: str | None):
 def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | None) -> str:
     """history/timings/plan only need the target: --target, else the config's."""
     if target:
+        warn_about_passwords_in_argv(click.get_current_context(), {"target": (
+            "--target", "NIGHTCOPY_TARGET_DSN", "PREFIX/target_dsn")})
         return target
     if not config_path and not ssm_prefix and not Path("nightcopy.toml").exists():
         raise ConfigError("no target database: pass --target (or set NIGHTCOPY_TARGET_DSN), "
