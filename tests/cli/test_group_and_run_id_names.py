@@ -73,3 +73,28 @@ def test_run_refuses_unfit_names_before_reading_the_config(cli, tmp_path, args):
     assert result.returncode == 1, result.stderr
     assert f"{args[0]} must be 1 to 80 letters" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _ssm_groups(ssm, groups: list) -> None:
+    for name, value in (("source_dsn", "host=nowhere"), ("target_dsn", "host=nowhere"),
+                        ("table_groups", json.dumps(groups))):
+        ssm.put_parameter(Name=f"/nc/names/{name}", Value=value, Type="String")
+
+
+def test_ssm_table_groups_with_an_unfit_name_are_refused_by_the_worker(ssm):
+    _ssm_groups(ssm, [{"name": "g1", "tables": ["public.a"]},
+                      {"name": "../../escaped", "tables": ["public.b"]}])
+    with pytest.raises(ConfigError, match=r"/nc/names/table_groups: group name "
+                                          r"'\.\./\.\./escaped' must be"):
+        options_from_argv(["--ssm-prefix", "/nc/names", "--group", "g1"])
+
+
+def test_validate_names_an_unfit_ssm_group(ssm):
+    from click.testing import CliRunner
+
+    from nightcopy.cli.main import main
+
+    _ssm_groups(ssm, [{"name": "a b", "tables": ["public.b"]}])
+    result = CliRunner().invoke(main, ["validate", "--ssm-prefix", "/nc/names", "--no-slack"])
+    assert result.exit_code == 1
+    assert "problem: " in result.output and "'a b' must be 1 to 80 letters" in result.output
