@@ -68,22 +68,19 @@ def pg_message(exc: BaseException, *, detail: bool = True) -> str:
     else:
         text = (str(exc).strip().splitlines() or ["unknown error"])[0]
         server_detail = ""
-    structural = code[:2] in _STRUCTURAL_DETAIL_CLASSES
+    original = text
     withheld = False
     if code.startswith("22"):
-        masked = _QUOTED.sub('"..."', text)
-        withheld = masked != text
-        if withheld and _debug():
-            _print_debug(code, text, "")
-        text = masked
+        text = _QUOTED.sub('"..."', text)
+        withheld = text != original
     if server_detail and detail:
-        if structural:
+        if code[:2] in _STRUCTURAL_DETAIL_CLASSES:
             text += f" ({server_detail.splitlines()[0]})"
         else:
             withheld = True
-            if _debug():
-                _print_debug(code, text, server_detail)
     if withheld:
+        if _debug():
+            _print_debug(code, original, server_detail if detail else "")
         text += f" ({WITHHELD})"
     return scrub(text)
 
