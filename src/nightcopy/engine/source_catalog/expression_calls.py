@@ -132,7 +132,7 @@ calls(root, what, refclassid, refobjid) AS (
 named(root, what, kind, signature, schema, name, built_in, refclassid, refobjid) AS (
     SELECT c.root, c.what, 'function',
            format('%%I.%%I(%%s)', n.nspname, p.proname,
-                  pg_catalog.pg_get_function_identity_arguments(p.oid)), n.nspname,
+                  pg_catalog.oidvectortypes(p.proargtypes)), n.nspname,
            p.proname::text, n.nspname = 'pg_catalog' AND p.provolatile = 'i',
            c.refclassid, c.refobjid
       FROM calls c JOIN pg_catalog.pg_proc p ON p.oid = c.refobjid
