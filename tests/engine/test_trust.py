@@ -147,3 +147,24 @@ def test_an_extension_function_whose_target_namesake_is_not_the_extensions_is_re
     dbs.target.execute("CREATE EXTENSION fuzzystrmatch SCHEMA public")
     result = copy("app.t")
     assert result.returncode == 0, result.stderr
+
+
+def test_row_comparisons_and_exclusion_operators_are_read_too(copy, dbs):
+    dbs.source.execute("""
+        CREATE SCHEMA app;
+        CREATE FUNCTION app.lt(a int, b int) RETURNS boolean LANGUAGE sql IMMUTABLE
+            AS 'SELECT a < b';
+        CREATE OPERATOR app.<<< (FUNCTION = app.lt, LEFTARG = int, RIGHTARG = int);
+        CREATE TABLE app.rows (a int, b int, CHECK ((a, b) < (b, a) OR a = b));
+        CREATE TABLE app.excl (a int, EXCLUDE USING btree (a WITH OPERATOR(pg_catalog.=)),
+                               CHECK (a OPERATOR(app.<<<) 10));
+        INSERT INTO app.rows VALUES (1, 1); INSERT INTO app.excl VALUES (1);""")
+    result = copy("app.rows, app.excl")
+    assert result.returncode == 1, result.stderr
+    failed = {e["table"]: e["error"] for e in result.events_of("table_failed")}
+    # Row comparisons of built-ins are fine; the operator and its function are named.
+    assert list(failed) == ["app.excl"], result.stdout
+    assert "calls the operator app.<<<(integer,integer) (and 1 more)" in failed["app.excl"]
+    assert failed["app.excl"].endswith(' app."<<<",app.lt')
+    result = copy("app.excl", "--trust", 'app."<<<",app.lt')
+    assert "does not exist on the target" in result.events_of("table_failed")[0]["error"]

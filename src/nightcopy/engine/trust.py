@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from psycopg2.extensions import connection
 
 from nightcopy.engine.pg_rows import fetch_all
+from nightcopy.engine.sql_names import qualified_name
 from nightcopy.engine.table_model import ExpressionCall, TableDef
 from nightcopy.engine.tablelist import TableSpec, parse_name
 from nightcopy.errors import ConfigError
@@ -69,17 +70,26 @@ def parse_trust(value: str | None) -> Trust:
 
 
 def untrusted_reason(d: TableDef, trust: Trust) -> str | None:
-    """Why the table may not be loaded (its first untrusted call, named), or None."""
+    """Why the table may not be loaded (its first untrusted call, named, and the trust list that
+    would allow all of them), or None."""
     refused = [c for c in d.expression_calls if c.extension is None and not trust.covers(c)]
     if not refused:
         return None
-    first = refused[0]
+    # The operator before its function: the operator is what the definition's text shows.
+    first = min(refused, key=lambda c: (c.kind != "operator", c.what, c.signature))
     more = len({c.signature for c in refused}) - 1
     also = f" (and {more} more)" if more > 0 else ""
+    names = list(dict.fromkeys(trust_item(c) for c in
+                               sorted(refused, key=lambda c: c is not first)))
     return (f"{first.what} calls the {first.kind} {first.signature}{also}, which is neither "
             "built-in and immutable nor an extension's: the target would run it as the target "
             f"role for every row loaded; if that is safe, trust it: {_HOW_TO_TRUST} "
-            f"{first.schema}.{first.name}")
+            f"{','.join(names)}")
+
+
+def trust_item(call: ExpressionCall) -> str:
+    """The --trust item that covers the call, quoted where the grammar needs it."""
+    return qualified_name(call.schema, call.name)
 
 
 def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> dict[int, str]:
@@ -112,7 +122,7 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
                 refused[oid] = (f"{c.what} calls the {c.kind} {c.signature} of the extension "
                                 f"{c.extension}, which on the target is not that extension's: "
                                 f"CREATE EXTENSION {c.extension} on the target, or trust it "
-                                f"with {_HOW_TO_TRUST} {c.schema}.{c.name}")
+                                f"with {_HOW_TO_TRUST} {trust_item(c)}")
                 break
     return refused
 

@@ -10,8 +10,9 @@ for all tables; nightcopy.engine.trust decides what may run.
 Mechanism: the stored expression trees (pg_node_tree: conbin, adbin, indexprs, indpred,
 partexprs), which name every function (`:funcid`, `:opfuncid`), operator (`:opno`, `:opnos`)
 and type (`:resulttype`, `:consttype`) by oid. pg_depend alone would not do: PostgreSQL records
-no dependency on built-in (pinned) objects, so pg_notify() or pg_sleep() would not show. A
-constant's value is printed as bytes, so no text a user wrote can pose as a node field. Domains
+no dependency on built-in (pinned) objects, so pg_notify() or pg_sleep() would not show. No
+call can hide from the patterns (every one is printed so); a constant's value is printed as
+bytes and names are escaped, so user text can at worst add a false match, which refuses. Domains
 are followed through every type a column or an expression uses (base types, array elements,
 composite attributes, range subtypes), their CHECKs read the same way. Only what is not a
 built-in immutable function (pg_catalog, provolatile 'i') or a built-in operator / operator
@@ -31,7 +32,7 @@ from nightcopy.engine.table_model import ExpressionCall
 
 # Regular expressions over nodeToString() output; no backslashes, so the text means the same
 # whatever standard_conforming_strings says.
-_FUNCTIONS = "':(funcid|opfuncid|hashfuncid|negfuncid) ([0-9]+)'"
+_FUNCTIONS = "':(funcid|opfuncid|hashfuncid|negfuncid|aggfnoid|winfnoid) ([0-9]+)'"
 _OPERATORS = "':opno ([0-9]+)'"
 _OPERATOR_LISTS = "':opnos [(]o ([0-9 ]+)[)]'"
 _TYPES = "':(resulttype|consttype) ([0-9]+)'"
