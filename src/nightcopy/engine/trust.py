@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import psycopg2
 from psycopg2.extensions import connection
 
+from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.sql_names import qualified_name
 from nightcopy.engine.table_model import ExpressionCall, TableDef
 from nightcopy.engine.tablelist import TableSpec, parse_name
-from nightcopy.errors import ConfigError
+from nightcopy.errors import ConfigError, NightcopyError
 
 _HOW_TO_TRUST = "--trust (NIGHTCOPY_TRUST, options.trust)"
 
@@ -107,7 +109,12 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
     wanted = sorted({(c.kind, c.signature) for calls in allowed.values() for c in calls})
     if not wanted:
         return refused
-    found = _on_target(tgt, wanted)
+    try:
+        found = _on_target(tgt, wanted)
+    except psycopg2.Error as exc:
+        tgt.rollback()
+        raise NightcopyError("cannot look up on the target the functions the tables' "
+                             f"expressions call: {pg_message(exc)}") from None
     for oid, calls in allowed.items():
         for c in calls:
             target_extension = found.get((c.kind, c.signature), False)
