@@ -30,6 +30,10 @@ from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.source_catalog.definition_set import DefinitionSet
 from nightcopy.engine.table_model import ExpressionCall
 
+# Types below it were created by initdb, as was everything they are built on (the only domains
+# among them, information_schema's, check with built-ins): the domain walk starts above it.
+FIRST_USER_OID = 16384
+
 # Regular expressions over nodeToString() output; no backslashes, so the text means the same
 # whatever standard_conforming_strings says.
 _FUNCTIONS = "':(funcid|opfuncid|hashfuncid|negfuncid|aggfnoid|winfnoid) ([0-9]+)'"
@@ -69,10 +73,11 @@ typ(root, what, typid) AS (
     SELECT r.root, format('the column %%I of %%s', a.attname, r.relid::pg_catalog.regclass),
            a.atttypid
       FROM rel r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.relid
-     WHERE a.attnum > 0 AND NOT a.attisdropped
+     WHERE a.attnum > 0 AND NOT a.attisdropped AND a.atttypid >= {FIRST_USER_OID}
     UNION ALL
     SELECT t.root, t.what, m[2]::oid FROM tree t,
            regexp_matches(t.node, {_TYPES}, 'g') m
+     WHERE m[2]::oid >= {FIRST_USER_OID}
     UNION
     SELECT t.root, t.what, sub.typid
       FROM typ t JOIN pg_catalog.pg_type ty ON ty.oid = t.typid
