@@ -207,6 +207,14 @@ LOCK_TIMEOUT: Option[float] = _number(
     "Seconds one swap may wait for its lock (the longest a reader is held up)", "S")
 LOCK_ATTEMPTS: Option[int] = _number("lock_attempts", int, 6, 1, 100,
                                      "Tries for the swap lock, with exponential backoff", "N")
+# Trust is a worker option like the tuning ones (issue 12): the same night must trust the same
+# code in every worker, and a per-run --trust lets one night try a function before the config
+# says so. Its grammar is checked by the engine (nightcopy.engine.trust), like --tables'.
+TRUST: Option[str | None] = Option(
+    "trust", str, None,
+    "Functions (schema.name) or schemas (schema.*), comma-separated, that CHECKs, generated "
+    "columns, index and partition expressions may call besides built-in immutable functions "
+    "and extensions' (they run on the target as the target role)", "LIST", EVERYWHERE)
 
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
@@ -215,7 +223,7 @@ PARALLEL: Option[int | None] = _number(
 
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
-    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, PARALLEL)
+    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

@@ -55,8 +55,6 @@ def _notifications(conn, wait: float = 0.3) -> list[str]:
     return [n.payload for n in conn.notifies]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: source CHECK expressions run on the target "
-                   "as the worker (pg_notify + ts_rewrite)")
 def test_check_with_notify_does_not_deliver_private_rows_to_a_listening_analyst(world: World):
     """A source CHECK calling pg_notify(ts_rewrite(..., 'select ... from private...')) must not
     deliver the private rows to an analyst LISTENing on the target, and the table must fail
@@ -80,8 +78,6 @@ def test_check_with_notify_does_not_deliver_private_rows_to_a_listening_analyst(
                                     "to_regclass")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: source CHECK expressions run on the target "
-                   "as the worker (error-based exfiltration into the ledger and report)")
 def test_check_raising_the_private_rows_keeps_them_out_of_ledger_report_and_events(world: World):
     """A source CHECK that casts the private rows to an integer makes PostgreSQL quote them in
     its error: the table must fail before any data moves (naming the function), and the private
@@ -99,8 +95,6 @@ def test_check_raising_the_private_rows_keeps_them_out_of_ledger_report_and_even
     assert_failed_before_data_moved(w, result, "app.orders", "ts_rewrite", "to_regclass")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: source CHECK expressions run on the target "
-                   "as the worker (pg_sleep stalls the night)")
 def test_check_calling_pg_sleep_fails_before_any_data_moves(world: World):
     """A source CHECK calling pg_sleep() (or pg_terminate_backend(): any built-in that is not
     immutable) would stall the night row by row: the table fails before any data moves,
@@ -114,8 +108,6 @@ def test_check_calling_pg_sleep_fails_before_any_data_moves(world: World):
     assert_failed_before_data_moved(w, result, "app.orders", "pg_sleep")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a source CHECK calls a target-side function "
-                   "the analyst wrote, as the worker")
 def test_check_calling_a_function_must_not_run_the_analysts_code_as_the_worker(world: World):
     """A source CHECK calling analytics.ok(id) (benign on the source) must not run the body a
     low-privileged analyst wrote under that name on the target as the worker: the table fails
@@ -130,8 +122,6 @@ def test_check_calling_a_function_must_not_run_the_analysts_code_as_the_worker(w
     assert_failed_before_data_moved(w, result, "app.orders", "analytics.ok")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: source domain CHECK expressions run on the "
-                   "target as the worker")
 def test_domain_check_with_notify_does_not_deliver_private_rows(world: World):
     """The same attack through a domain's CHECK (the domain is created on the target and checked
     for every loaded value): no private rows to the listening analyst, and the table fails
@@ -157,8 +147,6 @@ def test_domain_check_with_notify_does_not_deliver_private_rows(world: World):
                                     "to_regclass")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: source generated-column expressions run on "
-                   "the target as the worker")
 def test_generated_column_must_not_run_the_analysts_function_as_the_worker(world: World):
     """A generated column computed by analytics.norm(email) (the target computes generated
     columns) must not run the analyst's function of that name as the worker: the table fails
@@ -174,8 +162,6 @@ def test_generated_column_must_not_run_the_analysts_function_as_the_worker(world
     assert_failed_before_data_moved(w, result, "app.customers", "analytics.norm")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: source index expressions run on the target "
-                   "as the worker")
 def test_index_expression_must_not_run_the_analysts_function_as_the_worker(world: World):
     """An index on analytics.norm(email) (built on the target after the load) must not run the
     analyst's function of that name as the worker: the table fails before any data moves,
@@ -191,8 +177,6 @@ def test_index_expression_must_not_run_the_analysts_function_as_the_worker(world
     assert_failed_before_data_moved(w, result, "app.customers", "analytics.norm")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: source partition-key expressions run on the "
-                   "target as the worker")
 def test_partition_expression_must_not_run_the_analysts_function_as_the_worker(world: World):
     """A table partitioned by analytics.bucket(id) (the partition constraint is checked for
     every row loaded into a partition) must not run the analyst's function of that name as the

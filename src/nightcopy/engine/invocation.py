@@ -35,8 +35,9 @@ from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_table_list
+from nightcopy.engine.trust import parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
-from nightcopy.options import JOBS, LOCK_ATTEMPTS, LOCK_TIMEOUT, RETRIES, STRATEGY, VERIFY
+from nightcopy.options import JOBS, LOCK_ATTEMPTS, LOCK_TIMEOUT, RETRIES, STRATEGY, TRUST, VERIFY
 
 
 @dataclass
@@ -53,6 +54,7 @@ class CopyOptions:
     retries: int = RETRIES.default
     lock_timeout: float = LOCK_TIMEOUT.default
     lock_attempts: int = LOCK_ATTEMPTS.default
+    trust: str | None = TRUST.default  # nightcopy.engine.trust: what expressions may call
 
 
 @dataclass
@@ -76,6 +78,7 @@ def _same_database(snapshot: Snapshot, tgt: connection) -> bool:
 
 def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
     specs = parse_table_list(options.tables)
+    trust = parse_trust(options.trust)
     limit_heap_retention()
     parse(options.source_dsn, "source")
     parse(options.target_dsn, "target")
@@ -92,8 +95,12 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
         tables = resolve_tables(snapshot.conn, specs)
         defs = load_definitions(snapshot.conn, tables)
         check_readable(snapshot.conn, defs)
-        types = load_types(snapshot.conn, {o for d in defs.values() for o in d.type_oids})
-        return _run(options, events, snapshot, tgt, tables, defs, types, app)
+        # Before anything is written: a table whose expressions call what the target must not
+        # run as the worker fails here, and none of its prerequisites (types) is created.
+        refused = refused_tables(tgt, defs, trust)
+        types = load_types(snapshot.conn, {o for oid, d in defs.items() if oid not in refused
+                                           for o in d.type_oids})
+        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused)
     finally:
         snapshot.close()
         if tgt is not None:
@@ -101,8 +108,8 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
 
 
 def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: connection,
-         tables: list[TableRef], defs: dict[int, TableDef], types: list[TypeDef], app: str
-         ) -> RunResult:
+         tables: list[TableRef], defs: dict[int, TableDef], types: list[TypeDef], app: str,
+         refused: dict[int, str]) -> RunResult:
     run_started = time.monotonic()
     started_at = datetime.now(UTC)
     _start_ledger_run(options, tgt, len(tables))
@@ -123,7 +130,10 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     for t in tables:
         if t.qualified in done:
             outcomes.skipped(t.qualified, "already copied by this run (resumed)")
-    todo = [defs[t.oid] for t in tables if t.qualified not in done]
+    for t in tables:
+        if t.qualified not in done and t.oid in refused:
+            outcomes.failed(defs[t.oid], refused[t.oid], tgt)
+    todo = [defs[t.oid] for t in tables if t.qualified not in done and t.oid not in refused]
     for d in todo:
         if d.inherits_from:
             events.warn(f"{d.ref.qualified} inherits from {', '.join(d.inherits_from)}: it is "

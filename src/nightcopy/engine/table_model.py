@@ -91,6 +91,19 @@ def index_body(indexdef: str, quoted_name: str, table: str, unique: bool) -> str
     raise ValueError(f"unexpected index definition: {indexdef}")
 
 
+@dataclass(frozen=True)
+class ExpressionCall:
+    """A function, operator or operator class that an expression evaluated while loading calls,
+    and is not a built-in immutable one (source_catalog/expression_calls; checked by trust)."""
+
+    what: str  # the definition that calls it: "the constraint ok of app.orders"
+    kind: str  # function | operator | operator class
+    signature: str  # schema.name(argument types), all schema-qualified: looked up on the target
+    schema: str
+    name: str
+    extension: str | None  # the extension it belongs to (pg_depend deptype 'e'), if any
+
+
 @dataclass
 class PartitionDef:
     oid: int
@@ -128,6 +141,7 @@ class TableDef:
     inherits_from: list[str] = field(default_factory=list)  # plain inheritance (not reproduced)
     binary: bool = True
     text_reason: str | None = None
+    expression_calls: list[ExpressionCall] = field(default_factory=list)
 
     @property
     def copy_columns(self) -> list[Column]:

@@ -16,6 +16,7 @@ from nightcopy.engine.source_catalog import (
     columns,
     constraints,
     copy_format,
+    expression_calls,
     indexes,
     inheritance,
     partitions,
@@ -40,6 +41,7 @@ ASPECT_READERS: list[AspectReader] = [
     constraints.read_constraints,
     indexes.read_indexes,
     copy_format.choose_copy_formats,
+    expression_calls.read_expression_calls,
 ]
 
 
