@@ -107,7 +107,7 @@ class _Swap:
         for s in d.sequences:
             if s.owner_table_oid == d.ref.oid and s.owner_column:
                 cur.execute(f"ALTER SEQUENCE {s.qualified} OWNED BY {q}.{quote_ident(s.owner_column)}")
-            cur.execute(target_ddl.sequence_value_sql(s, s.qualified))
+            target_ddl.set_sequence_value(cur, s, s.qualified)
         if old is not None:
             self._restore_target_side(old)
 

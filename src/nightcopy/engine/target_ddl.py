@@ -267,12 +267,13 @@ def comments_sql(d: TableDef, schema_of: Callable[[str], str], literal: Callable
     return out
 
 
-def sequence_value_sql(seq: SequenceDef, target_name: str) -> str:
-    """setval to the source's value: the target's sequence ends at or past the source's."""
+def set_sequence_value(cur: cursor, seq: SequenceDef, target_name: str) -> None:
+    """setval to the source's value: the target's sequence ends at or past the source's.
+
+    The name goes in as a parameter (the driver quotes it), never spliced into a literal."""
     if seq.last_value is None:
-        return f"SELECT pg_catalog.setval('{_regclass_literal(target_name)}', {seq.start}, false)"
-    return f"SELECT pg_catalog.setval('{_regclass_literal(target_name)}', {seq.last_value}, true)"
-
-
-def _regclass_literal(name: str) -> str:
-    return name.replace("'", "''")
+        cur.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, false)",
+                    (target_name, seq.start))
+    else:
+        cur.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, true)",
+                    (target_name, seq.last_value))

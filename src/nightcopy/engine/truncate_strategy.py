@@ -34,7 +34,7 @@ def truncate_and_load(load: TableLoad, old: TargetTable) -> None:
     load.copy_rows(lambda part: q if part is None else part.qualified, freeze=True)
     load.finish(q)
     for s in d.sequences:
-        cur.execute(target_ddl.sequence_value_sql(s, s.qualified))
+        target_ddl.set_sequence_value(cur, s, s.qualified)
 
 
 def _check_same_shape(load: TableLoad, old: TargetTable) -> None:
