@@ -178,3 +178,21 @@ def test_truncate_refuses_naming_the_trigger_and_the_function_before_loading(wor
     assert w.target.query("SELECT id FROM app.orders") == [(7,)]
     assert w.ran_as_worker() == []
     assert "Traceback" not in result.stderr
+
+
+def test_truncate_still_loads_a_table_whose_code_is_built_in_or_an_extensions(world: World):
+    """What the refusal must keep working: CHECKs and index expressions calling only pg_catalog
+    functions or an extension's (an extension is trusted by creating it), and the internal
+    triggers of the table's foreign key, do not stop a truncate load."""
+    w = world
+    w.target.execute("CREATE EXTENSION fuzzystrmatch SCHEMA public")
+    _source_orders(w)
+    _analyst_owns_target_orders(w, """
+        ALTER TABLE app.orders ADD CONSTRAINT near CHECK (public.levenshtein(email, 'x') >= 0);
+        CREATE INDEX orders_lower_email ON app.orders (lower(email));
+        CREATE TABLE app.known_ids (id int PRIMARY KEY);
+        INSERT INTO app.known_ids VALUES (1), (2);
+        ALTER TABLE app.orders ADD CONSTRAINT known FOREIGN KEY (id) REFERENCES app.known_ids;""")
+    result = w.copy("app.orders", "--strategy", "truncate")
+    assert result.returncode == 0, result.stderr
+    assert w.target.query("SELECT id FROM app.orders ORDER BY 1") == [(1,), (2,)]

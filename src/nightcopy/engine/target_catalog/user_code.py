@@ -6,9 +6,10 @@ key expressions and its index expressions and predicates, all as the role that r
 (the worker), not as the role that wrote them. A low-privileged target user who owns a copied
 table, or who wrote a function such code calls, would run code with the worker's privileges.
 
-What counts as safe, decided on the target's catalog: a function in pg_catalog, or one that
-belongs to an extension (pg_depend deptype 'e'; an extension is trusted by creating it).
-Everything else, and every user trigger, is recorded here; the truncate strategy refuses a
+What counts as safe, decided on the target's catalog: a function in pg_catalog, one that
+belongs to an extension (pg_depend deptype 'e'; an extension is trusted by creating it), or
+one the worker's own role owns. Everything else, and every user trigger whose function is
+not one of those, is recorded here; the truncate strategy refuses a
 table that has any, and the swap refuses to rebuild a target-only index that calls one (its
 staged table belongs to the worker, and index builds run as the table's owner).
 
@@ -22,9 +23,13 @@ from psycopg2.extensions import cursor
 from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.target_catalog.target_table import TargetTable, UserCode
 
-# A function is built-in when it lives in pg_catalog or belongs to an extension.
+# A function is built-in when it lives in pg_catalog or belongs to an extension. One the
+# worker's own role owns is its own code (only it, or a superuser, can replace it): running it
+# as the worker grants nobody anything. Membership in the owner does not count here: operators
+# grant the worker membership in tables' owners so that the swap can hand tables back.
 _NOT_BUILT_IN = """
     p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+    AND p.proowner <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                      WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                        AND e.objid = p.oid AND e.deptype = 'e')"""
@@ -81,8 +86,8 @@ objects(kind, name, classid, objid) AS (
 {_FUNCTIONS_OF}
 UNION
 SELECT 'trigger', t.tgname::text, t.tgfoid::pg_catalog.regprocedure::text
-  FROM pg_catalog.pg_trigger t
- WHERE t.tgrelid IN (SELECT oid FROM rels) AND NOT t.tgisinternal
+  FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+ WHERE t.tgrelid IN (SELECT oid FROM rels) AND NOT t.tgisinternal AND {_NOT_BUILT_IN}
 ORDER BY 1, 2, 3"""
 
 
