@@ -196,3 +196,38 @@ def test_truncate_still_loads_a_table_whose_code_is_built_in_or_an_extensions(wo
     result = w.copy("app.orders", "--strategy", "truncate")
     assert result.returncode == 0, result.stderr
     assert w.target.query("SELECT id FROM app.orders ORDER BY 1") == [(1,), (2,)]
+
+
+def test_truncate_never_evaluates_an_analysts_generated_column_as_the_worker(world: World):
+    """The sibling of the CHECK case: a generated column the analyst added to its copied table
+    over analytics.bucket(id) is computed for every loaded row, so the table is refused naming
+    the column and the function."""
+    w = world
+    _source_orders(w)
+    _analyst_owns_target_orders(w, """
+        ALTER TABLE app.orders ADD COLUMN b int GENERATED ALWAYS AS (analytics.bucket(id)) STORED;""")
+    result = w.copy("app.orders", "--strategy", "truncate")
+    assert w.ran_as_worker() == [], "the analyst's generated column ran as the worker"
+    assert result.returncode == 1, result.stderr
+    assert "generated column b calls analytics.bucket(integer)" in (
+        result.events_of("table_failed")[0]["error"])
+
+
+def test_truncate_never_evaluates_a_domain_check_calling_an_analysts_function(world: World):
+    """The domain sibling: a column's domain on the target carries a CHECK calling the analyst's
+    analytics.ok(); loading the column would evaluate it as the worker, so the table is
+    refused naming the domain's constraint."""
+    w = world
+    w.attacker_db.execute("""
+        CREATE DOMAIN app.order_id AS int CHECK (VALUE > 0);
+        CREATE TABLE app.orders (id app.order_id PRIMARY KEY, email text);
+        INSERT INTO app.orders VALUES (1, 'a@x');""")
+    assert w.copy("app.orders").returncode == 0
+    w.plant_analyst_trap()
+    w.target.execute("ALTER DOMAIN app.order_id ADD CONSTRAINT via_ok "
+                     "CHECK (analytics.ok(VALUE)) NOT VALID")
+    result = w.copy("app.orders", "--strategy", "truncate")
+    assert w.ran_as_worker() == [], "the domain's CHECK ran the analyst's function as the worker"
+    assert result.returncode == 1, result.stderr
+    assert "domain check via_ok on app.order_id calls analytics.ok(integer)" in (
+        result.events_of("table_failed")[0]["error"])
