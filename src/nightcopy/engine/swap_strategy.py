@@ -34,7 +34,9 @@ def blocked_message(table: str, blockers: list[str]) -> str:
                      "keys on the target")
     if any(not b.startswith("foreign key") for b in blockers):
         fixes.append("drop or change those objects, or use --strategy truncate (keeps the table "
-                     "and everything that depends on it)")
+                     "and everything that depends on it"
+                     + ("; it refuses triggers that run another role's functions as the worker"
+                        if any(b.startswith("trigger ") for b in blockers) else "") + ")")
     return f"cannot replace {table} on the target: {'; '.join(blockers)}. {'; '.join(fixes)}"
 
 
