@@ -83,8 +83,6 @@ def _plant_ledger_trigger(w: World) -> None:
             FOR EACH ROW EXECUTE FUNCTION analytics.on_ledger();""")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: an existing nightcopy ledger schema owned by "
-                   "another role is used as is")
 def test_ledger_schema_created_first_by_another_role_is_refused(world: World):
     """A `nightcopy` schema the analyst created before the first run (and opened to everyone)
     must be refused, naming the schema and who owns it: otherwise its owner can swap the ledger
@@ -108,8 +106,6 @@ def test_ledger_schema_created_first_by_another_role_is_refused(world: World):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: an existing staging schema owned by another "
-                   "role is used as is")
 def test_staging_schema_created_first_by_another_role_is_refused(world: World):
     """A `nightcopy_stage_app` schema the analyst created first (and opened to everyone) must
     be refused, naming the schema and who owns it, before any table is built in it: its owner
@@ -126,3 +122,42 @@ def test_staging_schema_created_first_by_another_role_is_refused(world: World):
     assert "own" in result.stderr.lower(), result.stderr
     assert w.target.scalar("SELECT pg_catalog.to_regclass('app.orders')") is None
     assert "Traceback" not in result.stderr
+
+
+def test_ledger_holding_another_roles_table_is_refused(world: World):
+    """The sibling of the schema case: the ledger schema is the worker's, but another role
+    (given CREATE there) put a table in it; the run is refused naming that table and its
+    owner, before anything is written to the ledger."""
+    w = world
+    w.attacker_db.execute("CREATE TABLE app.orders (id int PRIMARY KEY); "
+                          "INSERT INTO app.orders VALUES (1);")
+    assert w.copy("app.orders").returncode == 0
+    w.as_worker_on_target().execute(f'GRANT USAGE, CREATE ON SCHEMA nightcopy TO "{w.analyst}"')
+    w.analyst_db.execute("CREATE TABLE nightcopy.planted (x int)")
+    runs_before = w.target.scalar("SELECT count(*) FROM nightcopy.invocations")
+    result = w.copy("app.orders")
+    assert result.returncode == 1, result.stderr
+    assert "nightcopy.planted" in result.stderr and w.analyst in result.stderr, result.stderr
+    assert w.target.scalar("SELECT count(*) FROM nightcopy.invocations") == runs_before
+    assert "Traceback" not in result.stderr
+
+
+def test_ledger_of_a_role_the_worker_is_a_member_of_is_used(world: World):
+    """What the refusal must keep working: a ledger created by a previous release under an
+    admin role the worker is a member of (by GRANT) is used as it is."""
+    w = world
+    w.target.execute(f"""
+        CREATE ROLE "{w.analyst}_admin" NOLOGIN;
+        GRANT CREATE ON DATABASE "{w.target_dbname}" TO "{w.analyst}_admin";
+        GRANT "{w.analyst}_admin" TO "{w.worker}";""")
+    try:
+        w.target.execute(f'SET ROLE "{w.analyst}_admin"; CREATE SCHEMA nightcopy; RESET ROLE;')
+        w.attacker_db.execute("CREATE TABLE app.orders (id int PRIMARY KEY); "
+                              "INSERT INTO app.orders VALUES (1);")
+        result = w.copy("app.orders")
+        assert result.returncode == 0, result.stderr
+        assert w.target.query("SELECT status FROM nightcopy.table_results") == [("copied",)]
+    finally:
+        w.target.execute(f'DROP SCHEMA IF EXISTS nightcopy CASCADE; '
+                         f'REVOKE CREATE ON DATABASE "{w.target_dbname}" FROM "{w.analyst}_admin"; '
+                         f'DROP ROLE "{w.analyst}_admin"')

@@ -193,8 +193,6 @@ def test_partition_expression_must_not_run_the_analysts_function_as_the_worker(w
     assert_failed_before_data_moved(w, result, "app.events", "analytics.bucket")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: literal break-out (target sessions do not force "
-                   "standard_conforming_strings = on)")
 def test_check_text_with_backslash_quote_does_not_break_out_on_a_target_without_standard_strings(
         world: World):
     """On a target database set to standard_conforming_strings = off, a source CHECK whose

@@ -22,6 +22,22 @@ TEXT_SETTINGS = {
     "lc_monetary": "C",
     "search_path": "",
 }
+# Settings the meaning of definition text depends on, forced on every session whatever the
+# server, database or role defaults say (issue 12): with standard_conforming_strings off, a
+# backslash in a definition's literal (read from a source that has it on) ends the literal
+# early and the rest runs as SQL; an empty search_path makes every unqualified name in a
+# definition fail instead of resolving to an object someone else planted earlier in the path
+# (the DDL builders qualify everything, pg_catalog included, and pg_get_*def() output is
+# qualified under an empty path); check_function_bodies keeps a function body checked when
+# it is created; xmloption and client_encoding fix how values are read and sent.
+DEFINITION_SETTINGS = {
+    "standard_conforming_strings": "on",
+    "backslash_quote": "safe_encoding",
+    "search_path": "",
+    "check_function_bodies": "on",
+    "xmloption": "content",
+    "client_encoding": "UTF8",
+}
 # Target sessions: never idle in a transaction for long (a killed worker's locks go away).
 TARGET_SETTINGS = {"idle_in_transaction_session_timeout": "10min", "lock_timeout": "60s"}
 
@@ -105,6 +121,15 @@ def connect(dsn: str, role: str, application_name: str, *,
         extra["connect_timeout"] = 15
     try:
         conn = psycopg2.connect(dsn, connection_factory=Connection, **extra)
+        if conn.get_parameter_status("standard_conforming_strings") != "on":
+            # psycopg2 decides once, at connect time, how it quotes literals (E'' and doubled
+            # backslashes, or not): switching the setting later with set_config() would make
+            # its quoting wrong. So a session that starts with it off is opened again with it
+            # on from the start (only then: some poolers refuse the `options` parameter).
+            conn.close()
+            extra["options"] = (params.get("options", "") +
+                                " -c standard_conforming_strings=on").strip()
+            conn = psycopg2.connect(dsn, connection_factory=Connection, **extra)
     except psycopg2.OperationalError as exc:
         raise ConnectError(_explain(str(exc), role, redact_dsn(dsn))) from None
     if conn.server_version < 120000:
@@ -113,6 +138,7 @@ def connect(dsn: str, role: str, application_name: str, *,
                            "nightcopy needs PostgreSQL 12 or newer")
     conn.set_client_encoding("UTF8")
     all_settings = dict(TEXT_SETTINGS)
+    all_settings.update(DEFINITION_SETTINGS)
     all_settings["statement_timeout"] = "0"
     if conn.server_version >= 140000:
         # A killed worker's server-side statement stops within a second instead of running on.

@@ -25,6 +25,7 @@ import psycopg2
 from psycopg2.extensions import connection, cursor
 
 from nightcopy import __version__
+from nightcopy.engine.target_catalog import schema_owners
 from nightcopy.errors import NightcopyError
 from nightcopy.secrets import scrub
 
@@ -149,6 +150,9 @@ def ensure_ledger(conn: connection) -> None:
             # Two workers starting at once would race on CREATE SCHEMA IF NOT EXISTS, and two
             # upgrading workers on the migration. Releases knowing only version 1 take it too.
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('nightcopy.ledger'))")
+            # Before anything is read or written there: a schema another role created first
+            # could hold a ledger with a trigger that fires as the worker.
+            schema_owners.refuse_foreign(cur, LEDGER_SCHEMA, "the run ledger")
             version = _read_version(cur)
             if version is None:
                 cur.execute(_DDL)

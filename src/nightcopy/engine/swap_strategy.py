@@ -34,7 +34,9 @@ def blocked_message(table: str, blockers: list[str]) -> str:
                      "keys on the target")
     if any(not b.startswith("foreign key") for b in blockers):
         fixes.append("drop or change those objects, or use --strategy truncate (keeps the table "
-                     "and everything that depends on it)")
+                     "and everything that depends on it"
+                     + ("; it refuses triggers that run another role's functions as the worker"
+                        if any(b.startswith("trigger ") for b in blockers) else "") + ")")
     return f"cannot replace {table} on the target: {'; '.join(blockers)}. {'; '.join(fixes)}"
 
 
@@ -42,6 +44,22 @@ def build_and_swap(load: TableLoad, old: TargetTable | None, listed: set[str],
                    target_roles: set[str]) -> None:
     """Load into a staged table, then swap it in for `old` (None: the table is new here)."""
     _Swap(load, listed, target_roles).run(old)
+
+
+def _refuse_untrusted_indexes(table: str, old: TargetTable | None, names: set[str]) -> None:
+    """A target-only index is rebuilt on the staged table, which the worker owns, and index
+    builds run as the table's owner: an expression or predicate calling a function another
+    role wrote would run as the worker. Rebuilding it as its original owner is not provably
+    safe (that role may lack what the build needs), so the table is refused."""
+    untrusted = [c for c in (old.user_code if old is not None else [])
+                 if c.kind == "index" and c.name in names]
+    if untrusted:
+        raise TableError(
+            f"cannot replace {table} on the target: its target-only "
+            f"{'; '.join(c.describe() for c in untrusted)}, and rebuilding it on the new table "
+            "would run that function as the worker's role (only pg_catalog and extension "
+            "functions are trusted); drop or change that index on the target, or use "
+            "--strategy truncate once it is gone")
 
 
 class _Swap:
@@ -61,8 +79,10 @@ class _Swap:
                        else target_ddl.staged(part.schema, part.name), freeze=True)
         source_names = {i.name for i in d.indexes} | {k.name for k in d.constraints}
         # Indexes only the target has are kept: rebuilt on the new table.
-        load.build_indexes([i for i in (old.indexes if old is not None else [])
-                            if i.name not in source_names])
+        target_only = [i for i in (old.indexes if old is not None else [])
+                       if i.name not in source_names]
+        _refuse_untrusted_indexes(d.ref.qualified, old, {i.name for i in target_only})
+        load.build_indexes(target_only)
         load.finish(staged_table)
         with_lock_retries(self.cur, lambda: self._swap(old), load.settings.lock_policy,
                           load.out.table, "take the lock for the swap", load.out.add_lock_wait)
@@ -107,7 +127,7 @@ class _Swap:
         for s in d.sequences:
             if s.owner_table_oid == d.ref.oid and s.owner_column:
                 cur.execute(f"ALTER SEQUENCE {s.qualified} OWNED BY {q}.{quote_ident(s.owner_column)}")
-            cur.execute(target_ddl.sequence_value_sql(s, s.qualified))
+            target_ddl.set_sequence_value(cur, s, s.qualified)
         if old is not None:
             self._restore_target_side(old)
 
@@ -150,7 +170,7 @@ class _Swap:
                     f"{q}: the target's view {view.qualified} cannot be re-created on the new "
                     f"table ({pg_message(exc)}); change or drop the view, or use --strategy "
                     "truncate") from None
-            self._restore_owner(f"VIEW {view.qualified}", view.owner)
+            self._restore_view_owner(view.qualified, view.owner)
             for statement in grants_sql(view.qualified, view.grants, self.target_roles)[0]:
                 cur.execute(statement)
             if view.comment is not None:
@@ -165,6 +185,22 @@ class _Swap:
         self._try_or_warn(f"ALTER {what} OWNER TO {quote_ident(owner)}",
                           f"{what} is now owned by the worker's role: it may not set the owner "
                           f"back to {owner} (grant it membership in {owner})")
+
+    def _restore_view_owner(self, view: str, owner: str) -> None:
+        """A view reads its tables with its owner's privileges: one left owned by the worker,
+        with its grants re-applied, would let its readers read what the worker may. So the
+        table fails instead (its transaction, and the old view, are rolled back)."""
+        if fetch_value(self.cur, "SELECT current_user") == owner:
+            return
+        try:
+            self.cur.execute(f"ALTER VIEW {view} OWNER TO {quote_ident(owner)}")
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            raise TableError(
+                f"{self.load.table.ref.qualified}: the target's view {view} (owner {owner}) "
+                f"cannot be given back to its owner after the swap ({pg_message(exc, detail=False)}), and "
+                "left to the worker's role it would read with the worker's privileges; grant "
+                f"the worker membership in {owner} and {owner} CREATE on the view's schema, "
+                "drop the view, or use --strategy truncate") from None
 
     def _try_or_warn(self, statement: str, warning: str) -> None:
         """A step the worker's role may lack the privilege for: warn instead of failing."""

@@ -17,6 +17,7 @@ from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import Column, IndexDef, SequenceDef, TableDef, TypeDef
+from nightcopy.engine.target_catalog import schema_owners
 
 STAGE_PREFIX = "nightcopy_stage_"
 
@@ -57,6 +58,7 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
         for oid in _type_closure(d.type_oids, types):
             type_users.setdefault(oid, []).append(d)
 
+    refused: dict[str, str] = {}  # target schema -> why its staging schema is refused
     with conn.cursor() as cur:
         # Workers of several groups prepare at once: serialise, then look before creating.
         cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('nightcopy.prepare'))")
@@ -65,6 +67,14 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
                 if fetch_value(cur, "SELECT count(*) FROM pg_catalog.pg_namespace "
                                "WHERE nspname = %s", (s,)) == 0:
                     cur.execute(f"CREATE SCHEMA {quote_ident(s)}")
+                elif s != schema:
+                    # The staging schema is nightcopy's: when another role could plant objects
+                    # among the staged tables or drop them, its tables fail before any is built.
+                    try:
+                        schema_owners.refuse_foreign(cur, s, f"where the tables of {schema} "
+                                                     "are staged")
+                    except schema_owners.ForeignSchema as exc:
+                        refused[schema] = str(exc)
         failed_types: set[int] = set()
         for t in types:
             if any(dep in failed_types for dep in t.depends):
@@ -83,6 +93,9 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
                 for d in type_users.get(t.oid, []):
                     failures.setdefault(d.ref.oid, message)
         for d in defs:
+            for staged_in in [d.ref.schema, *(p.schema for p in d.partitions)]:
+                if staged_in in refused:
+                    failures.setdefault(d.ref.oid, refused[staged_in])
             for seq in d.sequences:
                 if fetch_value(cur, "SELECT pg_catalog.to_regclass(%s)",
                                (seq.qualified,)) is None:
@@ -267,12 +280,13 @@ def comments_sql(d: TableDef, schema_of: Callable[[str], str], literal: Callable
     return out
 
 
-def sequence_value_sql(seq: SequenceDef, target_name: str) -> str:
-    """setval to the source's value: the target's sequence ends at or past the source's."""
+def set_sequence_value(cur: cursor, seq: SequenceDef, target_name: str) -> None:
+    """setval to the source's value: the target's sequence ends at or past the source's.
+
+    The name goes in as a parameter (the driver quotes it), never spliced into a literal."""
     if seq.last_value is None:
-        return f"SELECT pg_catalog.setval('{_regclass_literal(target_name)}', {seq.start}, false)"
-    return f"SELECT pg_catalog.setval('{_regclass_literal(target_name)}', {seq.last_value}, true)"
-
-
-def _regclass_literal(name: str) -> str:
-    return name.replace("'", "''")
+        cur.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, false)",
+                    (target_name, seq.start))
+    else:
+        cur.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, true)",
+                    (target_name, seq.last_value))

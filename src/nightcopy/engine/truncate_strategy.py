@@ -34,7 +34,7 @@ def truncate_and_load(load: TableLoad, old: TargetTable) -> None:
     load.copy_rows(lambda part: q if part is None else part.qualified, freeze=True)
     load.finish(q)
     for s in d.sequences:
-        cur.execute(target_ddl.sequence_value_sql(s, s.qualified))
+        target_ddl.set_sequence_value(cur, s, s.qualified)
 
 
 def _check_same_shape(load: TableLoad, old: TargetTable) -> None:
@@ -51,6 +51,16 @@ def _check_same_shape(load: TableLoad, old: TargetTable) -> None:
     if d.partkey and sorted(p.qualified for p in d.leaves) != old.leaves:
         raise TableError(f"{q}: the target's partitions differ from the source's; use "
                          "--strategy swap")
+    if old.user_code:
+        # Loading in place would fire these triggers and evaluate these expressions as the
+        # worker's role for every row, with its privileges (not their authors'). They cannot
+        # be switched off for the load: DISABLE TRIGGER needs the table's ownership and
+        # session_replication_role a superuser, and expressions always run. So: refuse.
+        raise TableError(
+            f"cannot load {q} with --strategy truncate: the target table has "
+            f"{'; '.join(c.describe() for c in old.user_code)}, which the load would run as "
+            "the worker's role (only pg_catalog and extension functions are trusted); drop or "
+            "change them on the target, or make those functions part of an extension")
     fk_blockers = [b for b in old.blockers if b.startswith("foreign key")]
     if fk_blockers:
         raise TableError(f"cannot truncate {q} on the target: {'; '.join(fk_blockers)}; copy "

@@ -20,6 +20,7 @@ from nightcopy.engine.target_catalog import (
     indexes,
     privileges,
     sequences,
+    user_code,
     views,
 )
 from nightcopy.engine.target_catalog.target_table import TargetTable
@@ -38,6 +39,7 @@ ASPECT_READERS: list[AspectReader] = [
     carry_over.read_carry_over,
     sequences.read_owned_sequences,
     indexes.read_indexes,
+    user_code.read_user_code,
 ]
 
 

@@ -8,6 +8,19 @@ from nightcopy.engine.grants import RelationGrants
 from nightcopy.engine.table_model import IndexDef
 
 
+@dataclass(frozen=True)
+class UserCode:
+    """One object on the table that runs code during a load: what it is and what it calls."""
+    kind: str   # trigger | index | check constraint | generated column | domain check | ...
+    name: str   # the object's name (an index's name is what the swap matches on)
+    calls: str  # the function it calls (regprocedure text), or the trigger's function
+
+    def describe(self) -> str:
+        if self.kind == "trigger":
+            return f"trigger {self.name} (runs {self.calls})"
+        return f"{self.kind} {self.name} calls {self.calls}"
+
+
 @dataclass
 class ViewDef:
     oid: int
@@ -40,6 +53,9 @@ class TargetTable:
     columns: list[tuple[str, str]] = field(default_factory=list)  # (name, type) non-generated
     leaves: list[str] = field(default_factory=list)
     partition_oids: list[int] = field(default_factory=list)
+    # Triggers, and expressions calling functions that are not built-in (user_code.py): what a
+    # load into this table would run as the worker's role.
+    user_code: list[UserCode] = field(default_factory=list)
 
     @property
     def relation_oids(self) -> list[int]:
