@@ -13,8 +13,6 @@ from __future__ import annotations
 import select
 import time
 
-import pytest
-
 from tests.security.conftest import SECRET, World
 
 # Evaluated on the target only (where private.salaries exists), so that the attacker's rows
