@@ -53,6 +53,21 @@ def _notifications(conn, wait: float = 0.3) -> list[str]:
     return [n.payload for n in conn.notifies]
 
 
+def _assert_no_rows_reach_a_listening_analyst(w: World, table: str) -> None:
+    """Copy `table` while the analyst LISTENs on the target: no private row may arrive, and the
+    table must fail before any data moved, naming one of the attack's functions."""
+    listener = w.analyst_db.connect()
+    try:
+        with listener.cursor() as cur:
+            cur.execute("LISTEN exfil")
+        result = w.copy(table)
+        received = _notifications(listener)
+    finally:
+        listener.close()
+    assert not [p for p in received if SECRET in p], "the analyst received the private rows"
+    assert_failed_before_data_moved(w, result, table, "pg_notify", "ts_rewrite", "to_regclass")
+
+
 def test_check_with_notify_does_not_deliver_private_rows_to_a_listening_analyst(world: World):
     """A source CHECK calling pg_notify(ts_rewrite(..., 'select ... from private...')) must not
     deliver the private rows to an analyst LISTENing on the target, and the table must fail
@@ -63,17 +78,7 @@ def test_check_with_notify_does_not_deliver_private_rows_to_a_listening_analyst(
             CONSTRAINT exfil CHECK (CASE WHEN {_ON_TARGET} THEN true
                 ELSE pg_catalog.pg_notify('exfil', {_PRIVATE_ROWS})::text = '' END));
         INSERT INTO app.orders VALUES (1, 'a'), (2, 'b');""")
-    listener = w.analyst_db.connect()
-    try:
-        with listener.cursor() as cur:
-            cur.execute("LISTEN exfil")
-        result = w.copy("app.orders")
-        received = _notifications(listener)
-    finally:
-        listener.close()
-    assert not [p for p in received if SECRET in p], "the analyst received the private rows"
-    assert_failed_before_data_moved(w, result, "app.orders", "pg_notify", "ts_rewrite",
-                                    "to_regclass")
+    _assert_no_rows_reach_a_listening_analyst(w, "app.orders")
 
 
 def test_check_raising_the_private_rows_keeps_them_out_of_ledger_report_and_events(world: World):
@@ -132,17 +137,7 @@ def test_domain_check_with_notify_does_not_deliver_private_rows(world: World):
     w.attacker_db.execute("""
         CREATE TABLE app.notes (id int PRIMARY KEY, note app.note_text);
         INSERT INTO app.notes VALUES (1, 'a');""")
-    listener = w.analyst_db.connect()
-    try:
-        with listener.cursor() as cur:
-            cur.execute("LISTEN exfil")
-        result = w.copy("app.notes")
-        received = _notifications(listener)
-    finally:
-        listener.close()
-    assert not [p for p in received if SECRET in p], "the analyst received the private rows"
-    assert_failed_before_data_moved(w, result, "app.notes", "pg_notify", "ts_rewrite",
-                                    "to_regclass")
+    _assert_no_rows_reach_a_listening_analyst(w, "app.notes")
 
 
 def test_generated_column_must_not_run_the_analysts_function_as_the_worker(world: World):
