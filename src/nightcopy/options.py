@@ -38,7 +38,7 @@ EVERYWHERE = frozenset(Place)
 @dataclass(frozen=True)
 class Option(Generic[T]):
     name: str  # the key in [options] / SSM options, and the CopyOptions field
-    kind: type  # int, float or str
+    kind: type  # int, float, str or bool
     default: T
     help: str
     metavar: str
@@ -67,6 +67,8 @@ class Option(Generic[T]):
 
     def describe(self) -> str:
         """What a valid value is, for messages: 'a number from 1 to 64', 'one of swap, ...'."""
+        if self.kind is bool:
+            return "true or false"
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.pattern is not None:
@@ -80,6 +82,8 @@ class Option(Generic[T]):
     def default_text(self) -> str:
         if self.default is None:
             return "none"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
         return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
 
     def parse(self, value: object) -> T:
@@ -89,6 +93,8 @@ class Option(Generic[T]):
         options are often written {"jobs": "4"}); booleans never are.
         """
         problem = f"must be {self.describe()}"
+        if self.kind is bool:
+            return cast(T, _parse_bool(value, problem))
         if self.kind is str:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(problem)
@@ -120,9 +126,28 @@ class Option(Generic[T]):
 
     def to_arg(self, value: object) -> str:
         """The value as a command-line argument (`run` passes options to workers as flags)."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
         if isinstance(value, float):
             return repr(value)  # round-trips exactly
         return str(value)
+
+
+# A boolean from TOML/JSON (true/false) or from a flag or NIGHTCOPY_* variable (text).
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def _parse_bool(value: object, problem: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise ValueError(problem)
 
 
 def _number(name: str, kind: type, default: Any, low: float, high: float | None, help: str,
@@ -216,6 +241,15 @@ TRUST: Option[str | None] = Option(
     "columns, index and partition expressions may call besides built-in immutable functions "
     "and extensions' (they run on the target as the target role)", "LIST", EVERYWHERE)
 
+# Adopt (issue 12): a glob replaces only the target tables nightcopy created (the ledger's
+# managed_tables); for a team moving from another tool, whose tables nightcopy never created,
+# this lets globs replace existing ones (and records them as nightcopy's from then on).
+ADOPT: Option[bool] = Option(
+    "adopt", bool, False,
+    "Let globs in the table list replace existing target tables nightcopy did not create (and "
+    "record them as nightcopy's); without it such a table fails unless it is named explicitly",
+    "[true|false]", EVERYWHERE)
+
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
     "parallel", int, None, 1, None, "Groups run at once", "N",
@@ -223,7 +257,7 @@ PARALLEL: Option[int | None] = _number(
 
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
-    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, PARALLEL)
+    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, ADOPT, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

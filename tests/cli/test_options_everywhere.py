@@ -42,10 +42,11 @@ VALID: dict[str, Any] = {
     "target_dsn": "host=/tmp/b dbname=b", "ssm_prefix": PREFIX, "run_id": "night-42",
     "report_uri": "file:///tmp/nightcopy-reports", "jobs": 5, "strategy": "truncate",
     "verify": "checksum", "retries": 3, "lock_timeout": 0.25, "lock_attempts": 9, "parallel": 3,
-    "trust": "app.ok, util.*",
+    "trust": "app.ok, util.*", "adopt": True,
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
-                           "lock_timeout": 0, "lock_attempts": 0, "parallel": 0}
+                           "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,
+                           "adopt": "maybe"}
 BASE_COPY_ARGS = ["--tables", "public.t", "--source", SRC, "--target", TGT]
 
 
@@ -270,7 +271,7 @@ def test_identity_options_are_refused_in_the_configs_options(name, ssm, tmp_path
 def test_unknown_option_is_one_message_everywhere(ssm, tmp_path):
     messages = _refusals("paralel", 2, ssm, tmp_path)
     assert len(set(messages.values())) == 1
-    assert "unknown option 'paralel' (known: jobs, lock_attempts, lock_timeout, parallel" in \
+    assert "unknown option 'paralel' (known: adopt, jobs, lock_attempts, lock_timeout, parallel" in \
         messages["config file"]
 
 

@@ -1,7 +1,8 @@
 """Issue 12, "A glob destroys target tables it never created" and "Schemas taken on trust".
 
 The promises: through a glob, a target table is replaced only when nightcopy created it (a
-table it never created is refused with a clear error; naming it explicitly replaces it); and
+table it never created is refused with a clear error; naming it explicitly, or --adopt,
+replaces it and records it as nightcopy's); and
 nightcopy's own schemas (the ledger `nightcopy`, the staging `nightcopy_stage_<schema>`) are
 refused when another role owns them.
 """
@@ -9,8 +10,6 @@ refused when another role owns them.
 from __future__ import annotations
 
 import re
-
-import pytest
 
 from tests.security.conftest import World
 
@@ -31,8 +30,13 @@ def _budget_scene(w: World) -> None:
         INSERT INTO app.budget VALUES (0);""")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a glob replaces a target-only table it never "
-                   "created")
+def _managed(w: World) -> list[tuple[str, bool]]:
+    """The ledger's record of nightcopy's tables: (name, whether the oid is the table's now)."""
+    return w.target.query("""
+        SELECT m.table_name, m.table_oid = pg_catalog.to_regclass(m.table_name)::oid
+          FROM nightcopy.managed_tables m ORDER BY 1""")
+
+
 def test_glob_never_replaces_a_target_table_nightcopy_did_not_create(world: World):
     """`app.*` must not replace the target-only app.budget because the source grew a table of
     that name: it is refused with a clear error naming it, and keeps its rows."""
@@ -42,18 +46,74 @@ def test_glob_never_replaces_a_target_table_nightcopy_did_not_create(world: Worl
     assert w.target.query("SELECT * FROM app.budget") == [("reporting plan 2027",)], (
         "the glob replaced a target table nightcopy never created")
     assert result.returncode == 1, result.stderr
-    assert "app.budget" in result.stderr, result.stderr
+    [failed] = result.events_of("table_failed")
+    assert failed["table"] == "app.budget"
+    # One line: the table, why, and both fixes.
+    assert "app.budget" in result.stderr and "'app.*'" in failed["error"], result.stderr
+    assert "did not create it" in failed["error"]
+    assert "name it explicitly" in failed["error"] and "--adopt" in failed["error"]
+    assert [e["table"] for e in result.events_of("table_copied")] == ["app.orders"]
     assert "Traceback" not in result.stderr
 
 
-def test_naming_a_table_explicitly_still_replaces_it(world: World):
-    """What the fix must keep (holds today): a table named explicitly in the list is replaced
-    even when nightcopy did not create it."""
+def test_naming_a_table_explicitly_replaces_it_and_records_it(world: World):
+    """A table named explicitly in the list is replaced even when nightcopy did not create it;
+    from then on it is nightcopy's, so the glob replaces it too."""
     w = world
     _budget_scene(w)
     result = w.copy("app.orders, app.budget")
     assert result.returncode == 0, result.stderr
     assert w.target.query("SELECT * FROM app.budget") == [(0,)]
+    assert _managed(w) == [("app.budget", True), ("app.orders", True)]
+    w.attacker_db.execute("INSERT INTO app.budget VALUES (1)")
+    again = w.copy("app.*")
+    assert again.returncode == 0, again.stderr
+    assert w.target.query("SELECT * FROM app.budget ORDER BY 1") == [(0,), (1,)]
+
+
+def test_adopt_lets_a_glob_replace_an_existing_table_and_records_it(world: World):
+    """--adopt (teams moving from another tool): the glob replaces the unrecorded table and
+    records it; the next night needs no --adopt for it."""
+    w = world
+    _budget_scene(w)
+    result = w.copy("app.*", "--adopt")
+    assert result.returncode == 0, result.stderr
+    assert w.target.query("SELECT * FROM app.budget") == [(0,)]
+    assert _managed(w) == [("app.budget", True), ("app.orders", True)]
+    assert w.copy("app.*").returncode == 0
+
+
+def test_adopt_from_the_environment(world: World):
+    w = world
+    _budget_scene(w)
+    result = w.copy("app.*", env={"NIGHTCOPY_ADOPT": "true"})
+    assert result.returncode == 0, result.stderr
+    assert w.target.query("SELECT * FROM app.budget") == [(0,)]
+
+
+def test_truncate_through_a_glob_never_empties_a_table_nightcopy_did_not_create(world: World):
+    """--strategy truncate empties the table in place: the same rule. The worker owns the
+    target-only table here, so nothing else would stop the truncate."""
+    w = world
+    w.attacker_db.execute("CREATE TABLE app.orders (id int PRIMARY KEY); "
+                          "INSERT INTO app.orders VALUES (1);")
+    assert w.copy("app.*").returncode == 0
+    w.as_worker_on_target().execute("CREATE TABLE app.budget (line text); "
+                                    "INSERT INTO app.budget VALUES ('reporting plan 2027');")
+    w.attacker_db.execute("CREATE TABLE app.budget (line text); "
+                          "INSERT INTO app.budget VALUES ('junk');")
+    result = w.copy("app.*", "--strategy", "truncate")
+    assert result.returncode == 1, result.stderr
+    assert w.target.query("SELECT * FROM app.budget") == [("reporting plan 2027",)]
+    assert [e["table"] for e in result.events_of("table_failed")] == ["app.budget"]
+    assert [e["table"] for e in result.events_of("table_copied")] == ["app.orders"]
+    # Named explicitly: truncated, loaded and recorded (same oid: truncate keeps the table).
+    oid = w.target.scalar("SELECT 'app.budget'::regclass::oid")
+    named = w.copy("app.budget", "--strategy", "truncate")
+    assert named.returncode == 0, named.stderr
+    assert w.target.query("SELECT * FROM app.budget") == [("junk",)]
+    assert w.target.scalar("SELECT table_oid FROM nightcopy.managed_tables "
+                           "WHERE table_name = 'app.budget'") == oid
 
 
 def _plant_ledger_trigger(w: World) -> None:

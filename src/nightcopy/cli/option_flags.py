@@ -43,6 +43,13 @@ def _type(option: Option[Any]) -> click.ParamType | None:
     return RegistryType(option) if option.kind is not str or option.choices else None
 
 
+def _bare(option: Option[Any]) -> dict[str, Any]:
+    """A boolean may be given bare (`--adopt`) or with a value (`--adopt false`: how `run`
+    passes it on to its workers). Click accepts it bare only when no default is given (an unset
+    option is None either way)."""
+    return {"is_flag": False, "flag_value": "true"} if option.kind is bool else {}
+
+
 def check_name_flag(option: Option[Any], value: object, *, envvar: bool = True) -> str:
     """A group name or run id given as a flag (or its NIGHTCOPY_* variable), checked with the
     registry's pattern: ConfigError (exit 1) naming the flag (and the variable, if it has one)."""
@@ -60,6 +67,7 @@ def copy_flag(option: Option[Any]) -> Decorator:
     default = "" if option.default is None else f" [default: {option.default_text()}]"
     return click.option(option.flag, option.name, envvar=option.envvar, show_envvar=True,
                         type=_type(option), metavar=option.metavar,
+                        **_bare(option),
                         help=option.help.rstrip(".") + ("." if not default else "") + default)
 
 
@@ -71,7 +79,8 @@ def run_flag(option: Option[Any], *, default_text: str | None = None) -> Decorat
     default = default_text or f"options.{option.name}, else {option.default_text()}"
     worker = f"the worker's {option.flag}; " if option.worker else ""
     return click.option(option.flag, option.name, envvar=option.envvar, show_envvar=True,
-                        type=_type(option), metavar=option.metavar, default=None,
+                        type=_type(option), metavar=option.metavar,
+                        **(_bare(option) or {"default": None}),
                         help=f"{option.help.rstrip('.')} ({worker}default: {default}).")
 
 

@@ -31,13 +31,23 @@ from nightcopy.engine.source_catalog.listed_tables import resolve_tables
 from nightcopy.engine.source_catalog.readable import check_readable
 from nightcopy.engine.source_catalog.types import load_types
 from nightcopy.engine.table_copy import TableCopier
+from nightcopy.engine.table_guard import TableGuard
 from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_table_list
 from nightcopy.engine.trust import parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
-from nightcopy.options import JOBS, LOCK_ATTEMPTS, LOCK_TIMEOUT, RETRIES, STRATEGY, TRUST, VERIFY
+from nightcopy.options import (
+    ADOPT,
+    JOBS,
+    LOCK_ATTEMPTS,
+    LOCK_TIMEOUT,
+    RETRIES,
+    STRATEGY,
+    TRUST,
+    VERIFY,
+)
 
 
 @dataclass
@@ -55,6 +65,7 @@ class CopyOptions:
     lock_timeout: float = LOCK_TIMEOUT.default
     lock_attempts: int = LOCK_ATTEMPTS.default
     trust: str | None = TRUST.default  # nightcopy.engine.trust: what expressions may call
+    adopt: bool = ADOPT.default  # nightcopy.engine.table_guard: may globs replace unrecorded tables
 
 
 @dataclass
@@ -100,7 +111,8 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
         refused = refused_tables(tgt, defs, trust)
         types = load_types(snapshot.conn, {o for oid, d in defs.items() if oid not in refused
                                            for o in d.type_oids})
-        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused)
+        guard = TableGuard(tuple(specs), options.adopt, trust)
+        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, guard)
     finally:
         snapshot.close()
         if tgt is not None:
@@ -109,7 +121,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
 
 def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: connection,
          tables: list[TableRef], defs: dict[int, TableDef], types: list[TypeDef], app: str,
-         refused: dict[int, str]) -> RunResult:
+         refused: dict[int, str], guard: TableGuard) -> RunResult:
     run_started = time.monotonic()
     started_at = datetime.now(UTC)
     _start_ledger_run(options, tgt, len(tables))
@@ -125,7 +137,7 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}
     tgt.commit()
-    copier = TableCopier(settings, events, {t.qualified for t in tables}, roles)
+    copier = TableCopier(settings, events, {t.qualified for t in tables}, roles, guard)
     outcomes = Outcomes(events, copier)
     for t in tables:
         if t.qualified in done:

@@ -14,6 +14,9 @@ Versions (`nightcopy.meta` key `schema_version`): 1 named the invocations table 
 it and leaves a view `nightcopy.runs` over it, so a release that knows only version 1 (which
 never checks the version) keeps working against the same reporting database. A ledger newer
 than this release knows is refused before anything is written: its meaning may have changed.
+3 adds `managed_tables`: every target table nightcopy created or replaced (or adopted), by oid,
+written in the same transaction as the swap or the load; a glob replaces only those (issue 12,
+engine/table_guard.py). Its migration seeds it with the tables whose latest result was copied.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from nightcopy.errors import NightcopyError
 from nightcopy.secrets import scrub
 
 LEDGER_SCHEMA = "nightcopy"
-LEDGER_VERSION = 2
+LEDGER_VERSION = 3
 INVOCATIONS = f"{LEDGER_SCHEMA}.invocations"
 TABLE_RESULTS = f"{LEDGER_SCHEMA}.table_results"
+MANAGED_TABLES = f"{LEDGER_SCHEMA}.managed_tables"
 # The invocations table's name in each ledger version (readers accept every older version).
-_INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS}
+_INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS, 3: INVOCATIONS}
 
 _INVOCATIONS_COMMENT = (
     f"COMMENT ON TABLE {INVOCATIONS} IS 'one row per invocation: a group''s worker in a run "
@@ -45,6 +49,19 @@ _RUNS_VIEW = (
     f"CREATE VIEW {LEDGER_SCHEMA}.runs AS SELECT * FROM {INVOCATIONS};"
     f"COMMENT ON VIEW {LEDGER_SCHEMA}.runs IS 'ledger version 1 name of {INVOCATIONS}, kept for "
     "older nightcopy releases'")
+
+# By oid, not by name: a table someone else creates under a recorded name (after dropping or
+# renaming nightcopy's) is not nightcopy's. The name is what it was when recorded, for people.
+_MANAGED_TABLES_DDL = f"""
+CREATE TABLE {MANAGED_TABLES} (
+    table_oid   oid PRIMARY KEY,
+    table_name  text NOT NULL,            -- format('%I.%I', schema, table) when recorded
+    run_id      text NOT NULL,            -- the run that created, replaced or adopted it
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE {MANAGED_TABLES} IS 'the target tables nightcopy created, replaced or '
+    'adopted, by oid: a glob in a table list replaces only these';
+"""
 
 # The latest version, for a target that has no ledger yet.
 _DDL = f"""
@@ -89,6 +106,7 @@ CREATE TABLE {TABLE_RESULTS} (
 );
 CREATE INDEX table_results_finished_idx ON {TABLE_RESULTS} (finished_at);
 {_RUNS_VIEW};
+{_MANAGED_TABLES_DDL}
 """
 
 # MIGRATIONS[v] upgrades a ledger from version v to v + 1 (in ensure_ledger's transaction).
@@ -107,6 +125,20 @@ BEGIN
 END $$;
 {_INVOCATIONS_COMMENT};
 {_RUNS_VIEW};
+""",
+    # Seeded from the results so that glob nights keep replacing what they copied before the
+    # upgrade: a table whose latest result is `copied` is recorded under its current oid (one
+    # recreated by someone else since then is taken as it stands: the ledger cannot know).
+    2: f"""
+{_MANAGED_TABLES_DDL}
+INSERT INTO {MANAGED_TABLES} (table_oid, table_name, run_id)
+SELECT c.oid, latest.table_name, latest.run_id
+  FROM (SELECT DISTINCT ON (table_name) table_name, run_id, status
+          FROM {TABLE_RESULTS} ORDER BY table_name, finished_at DESC) latest
+  JOIN pg_catalog.pg_class c ON true
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   AND pg_catalog.format('%I.%I', n.nspname, c.relname) = latest.table_name
+ WHERE latest.status = 'copied' AND c.relkind IN ('r', 'p') AND NOT c.relispartition;
 """,
 }
 
@@ -260,3 +292,26 @@ ON CONFLICT (run_id, table_name) DO UPDATE SET
     error = EXCLUDED.error, started_at = EXCLUDED.started_at, finished_at = now(),
     attempts = {TABLE_RESULTS}.attempts + 1
 """
+
+
+def is_managed(cur: cursor, table_oid: int) -> bool:
+    """Whether nightcopy created, replaced or adopted the target table with this oid."""
+    cur.execute(f"SELECT EXISTS (SELECT 1 FROM {MANAGED_TABLES} WHERE table_oid = %s)",
+                (table_oid,))
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def record_managed(cur: cursor, table: str, run_id: str, replaced_oid: int | None) -> None:
+    """Record the table now under the name `table` as nightcopy's, in the transaction that
+    created, replaced or loaded it (so the record is exact, also after a kill -9); the table it
+    replaced (`replaced_oid`, dropped by the swap) and older records of the name go."""
+    cur.execute(
+        f"""DELETE FROM {MANAGED_TABLES}
+             WHERE (table_oid = %(replaced)s OR table_name = %(table)s)
+               AND table_oid <> pg_catalog.to_regclass(%(table)s)::pg_catalog.oid;
+            INSERT INTO {MANAGED_TABLES} (table_oid, table_name, run_id)
+            VALUES (pg_catalog.to_regclass(%(table)s)::pg_catalog.oid, %(table)s, %(run_id)s)
+            ON CONFLICT (table_oid) DO UPDATE SET table_name = EXCLUDED.table_name,
+                run_id = EXCLUDED.run_id, recorded_at = now()""",
+        {"table": table, "run_id": run_id, "replaced": replaced_oid})

@@ -17,6 +17,7 @@ from nightcopy.engine import swap_strategy, truncate_strategy
 from nightcopy.engine.connection import Connection, apply_settings
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.ledger import RECORD_TABLE_SQL
+from nightcopy.engine.table_guard import TableGuard
 from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_load import TableLoad
 from nightcopy.engine.table_locks import lock_table_for_run
@@ -27,8 +28,9 @@ from nightcopy.errors import TableError
 
 class TableCopier:
     def __init__(self, settings: CopySettings, events: EventWriter, listed: set[str],
-                 target_roles: set[str]):
+                 target_roles: set[str], guard: TableGuard):
         self.settings = settings
+        self.guard = guard
         self.events = events
         self.listed = listed
         self.target_roles = target_roles
@@ -45,12 +47,14 @@ class TableCopier:
                 raise TableError(
                     f"{d.ref.qualified} on the target is {KIND_NAMES.get(old.kind, 'not a table')}"
                     ", not a table; drop or rename it there, or remove the table from the list")
+            self.guard.before_load(cur, d.ref, old)
             load = TableLoad(src, cur, d, out, self.settings, self.events)
             if self.settings.strategy == "truncate" and old is not None:
                 truncate_strategy.truncate_and_load(load, old)
             else:
                 swap_strategy.build_and_swap(load, old, self.listed, self.target_roles)
             out.seconds = time.monotonic() - started
+            self.guard.after_load(cur, d.ref, self.settings.run_id, old)
             self._record(cur, out)
             tgt.commit()
         except BaseException:

@@ -59,8 +59,9 @@ def _check_same_shape(load: TableLoad, old: TargetTable) -> None:
         raise TableError(
             f"cannot load {q} with --strategy truncate: the target table has "
             f"{'; '.join(c.describe() for c in old.user_code)}, which the load would run as "
-            "the worker's role (only pg_catalog and extension functions are trusted); drop or "
-            "change them on the target, or make those functions part of an extension")
+            "the worker's role (only pg_catalog, extension and the worker's own functions are "
+            "trusted); drop or change them on the target, make those functions part of an "
+            "extension, or trust them: --trust (NIGHTCOPY_TRUST, options.trust)")
     fk_blockers = [b for b in old.blockers if b.startswith("foreign key")]
     if fk_blockers:
         raise TableError(f"cannot truncate {q} on the target: {'; '.join(fk_blockers)}; copy "

@@ -46,6 +46,10 @@ class Trust:
     def covers(self, call: ExpressionCall) -> bool:
         return any(e.covers(call) for e in self.entries)
 
+    def covers_function(self, schema: str, name: str) -> bool:
+        """Whether the user trusts the function schema.name (any overload)."""
+        return any(e.spec.matches(schema, name) for e in self.entries)
+
 
 def parse_trust(value: str | None) -> Trust:
     """`schema.function` and `schema.*` items, comma-separated (SQL identifier rules: unquoted

@@ -7,9 +7,11 @@ key expressions and its index expressions and predicates, all as the role that r
 table, or who wrote a function such code calls, would run code with the worker's privileges.
 
 What counts as safe, decided on the target's catalog: a function in pg_catalog, one that
-belongs to an extension (pg_depend deptype 'e'; an extension is trusted by creating it), or
-one the worker's own role owns. Everything else, and every user trigger whose function is
-not one of those, is recorded here; the truncate strategy refuses a
+belongs to an extension (pg_depend deptype 'e'; an extension is trusted by creating it), one
+the worker's own role owns, or one the user trusts (--trust, the same rule as for the source's
+expressions: without_trusted, applied by engine/table_guard before the load). Everything else,
+and every user trigger whose function is not one of those, is recorded here; the truncate
+strategy refuses a
 table that has any, and the swap refuses to rebuild a target-only index that calls one (its
 staged table belongs to the worker, and index builds run as the table's owner).
 
@@ -17,6 +19,8 @@ Column defaults are not listed: COPY supplies every column, so they are not eval
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from psycopg2.extensions import cursor
 
@@ -94,3 +98,20 @@ ORDER BY 1, 2, 3"""
 def read_user_code(cur: cursor, table: TargetTable, listed: set[str]) -> None:
     table.user_code = [UserCode(kind, name, calls) for kind, name, calls
                        in fetch_all(cur, _QUERY, {"rels": table.relation_oids})]
+
+
+def without_trusted(cur: cursor, code: list[UserCode],
+                    trusted: Callable[[str, str], bool]) -> list[UserCode]:
+    """The entries whose function the user does not trust (`trusted(schema, name)`, the
+    --trust list): a trusted function may run as the worker, as it may in the source's
+    expressions. One catalog query, only when there is something to decide."""
+    if not code:
+        return code
+    rows = fetch_all(cur, """
+        SELECT c.calls, n.nspname::text, p.proname::text
+          FROM pg_catalog.unnest(%s::text[]) c(calls)
+          JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regprocedure(c.calls)
+          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace""",
+                     ([c.calls for c in code],))
+    trusted_calls = {calls for calls, schema, name in rows if trusted(schema, name)}
+    return [c for c in code if c.calls not in trusted_calls]

@@ -1,0 +1,58 @@
+"""What a table's transaction checks on the target before it loads, and records after (issue 12).
+
+Before: a target table that a glob in the list matches, but that nightcopy never created,
+replaced or adopted (the ledger's managed_tables, by oid), is not replaced: a new source table
+must not destroy reporting data that happens to carry its name. Naming the table explicitly in
+the list, or the adopt option, replaces it. The same rule holds for --strategy truncate, which
+empties the table. And the target-side code a load would run (engine/target_catalog/user_code)
+loses the functions the user trusts (--trust), so they do not refuse the table.
+
+After: the table now under the name is recorded as nightcopy's, in the same transaction as the
+swap or the load, so the record is exact (the swap's new oid in, the dropped one out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from psycopg2.extensions import cursor
+
+from nightcopy.engine import ledger
+from nightcopy.engine.table_model import TableRef
+from nightcopy.engine.tablelist import TableSpec
+from nightcopy.engine.target_catalog import user_code
+from nightcopy.engine.target_catalog.target_table import TargetTable
+from nightcopy.engine.trust import Trust
+from nightcopy.errors import TableError
+
+_HOW_TO_ADOPT = "--adopt (NIGHTCOPY_ADOPT, options.adopt)"
+
+
+@dataclass(frozen=True)
+class TableGuard:
+    specs: tuple[TableSpec, ...]  # the invocation's table list, as parsed
+    adopt: bool = False
+    trust: Trust = field(default_factory=Trust)
+
+    def named(self, ref: TableRef) -> bool:
+        """Whether the list names the table itself (not only through a glob)."""
+        return any(not s.is_glob and s.schema == ref.schema and s.name == ref.name
+                   for s in self.specs)
+
+    def before_load(self, cur: cursor, ref: TableRef, old: TargetTable | None) -> None:
+        """Refuse a glob-only match nightcopy does not manage; drop trusted target-side code."""
+        if old is None:
+            return
+        if not self.adopt and not self.named(ref) and not ledger.is_managed(cur, old.oid):
+            globs = ", ".join(repr(s.text) for s in self.specs
+                              if s.is_glob and s.matches(ref.schema, ref.name))
+            raise TableError(
+                f"not replacing {ref.qualified} on the target: it is matched only by the glob "
+                f"{globs} and nightcopy did not create it (a glob replaces only the tables "
+                "nightcopy created or replaced); to replace it, name it explicitly in the table "
+                f"list, or let globs take over existing tables with {_HOW_TO_ADOPT}")
+        old.user_code = user_code.without_trusted(cur, old.user_code, self.trust.covers_function)
+
+    def after_load(self, cur: cursor, ref: TableRef, run_id: str,
+                   old: TargetTable | None) -> None:
+        ledger.record_managed(cur, ref.qualified, run_id, old.oid if old is not None else None)
