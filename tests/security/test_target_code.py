@@ -229,5 +229,144 @@ def test_truncate_never_evaluates_a_domain_check_calling_an_analysts_function(wo
     result = w.copy("app.orders", "--strategy", "truncate")
     assert w.ran_as_worker() == [], "the domain's CHECK ran the analyst's function as the worker"
     assert result.returncode == 1, result.stderr
-    assert "domain check via_ok on app.order_id calls analytics.ok(integer)" in (
-        result.events_of("table_failed")[0]["error"])
+    # Refused up front, by the check of the target's domains (before the truncate's own).
+    error = result.events_of("table_failed")[0]["error"]
+    assert "domain app.order_id" in error and "via_ok" in error, error
+    assert "analytics.ok(integer)" in error, error
+
+
+def test_truncate_honours_trust_for_target_side_code(world: World):
+    """--trust applies to target-side code as to the source's expressions: an index over a
+    function the user trusts no longer refuses a truncate load; trusting another function
+    does not let it through."""
+    w = world
+    _source_orders(w)
+    _analyst_owns_target_orders(
+        w, "CREATE INDEX orders_norm_email ON app.orders (analytics.norm(email));")
+    other = w.copy("app.orders", "--strategy", "truncate", "--trust", "analytics.ok")
+    assert other.returncode == 1, other.stderr
+    assert "orders_norm_email calls analytics.norm(text)" in (
+        other.events_of("table_failed")[0]["error"])
+    assert w.ran_as_worker() == []
+    trusted = w.copy("app.orders", "--strategy", "truncate", "--trust", "analytics.norm")
+    assert trusted.returncode == 0, trusted.stderr
+    assert w.target.query("SELECT id FROM app.orders ORDER BY 1") == [(1,), (2,)]
+    schema_wide = w.copy("app.orders", "--strategy", "truncate",
+                         env={"NIGHTCOPY_TRUST": "analytics.*"})
+    assert schema_wide.returncode == 0, schema_wide.stderr
+
+
+def test_truncate_still_runs_the_workers_own_functions(world: World):
+    """What trust must keep (documented): a function the worker's own role owns is its own
+    code, and an index over it does not refuse a truncate load, without --trust."""
+    w = world
+    _source_orders(w)
+    worker = w.as_worker_on_target()
+    worker.execute("""
+        CREATE FUNCTION app.lower_email(t text) RETURNS text LANGUAGE sql IMMUTABLE
+            AS $$ SELECT pg_catalog.lower(t) $$;
+        CREATE TABLE app.orders (id int PRIMARY KEY, email text);
+        CREATE INDEX orders_lower_email ON app.orders (app.lower_email(email));""")
+    result = w.copy("app.orders", "--strategy", "truncate")
+    assert result.returncode == 0, result.stderr
+    assert w.target.query("SELECT id FROM app.orders ORDER BY 1") == [(1,), (2,)]
+
+
+def _positive_amounts(w: World) -> None:
+    """The source's app.orders has a column of domain app.positive (a built-in CHECK); the
+    target already has a domain of that name, which the swap uses as it stands."""
+    w.attacker_db.execute("""
+        CREATE DOMAIN app.positive AS int CHECK (VALUE > 0);
+        CREATE TABLE app.orders (id int PRIMARY KEY, amount app.positive);
+        INSERT INTO app.orders VALUES (1, 10), (2, 20);""")
+
+
+def test_swap_never_evaluates_an_existing_target_domains_analyst_check_as_the_worker(
+        world: World):
+    """The target has domain app.positive already, with a CHECK calling the analyst's
+    analytics.ok(): loading the staged table's column of that domain would evaluate it as the
+    worker. The table fails before any data moves, naming the domain and the function."""
+    w = world
+    w.target.execute(f'GRANT CREATE ON SCHEMA app TO "{w.analyst}"')
+    w.plant_analyst_trap()
+    w.analyst_db.execute("CREATE DOMAIN app.positive AS int CHECK (analytics.ok(VALUE))")
+    _positive_amounts(w)
+    result = w.copy("app.orders")
+    assert w.ran_as_worker() == [], "the target domain's CHECK ran the analyst's code as the worker"
+    assert SECRET not in str(w.loot())
+    assert result.returncode == 1, result.stderr
+    error = result.events_of("table_failed")[0]["error"]
+    assert "app.positive" in error and "analytics.ok(integer)" in error, error
+    assert "--trust" in error and "Traceback" not in result.stderr
+    assert w.target.scalar("SELECT to_regclass('app.orders')") is None  # nothing loaded
+    assert w.target.scalar("SELECT to_regclass('nightcopy_stage_app.orders')") is None
+
+
+def test_an_existing_target_domain_calling_a_volatile_built_in_is_refused(world: World):
+    """The built-in sibling: pg_sleep() (volatile; pg_depend records no dependency on it) in the
+    target domain's CHECK stalls every row: refused as the source's would be."""
+    w = world
+    w.target.execute("CREATE DOMAIN app.positive AS int "
+                     "CHECK (pg_catalog.pg_sleep(0.5) IS NOT NULL AND VALUE > 0)")
+    _positive_amounts(w)
+    result = w.copy("app.orders", timeout=60)
+    assert result.returncode == 1, result.stderr
+    error = result.events_of("table_failed")[0]["error"]
+    assert "app.positive" in error and "pg_catalog.pg_sleep(double precision)" in error, error
+
+
+def test_an_existing_target_domain_nested_in_an_array_is_checked(world: World):
+    w = world
+    w.target.execute(f'GRANT CREATE ON SCHEMA app TO "{w.analyst}"')
+    w.plant_analyst_trap()
+    w.analyst_db.execute("CREATE DOMAIN app.positive AS int CHECK (analytics.ok(VALUE))")
+    w.attacker_db.execute("""
+        CREATE DOMAIN app.positive AS int CHECK (VALUE > 0);
+        CREATE TABLE app.orders (id int PRIMARY KEY, amounts app.positive[]);
+        INSERT INTO app.orders VALUES (1, '{10,20}');""")
+    result = w.copy("app.orders")
+    assert w.ran_as_worker() == []
+    assert result.returncode == 1, result.stderr
+    assert "app.positive" in result.events_of("table_failed")[0]["error"]
+
+
+def test_an_existing_target_domain_with_a_trusted_or_built_in_check_still_loads(world: World):
+    """What the check must keep: a target domain whose CHECK is built-in immutable loads as
+    before, and one calling a function the user trusts loads with --trust."""
+    w = world
+    w.target.execute("CREATE DOMAIN app.positive AS int CHECK (VALUE > 0)")
+    _positive_amounts(w)
+    result = w.copy("app.orders")
+    assert result.returncode == 0, result.stderr
+    w.target.execute("""
+        CREATE FUNCTION analytics.is_positive(n int) RETURNS boolean LANGUAGE sql IMMUTABLE
+            AS $$ SELECT n > 0 $$;
+        GRANT USAGE ON SCHEMA analytics TO PUBLIC;
+        ALTER DOMAIN app.positive ADD CONSTRAINT via_fn CHECK (analytics.is_positive(VALUE));""")
+    refused = w.copy("app.orders")
+    assert refused.returncode == 1, refused.stderr
+    assert "via_fn" in refused.events_of("table_failed")[0]["error"]
+    trusted = w.copy("app.orders", "--trust", "analytics.is_positive")
+    assert trusted.returncode == 0, trusted.stderr
+    assert w.target.query("SELECT id, amount FROM app.orders ORDER BY 1") == [(1, 10), (2, 20)]
+
+
+def test_an_existing_target_domain_inside_a_type_nightcopy_creates_is_checked(world: World):
+    """The composite app.money is new to the target (nightcopy creates it from the source), but
+    its attribute's domain app.positive is the analyst's: checked again in the table's own
+    transaction, once every type exists, before the load."""
+    w = world
+    w.target.execute(f'GRANT CREATE ON SCHEMA app TO "{w.analyst}"')
+    w.plant_analyst_trap()
+    w.analyst_db.execute("CREATE DOMAIN app.positive AS int CHECK (analytics.ok(VALUE))")
+    w.attacker_db.execute("""
+        CREATE DOMAIN app.positive AS int CHECK (VALUE > 0);
+        CREATE TYPE app.money AS (amount app.positive, currency text);
+        CREATE TABLE app.orders (id int PRIMARY KEY, total app.money);
+        INSERT INTO app.orders VALUES (1, ROW(10, 'EUR'));""")
+    result = w.copy("app.orders")
+    assert w.ran_as_worker() == []
+    assert result.returncode == 1, result.stderr
+    error = result.events_of("table_failed")[0]["error"]
+    assert "app.positive" in error and "analytics.ok(integer)" in error, error
+    assert w.target.scalar("SELECT to_regclass('app.orders')") is None

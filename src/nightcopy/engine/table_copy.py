@@ -47,7 +47,7 @@ class TableCopier:
                 raise TableError(
                     f"{d.ref.qualified} on the target is {KIND_NAMES.get(old.kind, 'not a table')}"
                     ", not a table; drop or rename it there, or remove the table from the list")
-            self.guard.before_load(cur, d.ref, old)
+            self.guard.before_load(cur, d, old)
             load = TableLoad(src, cur, d, out, self.settings, self.events)
             if self.settings.strategy == "truncate" and old is not None:
                 truncate_strategy.truncate_and_load(load, old)

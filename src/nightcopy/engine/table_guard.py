@@ -5,7 +5,9 @@ replaced or adopted (the ledger's managed_tables, by oid), is not replaced: a ne
 must not destroy reporting data that happens to carry its name. Naming the table explicitly in
 the list, or the adopt option, replaces it. The same rule holds for --strategy truncate, which
 empties the table. And the target-side code a load would run (engine/target_catalog/user_code)
-loses the functions the user trusts (--trust), so they do not refuse the table.
+loses the functions the user trusts (--trust), so they do not refuse the table. And a column
+whose domain exists on the target with a CHECK calling untrusted code fails the table
+(engine/trust.target_domain_refusals).
 
 After: the table now under the name is recorded as nightcopy's, in the same transaction as the
 swap or the load, so the record is exact (the swap's new oid in, the dropped one out).
@@ -18,11 +20,11 @@ from dataclasses import dataclass, field
 from psycopg2.extensions import cursor
 
 from nightcopy.engine import ledger
-from nightcopy.engine.table_model import TableRef
+from nightcopy.engine.table_model import TableDef, TableRef
 from nightcopy.engine.tablelist import TableSpec
 from nightcopy.engine.target_catalog import user_code
 from nightcopy.engine.target_catalog.target_table import TargetTable
-from nightcopy.engine.trust import Trust
+from nightcopy.engine.trust import Trust, target_domain_refusals
 from nightcopy.errors import TableError
 
 _HOW_TO_ADOPT = "--adopt (NIGHTCOPY_ADOPT, options.adopt)"
@@ -39,10 +41,18 @@ class TableGuard:
         return any(not s.is_glob and s.schema == ref.schema and s.name == ref.name
                    for s in self.specs)
 
-    def before_load(self, cur: cursor, ref: TableRef, old: TargetTable | None) -> None:
-        """Refuse a glob-only match nightcopy does not manage; drop trusted target-side code."""
+    def before_load(self, cur: cursor, d: TableDef, old: TargetTable | None) -> None:
+        """Refuse a glob-only match nightcopy does not manage, and a column whose target domain
+        calls untrusted code; drop trusted target-side code from what truncate refuses."""
+        # Checked up front too (engine/trust.refused_tables); again here, where every type the
+        # table needs exists (a domain nested in a type nightcopy just created) and as the
+        # domains stand when the load starts.
+        domain_refusal = target_domain_refusals(cur, [d], self.trust).get(d.ref.oid)
+        if domain_refusal is not None:
+            raise TableError(domain_refusal)
         if old is None:
             return
+        ref = d.ref
         if not self.adopt and not self.named(ref) and not ledger.is_managed(cur, old.oid):
             globs = ", ".join(repr(s.text) for s in self.specs
                               if s.is_glob and s.matches(ref.schema, ref.name))

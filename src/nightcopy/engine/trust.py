@@ -17,13 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg2
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_all
-from nightcopy.engine.sql_names import qualified_name
+from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import ExpressionCall, TableDef
 from nightcopy.engine.tablelist import TableSpec, parse_name
+from nightcopy.engine.target_catalog.domain_calls import read_domain_calls
 from nightcopy.errors import ConfigError, NightcopyError
 
 _HOW_TO_TRUST = "--trust (NIGHTCOPY_TRUST, options.trust)"
@@ -110,16 +111,23 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
             refused[oid] = reason
         elif d.expression_calls:
             allowed[oid] = d.expression_calls
-    wanted = sorted({(c.kind, c.signature) for calls in allowed.values() for c in calls})
-    if not wanted:
-        return refused
     try:
-        found = _on_target(tgt, wanted)
+        with tgt.cursor() as cur:
+            # The target's own domains, which the load evaluates as they stand there.
+            for oid, reason in target_domain_refusals(
+                    cur, [d for oid, d in defs.items() if oid not in refused], trust).items():
+                refused[oid] = reason
+        tgt.commit()
+        wanted = sorted({(c.kind, c.signature) for oid, calls in allowed.items()
+                         if oid not in refused for c in calls})
+        found = _on_target(tgt, wanted) if wanted else {}
     except psycopg2.Error as exc:
         tgt.rollback()
         raise NightcopyError("cannot look up on the target the functions the tables' "
                              f"expressions call: {pg_message(exc)}") from None
     for oid, calls in allowed.items():
+        if oid in refused:
+            continue
         for c in calls:
             target_extension = found.get((c.kind, c.signature), False)
             if target_extension is False:
@@ -135,6 +143,26 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
                                 f"CREATE EXTENSION {c.extension} on the target, or trust it "
                                 f"with {_HOW_TO_TRUST} {trust_item(c)}")
                 break
+    return refused
+
+
+def target_domain_refusals(cur: cursor, defs: list[TableDef], trust: Trust) -> dict[int, str]:
+    """The tables (by source oid) whose columns use a domain that exists on the target with a
+    CHECK calling what the trust rule does not allow, with the reason naming the domain and the
+    function. The same rule as the source's expressions: built-in immutable, an extension's (on
+    the target: the target's extension is what runs), or trusted. Reads the target only."""
+    refused: dict[int, str] = {}
+    for call in read_domain_calls(cur, defs):
+        if (call.table_oid in refused or call.extension is not None
+                or trust.covers_function(call.schema, call.name)):
+            continue
+        refused[call.table_oid] = (
+            f"{call.column} uses the target's domain {call.domain}, whose constraint "
+            f"{quote_ident(call.constraint)} calls the {call.kind} {call.signature}, which is "
+            "neither built-in and immutable nor an extension's: the target would run it as the "
+            "target role for every row loaded; drop or change that constraint on the target, "
+            f"or, if that is safe, trust it: {_HOW_TO_TRUST} "
+            f"{qualified_name(call.schema, call.name)}")
     return refused
 
 
