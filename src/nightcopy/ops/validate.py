@@ -38,6 +38,47 @@ def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy v
     return conn
 
 
+def _check_trust(source, target, config, expanded, report: Report) -> None:
+    """The expression trust check the worker runs before it writes anything (issue 12): each
+    table whose definition calls what the trust option does not allow, on a line of its own
+    with the reason the copy would print. Reads both catalogs, writes nothing."""
+    import psycopg2
+
+    from nightcopy.engine.failure_messages import pg_message
+    from nightcopy.engine.source_catalog.definitions import load_definitions
+    from nightcopy.engine.source_catalog.listed_tables import resolve_tables
+    from nightcopy.engine.tablelist import parse_name
+    from nightcopy.engine.trust import parse_trust, refused_tables, untrusted_reason
+
+    try:
+        trust = parse_trust(config.options.get("trust"))
+    except NightcopyError as exc:
+        report.problems.append(f"options: {exc}")
+        return
+    try:
+        group_of = {t: e.name for e in expanded for t in e.tables}
+        tables = resolve_tables(source, [parse_name(t) for t in group_of])
+        defs = load_definitions(source, tables)
+        source.rollback()
+        if target is not None:
+            refused = refused_tables(target, defs, trust)
+        else:  # the source's side of the check, without the target's lookups
+            refused = {oid: reason for oid, d in defs.items()
+                       if (reason := untrusted_reason(d, trust)) is not None}
+    except psycopg2.Error as exc:
+        source.rollback()
+        report.problems.append(f"cannot check the tables' expressions: {pg_message(exc)}")
+        return
+    except NightcopyError as exc:
+        report.problems.append(str(exc))
+        return
+    for oid, reason in sorted(refused.items(), key=lambda item: defs[item[0]].ref.qualified):
+        table = defs[oid].ref.qualified
+        report.problems.append(f"group {group_of[table]}: {table} would fail: {reason}")
+    if not refused:
+        report.checked.append("no table's expressions call untrusted functions")
+
+
 def validate_config(config, *, check_slack: bool = True) -> Report:
     from nightcopy.engine.table_groups import unfit_group_names, unfit_names_message
     from nightcopy.engine.tablelist import parse_table_list
@@ -87,6 +128,8 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
                     report.problems.append(str(exc))
             expanded.append(ExpandedGroup(group.name, list(group.tables),
                                           list(dict.fromkeys(found)), False))
+        if source is not None and expanded:
+            _check_trust(source, target, config, expanded, report)
         for table, names in sorted(overlaps(expanded).items()):
             report.problems.append(f"table {table} is in more than one group: {', '.join(names)}")
         if expanded:
