@@ -112,7 +112,8 @@ def pgcopydb_clone(ctx: RunContext) -> None:
                      str(ctx.workdir / "pgcopydb")], what="pgcopydb clone", log=ctx.log, env=env)
 
 
-def nightcopy(ctx: RunContext, *, jobs: int | None = None, strategy: str | None = None) -> None:
+def nightcopy(ctx: RunContext, *, jobs: int | None = None, strategy: str | None = None,
+              adopt: bool = False) -> None:
     """`python -m nightcopy copy --tables '*.*'` as a user runs it; its JSON events are kept for
     the per-phase breakdown."""
     args = [sys.executable, "-m", "nightcopy", "copy", "--source", ctx.src_dsn, "--target",
@@ -121,6 +122,10 @@ def nightcopy(ctx: RunContext, *, jobs: int | None = None, strategy: str | None 
         args += ["--jobs", str(jobs)]
     if strategy is not None:
         args += ["--strategy", strategy]
+    if adopt:
+        # The replace case's target was filled by the raw pipe: nightcopy did not create those
+        # tables, and a glob replaces only the ones it did, unless told to adopt them.
+        args += ["--adopt"]
     # The worker reads NIGHTCOPY_* from the environment: none may leak in from the caller's shell.
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCOPY_")}
     events_path = ctx.workdir / "events.jsonl"
@@ -171,9 +176,9 @@ def all_methods() -> dict[str, Method]:
                nightcopy, target="minimal"),
         # replace case (target already populated)
         Method("nightcopy-swap", "nightcopy copy (swap, the default) into populated target",
-               nightcopy, needs_empty_target=False),
+               lambda c: nightcopy(c, adopt=True), needs_empty_target=False),
         Method("nightcopy-truncate", "nightcopy copy --strategy truncate into populated target",
-               lambda c: nightcopy(c, strategy="truncate"), needs_empty_target=False),
+               lambda c: nightcopy(c, strategy="truncate", adopt=True), needs_empty_target=False),
         Method("raw-truncate", "TRUNCATE + psql \\copy binary in one transaction, x2",
                raw_truncate, needs_empty_target=False),
     ]
