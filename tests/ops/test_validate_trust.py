@@ -62,3 +62,33 @@ def test_validate_prints_the_line_the_copy_prints(nc, cli, shop, tmp_path, write
                 "--tables", "app.orders"])
     reason = copy.events_of("table_failed")[0]["error"]
     assert _problems(r.stdout) == [f"problem: group a: app.orders would fail: {reason}"]
+
+
+def test_validate_names_a_table_a_glob_would_refuse_to_replace(nc, shop, tmp_path, write_config):
+    """A target table that a glob matches and that nightcopy did not create: the worker would
+    refuse it, so validate says so (not for a table named explicitly, nor with adopt)."""
+    shop.target.execute("CREATE TABLE app.plain (note text)")
+    groups = [{"name": "a", "tables": ["app.p*"]}]
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, groups)
+    r = nc("validate", "--config", str(cfg), "--no-slack")
+    assert r.exit_code == 1, r.text
+    [problem] = _problems(r.stdout)
+    assert problem.startswith("problem: group a: app.plain would fail: not replacing app.plain "
+                              "on the target: it is matched only by the glob 'app.p*'"), problem
+    assert "--adopt" in problem
+    adopted = write_config(tmp_path / "adopt.toml", shop.source.dsn, shop.target.dsn, groups,
+                           options={"adopt": True})
+    assert nc("validate", "--config", str(adopted), "--no-slack").exit_code == 0
+    named = write_config(tmp_path / "named.toml", shop.source.dsn, shop.target.dsn,
+                         [{"name": "a", "tables": ["app.plain"]}])
+    assert nc("validate", "--config", str(named), "--no-slack").exit_code == 0
+
+
+def test_validate_takes_tables_nightcopy_copied_as_its_own(nc, cli, shop, tmp_path, write_config):
+    copy = cli(["copy", "--source", shop.source.dsn, "--target", shop.target.dsn,
+                "--tables", "app.plain"])
+    assert copy.returncode == 0, copy.stderr
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn,
+                       [{"name": "a", "tables": ["app.p*"]}])
+    r = nc("validate", "--config", str(cfg), "--no-slack")
+    assert r.exit_code == 0, r.text

@@ -63,6 +63,18 @@ COMMENT ON TABLE {MANAGED_TABLES} IS 'the target tables nightcopy created, repla
     'adopted, by oid: a glob in a table list replaces only these';
 """
 
+# What an upgrade from version 2 records: the tables whose latest result is `copied`, under
+# their current oid (one recreated by someone else since then is taken as it stands: the
+# ledger cannot know). Also what readers of an older ledger take as recorded.
+_SEED_SQL = f"""
+SELECT c.oid, latest.table_name, latest.run_id
+  FROM (SELECT DISTINCT ON (table_name) table_name, run_id, status
+          FROM {TABLE_RESULTS} ORDER BY table_name, finished_at DESC) latest
+  JOIN pg_catalog.pg_class c ON true
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   AND pg_catalog.format('%I.%I', n.nspname, c.relname) = latest.table_name
+ WHERE latest.status = 'copied' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"""
+
 # The latest version, for a target that has no ledger yet.
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA};
@@ -126,19 +138,11 @@ END $$;
 {_INVOCATIONS_COMMENT};
 {_RUNS_VIEW};
 """,
-    # Seeded from the results so that glob nights keep replacing what they copied before the
-    # upgrade: a table whose latest result is `copied` is recorded under its current oid (one
-    # recreated by someone else since then is taken as it stands: the ledger cannot know).
+    # Seeded from the results so that glob nights keep replacing what they copied before.
     2: f"""
 {_MANAGED_TABLES_DDL}
 INSERT INTO {MANAGED_TABLES} (table_oid, table_name, run_id)
-SELECT c.oid, latest.table_name, latest.run_id
-  FROM (SELECT DISTINCT ON (table_name) table_name, run_id, status
-          FROM {TABLE_RESULTS} ORDER BY table_name, finished_at DESC) latest
-  JOIN pg_catalog.pg_class c ON true
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   AND pg_catalog.format('%I.%I', n.nspname, c.relname) = latest.table_name
- WHERE latest.status = 'copied' AND c.relkind IN ('r', 'p') AND NOT c.relispartition;
+{_SEED_SQL};
 """,
 }
 
@@ -292,6 +296,23 @@ ON CONFLICT (run_id, table_name) DO UPDATE SET
     error = EXCLUDED.error, started_at = EXCLUDED.started_at, finished_at = now(),
     attempts = {TABLE_RESULTS}.attempts + 1
 """
+
+
+def managed_oids(conn: connection) -> set[int]:
+    """For readers (validate): the oids of the tables a worker would take as nightcopy's, in a
+    ledger of any known version (an older one as its upgrade would seed it; none without a
+    ledger). Writes nothing; a newer ledger raises LedgerTooNew."""
+    try:
+        with conn.cursor() as cur:
+            version = _read_version(cur)
+            if version is None:
+                return set()
+            _refuse_newer(version)
+            cur.execute(f"SELECT table_oid FROM {MANAGED_TABLES}" if version >= 3 else
+                        f"SELECT oid FROM ({_SEED_SQL}) seeded")
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.rollback()
 
 
 def is_managed(cur: cursor, table_oid: int) -> bool:

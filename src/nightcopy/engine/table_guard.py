@@ -15,6 +15,7 @@ swap or the load, so the record is exact (the swap's new oid in, the dropped one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from psycopg2.extensions import cursor
@@ -30,16 +31,26 @@ from nightcopy.errors import TableError
 _HOW_TO_ADOPT = "--adopt (NIGHTCOPY_ADOPT, options.adopt)"
 
 
+def named(specs: Sequence[TableSpec], ref: TableRef) -> bool:
+    """Whether the list names the table itself (not only through a glob)."""
+    return any(not s.is_glob and s.schema == ref.schema and s.name == ref.name for s in specs)
+
+
+def unmanaged_glob_match(specs: Sequence[TableSpec], ref: TableRef) -> str:
+    """Why a table the list matches only through a glob, and that nightcopy did not create, is
+    not replaced: one line with the fixes (also what `nightcopy validate` prints)."""
+    globs = ", ".join(repr(s.text) for s in specs if s.is_glob and s.matches(ref.schema, ref.name))
+    return (f"not replacing {ref.qualified} on the target: it is matched only by the glob "
+            f"{globs} and nightcopy did not create it (a glob replaces only the tables "
+            "nightcopy created or replaced); to replace it, name it explicitly in the table "
+            f"list, or let globs take over existing tables with {_HOW_TO_ADOPT}")
+
+
 @dataclass(frozen=True)
 class TableGuard:
     specs: tuple[TableSpec, ...]  # the invocation's table list, as parsed
     adopt: bool = False
     trust: Trust = field(default_factory=Trust)
-
-    def named(self, ref: TableRef) -> bool:
-        """Whether the list names the table itself (not only through a glob)."""
-        return any(not s.is_glob and s.schema == ref.schema and s.name == ref.name
-                   for s in self.specs)
 
     def before_load(self, cur: cursor, d: TableDef, old: TargetTable | None) -> None:
         """Refuse a glob-only match nightcopy does not manage, and a column whose target domain
@@ -53,14 +64,8 @@ class TableGuard:
         if old is None:
             return
         ref = d.ref
-        if not self.adopt and not self.named(ref) and not ledger.is_managed(cur, old.oid):
-            globs = ", ".join(repr(s.text) for s in self.specs
-                              if s.is_glob and s.matches(ref.schema, ref.name))
-            raise TableError(
-                f"not replacing {ref.qualified} on the target: it is matched only by the glob "
-                f"{globs} and nightcopy did not create it (a glob replaces only the tables "
-                "nightcopy created or replaced); to replace it, name it explicitly in the table "
-                f"list, or let globs take over existing tables with {_HOW_TO_ADOPT}")
+        if not self.adopt and not named(self.specs, ref) and not ledger.is_managed(cur, old.oid):
+            raise TableError(unmanaged_glob_match(self.specs, ref))
         old.user_code = user_code.without_trusted(cur, old.user_code, self.trust.covers_function)
 
     def after_load(self, cur: cursor, ref: TableRef, run_id: str,

@@ -38,10 +38,11 @@ def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy v
     return conn
 
 
-def _check_trust(source, target, config, expanded, report: Report) -> None:
-    """The expression trust check the worker runs before it writes anything (issue 12): each
-    table whose definition calls what the trust option does not allow, on a line of its own
-    with the reason the copy would print. Reads both catalogs, writes nothing."""
+def _check_definitions(source, target, config, expanded, report: Report) -> None:
+    """What the worker refuses per table before it writes anything (issue 12), each table on a
+    line of its own with the reason the copy would print: a definition calling what the trust
+    option does not allow, and a table a glob matches that exists on the target and nightcopy
+    did not create. Reads both catalogs, writes nothing."""
     import psycopg2
 
     from nightcopy.engine.failure_messages import pg_message
@@ -55,28 +56,58 @@ def _check_trust(source, target, config, expanded, report: Report) -> None:
     except NightcopyError as exc:
         report.problems.append(f"options: {exc}")
         return
+    group_of = {t: e for e in expanded for t in e.tables}
+    refused: dict[str, str] = {}
     try:
-        group_of = {t: e.name for e in expanded for t in e.tables}
         tables = resolve_tables(source, [parse_name(t) for t in group_of])
         defs = load_definitions(source, tables)
         source.rollback()
         if target is not None:
-            refused = refused_tables(target, defs, trust)
+            by_oid = refused_tables(target, defs, trust)
+            if not config.options.get("adopt"):
+                refused.update(_unmanaged_glob_matches(target, group_of, tables))
         else:  # the source's side of the check, without the target's lookups
-            refused = {oid: reason for oid, d in defs.items()
-                       if (reason := untrusted_reason(d, trust)) is not None}
+            by_oid = {oid: reason for oid, d in defs.items()
+                      if (reason := untrusted_reason(d, trust)) is not None}
+        refused.update({defs[oid].ref.qualified: reason for oid, reason in by_oid.items()})
     except psycopg2.Error as exc:
         source.rollback()
-        report.problems.append(f"cannot check the tables' expressions: {pg_message(exc)}")
+        report.problems.append(f"cannot check the tables' definitions: {pg_message(exc)}")
         return
     except NightcopyError as exc:
         report.problems.append(str(exc))
         return
-    for oid, reason in sorted(refused.items(), key=lambda item: defs[item[0]].ref.qualified):
-        table = defs[oid].ref.qualified
-        report.problems.append(f"group {group_of[table]}: {table} would fail: {reason}")
+    for table, reason in sorted(refused.items()):
+        report.problems.append(f"group {group_of[table].name}: {table} would fail: {reason}")
     if not refused:
-        report.checked.append("no table's expressions call untrusted functions")
+        report.checked.append("no table's expressions call untrusted functions, and no glob "
+                              "matches a target table nightcopy did not create")
+
+
+def _unmanaged_glob_matches(target, group_of, tables) -> dict[str, str]:
+    """The tables a group matches only through a glob that exist on the target and that the
+    ledger does not record as nightcopy's (the worker refuses them without --adopt)."""
+    from nightcopy.engine.ledger import managed_oids
+    from nightcopy.engine.table_guard import named, unmanaged_glob_match
+    from nightcopy.engine.tablelist import parse_table_list
+
+    managed = managed_oids(target)
+    with target.cursor() as cur:
+        cur.execute("""SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname), c.oid
+                         FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relkind IN ('r', 'p')
+                          AND pg_catalog.format('%%I.%%I', n.nspname, c.relname) = ANY(%s)""",
+                    ([t.qualified for t in tables],))
+        on_target = dict(cur.fetchall())
+    target.rollback()
+    out: dict[str, str] = {}
+    for t in tables:
+        specs = parse_table_list(list(group_of[t.qualified].items))
+        if t.qualified in on_target and on_target[t.qualified] not in managed \
+                and not named(specs, t):
+            out[t.qualified] = unmanaged_glob_match(specs, t)
+    return out
 
 
 def validate_config(config, *, check_slack: bool = True) -> Report:
@@ -129,7 +160,7 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
             expanded.append(ExpandedGroup(group.name, list(group.tables),
                                           list(dict.fromkeys(found)), False))
         if source is not None and expanded:
-            _check_trust(source, target, config, expanded, report)
+            _check_definitions(source, target, config, expanded, report)
         for table, names in sorted(overlaps(expanded).items()):
             report.problems.append(f"table {table} is in more than one group: {', '.join(names)}")
         if expanded:
