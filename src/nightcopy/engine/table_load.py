@@ -41,7 +41,7 @@ class TableLoad:
 
         No leftover to clear: a staged table only ever exists inside this transaction."""
         self._require_access_method()
-        for statement in target_ddl.create_table_sql(self.table):
+        for statement in target_ddl.create_table_sql(self.table, self._unsupported_compression()):
             self.cur.execute(statement)
 
     def copy_rows(self, target_of: TargetOf, freeze: bool) -> None:
@@ -146,6 +146,28 @@ class TableLoad:
             raise TableError(f"{self.table.ref.qualified}: the source stores it with the table "
                              f"access method {am}, which the target does not have: create it "
                              "on the target (CREATE EXTENSION or CREATE ACCESS METHOD) first")
+
+    def _unsupported_compression(self) -> frozenset[str]:
+        """Columns compressed with a method the target lacks (lz4 needs a server built with it;
+        none before PostgreSQL 14): the rows are the same either way, so those columns keep the
+        target's default method, with a warning, instead of failing the table."""
+        d = self.table
+        wanted = {c.compression for c in d.columns if c.compression}
+        if not wanted:
+            return frozenset()
+        have: set[str] = set()
+        if self.cur.connection.server_version >= 140000:
+            have = set(fetch_value(self.cur, "SELECT enumvals FROM pg_catalog.pg_settings "
+                                   "WHERE name = 'default_toast_compression'") or [])
+        missing = [c for c in d.columns if c.compression and c.compression not in have]
+        if missing:
+            self.events.warn(
+                f"{d.ref.qualified}: the target server has no "
+                f"{' or '.join(sorted({c.compression or '' for c in missing}))} compression: "
+                f"column{'s' if len(missing) > 1 else ''} {', '.join(c.name for c in missing)} "
+                f"use{'' if len(missing) > 1 else 's'} the target's default compression "
+                "(rows are unchanged)", d.ref.qualified)
+        return frozenset(c.name for c in missing)
 
     def _warn_sequences_behind(self, table_name: str) -> None:
         """A sequence behind its column's values is copied as it is (the source's state is what

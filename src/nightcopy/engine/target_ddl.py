@@ -230,16 +230,18 @@ def _loads_valid(k: Constraint) -> bool:
     return k.kind == "c" and k.validated
 
 
-def _column_storage_sql(table: str, columns: list[Column]) -> list[str]:
+def _column_storage_sql(table: str, columns: list[Column], without_compression: set[str]
+                        ) -> list[str]:
     """STORAGE, COMPRESSION, SET STATISTICS and attribute options (n_distinct, ...) set on the
-    source: as ALTER TABLE, which every supported target version accepts."""
+    source: as ALTER TABLE, which every supported target version accepts. Columns named in
+    `without_compression` keep the target's default (it lacks the source's method)."""
     out = []
     for c in columns:
         actions = []
         name = quote_ident(c.name)
         if c.storage:
             actions.append(f"ALTER COLUMN {name} SET STORAGE {c.storage}")
-        if c.compression:
+        if c.compression and c.name not in without_compression:
             actions.append(f"ALTER COLUMN {name} SET COMPRESSION {c.compression}")
         if c.statistics is not None:
             actions.append(f"ALTER COLUMN {name} SET STATISTICS {c.statistics}")
@@ -250,7 +252,7 @@ def _column_storage_sql(table: str, columns: list[Column]) -> list[str]:
     return out
 
 
-def create_table_sql(d: TableDef) -> list[str]:
+def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozenset()) -> list[str]:
     """CREATE TABLE (+ partitions) in the staging schemas, valid checks inline, no indexes yet."""
     stage = stage_schema(d.ref.schema)
     typed = d.of_type is not None
@@ -284,7 +286,7 @@ def create_table_sql(d: TableDef) -> list[str]:
             psql += f" PARTITION BY {p.partkey}"
         statements.append(psql)
     # After the partitions: on a partitioned table these recurse to them, as on the source.
-    statements += _column_storage_sql(table, d.columns)
+    statements += _column_storage_sql(table, d.columns, set(without_compression))
     if d.row_security:
         # Enabled, never forced here: the owner (the worker) must still load and verify the
         # rows; FORCE comes last (TableLoad.finish). Policies are not copied: readers other
