@@ -6,6 +6,7 @@ source's; then copies again over the populated target (swap and truncate), which
 
 from __future__ import annotations
 
+import psycopg2.extensions
 import pytest
 
 from tests.conftest import Db
@@ -242,3 +243,32 @@ def test_a_typed_table_is_created_of_its_type(copy, dbs, again):
     assert result.returncode == 0, result.stderr
     _same(dbs, TYPED)
     assert dbs.target.query("SELECT * FROM public.people") == [("ann", 30)]
+
+
+def test_forced_row_security_is_copied_and_reloaded_by_a_worker_that_is_not_superuser(
+        cli, dbs):
+    """ENABLE/FORCE ROW LEVEL SECURITY come from the source (policies do not: README). Forced,
+    it applies to the owner too, and COPY FROM refuses such a table: the load lifts it for the
+    worker's own table and puts it back, in the same transaction, before the commit."""
+    database = dbs.target.scalar("SELECT current_database()")
+    dbs.target.execute(f"""
+        DO $$ BEGIN CREATE ROLE nc_rls_worker LOGIN;
+        EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+        GRANT CREATE ON DATABASE "{database}" TO nc_rls_worker;
+        GRANT CREATE ON SCHEMA public TO nc_rls_worker""")
+    worker = psycopg2.extensions.make_dsn(dbs.target.dsn, user="nc_rls_worker")
+    dbs.source.execute("""
+        CREATE TABLE public.f (id int PRIMARY KEY, owner_name text);
+        ALTER TABLE public.f ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+        CREATE POLICY own ON public.f USING (owner_name = current_user);
+        INSERT INTO public.f VALUES (1, 'ann'), (2, 'bob');
+    """)
+    flags = ("SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+             "WHERE oid = 'public.f'::regclass")
+    for strategy in ("swap", "truncate", "swap"):
+        result = cli(["copy", "--source", dbs.source.dsn, "--target", worker, "--tables",
+                      "public.f", "--strategy", strategy, "--verify", "checksum"])
+        assert result.returncode == 0, result.stderr
+        assert dbs.target.query(flags) == [(True, True)]
+        assert dbs.target.query("SELECT * FROM public.f ORDER BY id") == [(1, "ann"), (2, "bob")]
+    assert dbs.target.scalar("SELECT count(*) FROM pg_policy") == 0  # policies are not copied

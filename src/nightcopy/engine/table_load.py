@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg2.extensions import connection, cursor
 
@@ -35,6 +35,8 @@ class TableLoad:
     out: TableOutcome
     settings: CopySettings
     events: EventWriter
+    # An in-place load lifted FORCE ROW LEVEL SECURITY: put back after the verification.
+    force_after: bool = field(default=False, init=False)
 
     def create_staged(self) -> None:
         """The table and its partitions in their staging schemas, checks inline, no indexes.
@@ -51,6 +53,8 @@ class TableLoad:
         parts = [(p.qualified, p) for p in d.leaves] if d.partkey else [(d.ref.qualified, None)]
         in_place = target_of(None) != target_ddl.staged(d.ref.schema, d.ref.name)
         re_add = self._lift_not_valid_checks(target_of(None)) if in_place else []
+        if in_place:
+            self._lift_forced_row_security(target_of(None))
         t0 = time.monotonic()
         if not d.copy_columns:
             # No column to COPY (none at all, or only generated ones): only the row count moves.
@@ -134,10 +138,23 @@ class TableLoad:
                                    (table_name, c.name))
                 target_ddl.set_sequence_value(self.cur, c.identity_seq, name)
         self._warn_sequences_behind(table_name)
-        if (self.table.force_row_security
-                and table_name == target_ddl.staged(self.table.ref.schema, self.table.ref.name)):
+        staged = table_name == target_ddl.staged(self.table.ref.schema, self.table.ref.name)
+        if self.force_after or (staged and self.table.force_row_security):
             # Last: forced, the owner itself (the worker) sees no rows without a policy.
             self.cur.execute(f"ALTER TABLE {table_name} FORCE ROW LEVEL SECURITY")
+
+    def _lift_forced_row_security(self, table_name: str) -> None:
+        """COPY FROM refuses a table whose row-level security applies to the loading role, as
+        FORCE makes it apply to the owner: the worker's own forced table is unforced for the
+        load and forced again in finish(), inside the one transaction (readers never see it)."""
+        if fetch_value(self.cur, """
+            SELECT c.relforcerowsecurity AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+                   AND NOT (SELECT r.rolbypassrls FROM pg_catalog.pg_roles r
+                             WHERE r.rolname = current_user)
+              FROM pg_catalog.pg_class c WHERE c.oid = %s::pg_catalog.regclass""",
+                       (table_name,)):
+            self.cur.execute(f"ALTER TABLE {table_name} NO FORCE ROW LEVEL SECURITY")
+            self.force_after = True
 
     def _require_access_method(self) -> None:
         am = self.table.access_method
