@@ -165,7 +165,8 @@ INDEXES = """
 @pytest.mark.parametrize("again", ["swap", "truncate"])
 def test_column_and_table_storage_and_index_details_are_copied(copy, dbs, again):
     dbs.source.execute("""
-        CREATE TABLE public.s (id int NOT NULL, body text, doc text, n numeric, k text)
+        CREATE TABLE public.s (id int NOT NULL, body text, doc text, n numeric, k text,
+                               words tsvector)
                WITH (fillfactor = 70, toast.autovacuum_enabled = false);
         ALTER TABLE public.s ALTER COLUMN body SET STORAGE EXTERNAL,
               ALTER COLUMN doc SET COMPRESSION pglz, ALTER COLUMN doc SET STORAGE MAIN,
@@ -173,9 +174,10 @@ def test_column_and_table_storage_and_index_details_are_copied(copy, dbs, again)
               ALTER COLUMN id SET STORAGE PLAIN;
         CREATE UNIQUE INDEX s_id ON public.s (id) INCLUDE (n) WITH (fillfactor = 60);
         CREATE UNIQUE INDEX s_k ON public.s (k COLLATE "C" DESC NULLS LAST) NULLS NOT DISTINCT;
+        CREATE INDEX s_words ON public.s USING gist (words tsvector_ops (siglen = 100));
         ALTER TABLE public.s CLUSTER ON s_k;
         ALTER TABLE public.s REPLICA IDENTITY USING INDEX s_id;
-        INSERT INTO public.s VALUES (1, repeat('x', 5000), 'd', 1.5, 'a');
+        INSERT INTO public.s VALUES (1, repeat('x', 5000), 'd', 1.5, 'a', 'a b');
         CREATE TABLE public.f (id int PRIMARY KEY, v text);
         ALTER TABLE public.f REPLICA IDENTITY FULL;
         ALTER TABLE public.f ENABLE ROW LEVEL SECURITY;

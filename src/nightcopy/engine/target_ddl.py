@@ -13,6 +13,7 @@ from collections.abc import Callable
 import psycopg2
 from psycopg2.extensions import connection, cursor
 
+from nightcopy.engine import table_details_ddl
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
@@ -230,28 +231,6 @@ def _loads_valid(k: Constraint) -> bool:
     return k.kind == "c" and k.validated
 
 
-def _column_storage_sql(table: str, columns: list[Column], without_compression: set[str]
-                        ) -> list[str]:
-    """STORAGE, COMPRESSION, SET STATISTICS and attribute options (n_distinct, ...) set on the
-    source: as ALTER TABLE, which every supported target version accepts. Columns named in
-    `without_compression` keep the target's default (it lacks the source's method)."""
-    out = []
-    for c in columns:
-        actions = []
-        name = quote_ident(c.name)
-        if c.storage:
-            actions.append(f"ALTER COLUMN {name} SET STORAGE {c.storage}")
-        if c.compression and c.name not in without_compression:
-            actions.append(f"ALTER COLUMN {name} SET COMPRESSION {c.compression}")
-        if c.statistics is not None:
-            actions.append(f"ALTER COLUMN {name} SET STATISTICS {c.statistics}")
-        if c.attoptions:
-            actions.append(f"ALTER COLUMN {name} SET ({', '.join(c.attoptions)})")
-        if actions:
-            out.append(f"ALTER TABLE {table} {', '.join(actions)}")
-    return out
-
-
 def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozenset()) -> list[str]:
     """CREATE TABLE (+ partitions) in the staging schemas, valid checks inline, no indexes yet."""
     stage = stage_schema(d.ref.schema)
@@ -286,7 +265,7 @@ def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozense
             psql += f" PARTITION BY {p.partkey}"
         statements.append(psql)
     # After the partitions: on a partitioned table these recurse to them, as on the source.
-    statements += _column_storage_sql(table, d.columns, set(without_compression))
+    statements += table_details_ddl.column_storage_sql(table, d.columns, set(without_compression))
     if d.row_security:
         # Enabled, never forced here: the owner (the worker) must still load and verify the
         # rows; FORCE comes last (TableLoad.finish). Policies are not copied: readers other
@@ -312,36 +291,8 @@ def post_load_sql(d: TableDef) -> list[str]:
         out += [f"ALTER TABLE {ptable} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
                 for k in p.constraints if k.kind in ("p", "u", "x")]
         out += [index_sql(i, ptable) for i in p.indexes]
-    out += _not_valid_checks_sql(d)
-    out += _index_roles_sql(d, table)
-    return out
-
-
-def _not_valid_checks_sql(d: TableDef) -> list[str]:
-    """pg_get_constraintdef() ends a NOT VALID check with NOT VALID (and NO INHERIT, where
-    set, is part of it too): added as it reads, after the rows are in."""
-    out = [f"ALTER TABLE {staged(d.ref.schema, d.ref.name)} ADD CONSTRAINT "
-           f"{quote_ident(k.name)} {k.definition}"
-           for k in d.constraints if k.kind == "c" and not k.validated]
-    for p in d.partitions:
-        out += [f"ALTER TABLE {staged(p.schema, p.name)} ADD CONSTRAINT "
-                f"{quote_ident(k.name)} {k.definition}"
-                for k in p.constraints if k.kind == "c" and not k.validated]
-    return out
-
-
-REPLICA_IDENTITIES = {"n": "NOTHING", "f": "FULL"}
-
-
-def _index_roles_sql(d: TableDef, table: str) -> list[str]:
-    out = []
-    if d.replica_identity == "i" and d.replica_index:
-        out.append(f"ALTER TABLE {table} REPLICA IDENTITY USING INDEX "
-                   f"{quote_ident(d.replica_index)}")
-    elif d.replica_identity in REPLICA_IDENTITIES:
-        out.append(f"ALTER TABLE {table} REPLICA IDENTITY {REPLICA_IDENTITIES[d.replica_identity]}")
-    if d.cluster_index:
-        out.append(f"ALTER TABLE {table} CLUSTER ON {quote_ident(d.cluster_index)}")
+    out += table_details_ddl.not_valid_checks_sql(d, staged)
+    out += table_details_ddl.index_roles_sql(d, table)
     return out
 
 
