@@ -30,8 +30,9 @@ _TARGET_FIXES = {
     "42P07": "an object with the same name already exists on the target",
     "23505": "the source's rows break a unique index or constraint on the target (one only the "
              "target has, kept by the swap?): drop it there, or make the rows unique",
-    "23514": "a source row breaks a CHECK or partition bound (a CHECK added NOT VALID on the "
-             "source is still enforced on the load): fix the rows or the constraint",
+    "23514": "a source row breaks a CHECK or partition bound (one only the target has, or a "
+             "NOT VALID one on a target table the worker does not own): fix the rows or the "
+             "constraint",
     "23502": "a source row has a NULL where the target's column is NOT NULL",
 }
 

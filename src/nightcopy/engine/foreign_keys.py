@@ -1,8 +1,9 @@
 """Foreign keys between the tables of an invocation, added after all tables are in.
 
-NOT VALID first, then VALIDATE, so readers never wait on the validation scan. Runs for every
-pair on every invocation, also when all tables were skipped as already copied: a run killed
-during this step finds missing or unvalidated keys and finishes them.
+NOT VALID first, then VALIDATE, so readers never wait on the validation scan; a key NOT VALID
+on the source stays NOT VALID (pg_get_constraintdef() says so, and it is never validated). Runs
+for every pair on every invocation, also when all tables were skipped as already copied: a run
+killed during this step finds missing or unvalidated keys and finishes them.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ def add_foreign_keys(tgt: connection, defs: dict[int, TableDef], policy: LockRet
                 events.warn(f"{d.ref.qualified}: foreign key {k.name} references a table "
                             "outside this copy and was skipped", d.ref.qualified)
                 continue
-            _add_foreign_key(tgt, d, k, policy, events)
+            _add_foreign_key(tgt, d, k, defs[k.ref_table_oid].ref.kind == "p", policy, events)
 
 
-def _add_foreign_key(tgt: connection, d: TableDef, k: Constraint, policy: LockRetryPolicy,
-                     events: EventWriter) -> None:
+def _add_foreign_key(tgt: connection, d: TableDef, k: Constraint, into_partitioned: bool,
+                     policy: LockRetryPolicy, events: EventWriter) -> None:
     child = d.ref.qualified
     name = quote_ident(k.name)
     validate = k.validated
@@ -44,8 +45,10 @@ def _add_foreign_key(tgt: connection, d: TableDef, k: Constraint, policy: LockRe
             tgt.commit()
             if row is None:
                 not_valid = " NOT VALID" if k.validated else ""
-                # Partitioned referencing tables refuse NOT VALID before PostgreSQL 18.
-                if d.partkey and tgt.server_version < 180000:
+                # Before PostgreSQL 18 partitioned referencing tables refuse NOT VALID, and
+                # VALIDATE of a key into a partitioned table leaves its per-partition
+                # constraint rows NOT VALID: there, a valid key is added valid at once.
+                if (d.partkey or into_partitioned) and tgt.server_version < 180000:
                     not_valid, validate = "", False
                 run_with_lock_retries(tgt, f"ALTER TABLE {child} ADD CONSTRAINT {name} "
                                       f"{k.definition}{not_valid}", policy)

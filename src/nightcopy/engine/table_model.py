@@ -38,12 +38,16 @@ class SequenceDef:
     maxvalue: int
     cache: int
     cycle: bool
-    last_value: int | None  # None: never called (setval(..., start, false))
+    last_value: int  # with is_called: exactly the source's state, as setval() takes it
     owner_table_oid: int | None = None
     owner_column: str | None = None
+    is_called: bool = True  # False: setval(..., last_value, false), nextval returns last_value
 
-    def options_sql(self) -> str:
-        return (f"AS {self.type_sql} INCREMENT BY {self.increment} MINVALUE {self.minvalue} "
+    def options_sql(self, with_type: bool = True) -> str:
+        """CREATE/ALTER SEQUENCE options; an identity column's sequence takes the column's
+        type (naming it again is refused as redundant), hence with_type=False there."""
+        return ((f"AS {self.type_sql} " if with_type else "")
+                + f"INCREMENT BY {self.increment} MINVALUE {self.minvalue} "
                 f"MAXVALUE {self.maxvalue} START WITH {self.start} CACHE {self.cache} "
                 + ("CYCLE" if self.cycle else "NO CYCLE"))
 
@@ -61,6 +65,11 @@ class Column:
     comment: str | None
     identity_seq: SequenceDef | None = None
     acl: list[Grant] = field(default_factory=list)
+    storage: str | None = None  # SET STORAGE value where it differs from the type's default
+    compression: str | None = None  # SET COMPRESSION value ('pglz', 'lz4') where one was set
+    statistics: int | None = None  # SET STATISTICS target where one was set
+    attoptions: list[str] = field(default_factory=list)  # SET (n_distinct=...)
+    default_seq: SequenceDef | None = None  # the sequence its default (nextval) names
 
 
 @dataclass
@@ -142,6 +151,13 @@ class TableDef:
     binary: bool = True
     text_reason: str | None = None
     expression_calls: list[ExpressionCall] = field(default_factory=list)
+    access_method: str | None = None  # USING am, when not heap (source_catalog/table_storage)
+    row_security: bool = False  # ENABLE ROW LEVEL SECURITY
+    force_row_security: bool = False  # FORCE ROW LEVEL SECURITY
+    replica_identity: str = "d"  # pg_class.relreplident: d n f i
+    replica_index: str | None = None  # REPLICA IDENTITY USING INDEX (indisreplident)
+    cluster_index: str | None = None  # CLUSTER ON (indisclustered)
+    of_type: str | None = None  # CREATE TABLE ... OF type (typed tables)
 
     @property
     def copy_columns(self) -> list[Column]:

@@ -13,11 +13,20 @@ from collections.abc import Callable
 import psycopg2
 from psycopg2.extensions import connection, cursor
 
+from nightcopy.engine import table_details_ddl
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
-from nightcopy.engine.table_model import Column, IndexDef, SequenceDef, TableDef, TypeDef
+from nightcopy.engine.table_model import (
+    Column,
+    Constraint,
+    IndexDef,
+    SequenceDef,
+    TableDef,
+    TypeDef,
+)
 from nightcopy.engine.target_catalog import schema_owners
+from nightcopy.errors import TableError
 
 STAGE_PREFIX = "nightcopy_stage_"
 
@@ -187,18 +196,19 @@ def _literal(cur: cursor, value: str) -> str:
 # --------------------------------------------------------------------------- table DDL
 
 
-def _column_sql(col: Column, stage: str) -> str:
-    parts = [quote_ident(col.name), col.type_sql]
-    if col.collation:
+def _column_sql(col: Column, stage: str, typed: bool = False) -> str:
+    """A column's definition; in a typed table (OF type) the type comes from the composite
+    type, so only its options follow the name (`name WITH OPTIONS ...`)."""
+    parts = [quote_ident(col.name)] + (["WITH OPTIONS"] if typed else [col.type_sql])
+    if col.collation and not typed:
         parts.append(f"COLLATE {col.collation}")
     if col.identity:
         how = "ALWAYS" if col.identity == "a" else "BY DEFAULT"
         seq = col.identity_seq
         opts = ""
         if seq is not None:
-            opts = (f" (SEQUENCE NAME {qualified_name(stage, seq.name)} INCREMENT BY {seq.increment} "
-                    f"MINVALUE {seq.minvalue} MAXVALUE {seq.maxvalue} START WITH {seq.start} "
-                    f"CACHE {seq.cache}{' CYCLE' if seq.cycle else ''})")
+            opts = (f" (SEQUENCE NAME {qualified_name(stage, seq.name)} "
+                    f"{seq.options_sql(with_type=False)})")
         parts.append(f"GENERATED {how} AS IDENTITY{opts}")
     elif col.generated:
         kind = "STORED" if col.generated == "s" else "VIRTUAL"
@@ -210,31 +220,57 @@ def _column_sql(col: Column, stage: str) -> str:
     return " ".join(parts)
 
 
-def create_table_sql(d: TableDef) -> list[str]:
-    """CREATE TABLE (+ partitions) in the staging schemas, checks inline, no indexes yet."""
+def _typed_column_needs_options(col: Column) -> bool:
+    return bool(col.identity or col.generated or col.default is not None or col.not_null)
+
+
+def _loads_valid(k: Constraint) -> bool:
+    """A check created inline in CREATE TABLE is marked valid whatever its NOT VALID says, and
+    COPY would then reject the source's rows that break it: a NOT VALID one is added after the
+    load instead (ALTER TABLE ... ADD ... NOT VALID skips the existing rows)."""
+    return k.kind == "c" and k.validated
+
+
+def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozenset()) -> list[str]:
+    """CREATE TABLE (+ partitions) in the staging schemas, valid checks inline, no indexes yet."""
     stage = stage_schema(d.ref.schema)
-    elements = [_column_sql(c, stage) for c in d.columns]
+    typed = d.of_type is not None
+    elements = [_column_sql(c, stage, typed) for c in d.columns
+                if not typed or _typed_column_needs_options(c)]
     elements += [f"CONSTRAINT {quote_ident(k.name)} {k.definition}"
-                 for k in d.constraints if k.kind == "c"]
-    sql = (f"CREATE {'UNLOGGED ' if d.unlogged else ''}TABLE {staged(d.ref.schema, d.ref.name)} "
-           f"({', '.join(elements)})")
+                 for k in d.constraints if _loads_valid(k)]
+    table = staged(d.ref.schema, d.ref.name)
+    sql = f"CREATE {'UNLOGGED ' if d.unlogged else ''}TABLE {table}"
+    if typed:
+        sql += f" OF {d.of_type}" + (f" ({', '.join(elements)})" if elements else "")
+    else:
+        sql += f" ({', '.join(elements)})"
     if d.partkey:
         sql += f" PARTITION BY {d.partkey}"
+    if d.access_method:
+        sql += f" USING {quote_ident(d.access_method)}"
     if d.reloptions and not d.partkey:
         sql += f" WITH ({', '.join(d.reloptions)})"
     statements = [sql]
-    names = {d.ref.oid: staged(d.ref.schema, d.ref.name)}
+    names = {d.ref.oid: table}
     for p in d.partitions:
         names[p.oid] = staged(p.schema, p.name)
         psql = f"CREATE TABLE {names[p.oid]} PARTITION OF {names[p.parent_oid]}"
         checks = [f"CONSTRAINT {quote_ident(k.name)} {k.definition}"
-                  for k in p.constraints if k.kind == "c"]
+                  for k in p.constraints if _loads_valid(k)]
         if checks:
             psql += f" ({', '.join(checks)})"
         psql += f" {p.bound}"
         if p.partkey:
             psql += f" PARTITION BY {p.partkey}"
         statements.append(psql)
+    # After the partitions: on a partitioned table these recurse to them, as on the source.
+    statements += table_details_ddl.column_storage_sql(table, d.columns, set(without_compression))
+    if d.row_security:
+        # Enabled, never forced here: the owner (the worker) must still load and verify the
+        # rows; FORCE comes last (TableLoad.finish). Policies are not copied: readers other
+        # than the owner see no rows until the target has policies of its own (README).
+        statements.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     return statements
 
 
@@ -244,7 +280,8 @@ def index_sql(index: IndexDef, table: str) -> str:
 
 
 def post_load_sql(d: TableDef) -> list[str]:
-    """Keys, exclusion constraints and indexes, built after the load (one pass each)."""
+    """Keys, exclusion constraints and indexes, built after the load (one pass each), then the
+    NOT VALID checks (they must not judge the source's rows), REPLICA IDENTITY and CLUSTER ON."""
     table = staged(d.ref.schema, d.ref.name)
     out = [f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
            for k in d.constraints if k.kind in ("p", "u", "x")]
@@ -254,6 +291,8 @@ def post_load_sql(d: TableDef) -> list[str]:
         out += [f"ALTER TABLE {ptable} ADD CONSTRAINT {quote_ident(k.name)} {k.definition}"
                 for k in p.constraints if k.kind in ("p", "u", "x")]
         out += [index_sql(i, ptable) for i in p.indexes]
+    out += table_details_ddl.not_valid_checks_sql(d, staged)
+    out += table_details_ddl.index_roles_sql(d, table)
     return out
 
 
@@ -281,12 +320,37 @@ def comments_sql(d: TableDef, schema_of: Callable[[str], str], literal: Callable
 
 
 def set_sequence_value(cur: cursor, seq: SequenceDef, target_name: str) -> None:
-    """setval to the source's value: the target's sequence ends at or past the source's.
+    """The target's sequence as the source's: its options (type, increment, bounds, start,
+    cache, cycle) where they differ, and exactly its state (last_value and is_called).
 
     The name goes in as a parameter (the driver quotes it), never spliced into a literal."""
-    if seq.last_value is None:
-        cur.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, false)",
-                    (target_name, seq.start))
-    else:
-        cur.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, true)",
-                    (target_name, seq.last_value))
+    cur.execute("""
+        SELECT pg_catalog.format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement, q.seqmin,
+               q.seqmax, q.seqcache, q.seqcycle, pg_catalog.pg_has_role(c.relowner, 'USAGE')
+          FROM pg_catalog.pg_sequence q JOIN pg_catalog.pg_class c ON c.oid = q.seqrelid
+         WHERE q.seqrelid = %s::pg_catalog.regclass""", (target_name,))
+    row = cur.fetchone()
+    wanted = (seq.type_sql, seq.start, seq.increment, seq.minvalue, seq.maxvalue, seq.cache,
+              seq.cycle)
+    if row is not None and tuple(row[:7]) != wanted:
+        if not row[7]:
+            raise TableError(
+                f"sequence {seq.qualified} on the target differs from the source's "
+                f"({seq.options_sql()} there) and the worker's role does not own it: alter it "
+                "on the target to match, or give the worker's role its ownership")
+        # RESTART WITH the source's value: the new bounds are checked against it, not against
+        # the target's old value (which may lie outside them).
+        sequence = fetch_value(cur, "SELECT %s::pg_catalog.regclass::text", (target_name,))
+        cur.execute(f"ALTER SEQUENCE {sequence} {seq.options_sql()} "
+                    f"RESTART WITH {seq.last_value}")
+    cur.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, %s)",
+                (target_name, seq.last_value, seq.is_called))
+
+
+def sequence_behind(seq: SequenceDef, extreme: int | None) -> bool:
+    """Whether the next value the sequence hands out is already in the column (whose max, or
+    min for a descending sequence, is `extreme`)."""
+    if extreme is None:
+        return False
+    following = seq.last_value + seq.increment if seq.is_called else seq.last_value
+    return following <= extreme if seq.increment > 0 else following >= extreme

@@ -23,6 +23,7 @@ from nightcopy.engine.source_catalog import (
     privileges,
     relation,
     sequences,
+    table_storage,
 )
 from nightcopy.engine.source_catalog.definition_set import DefinitionSet
 from nightcopy.engine.table_model import TableDef, TableRef
@@ -34,12 +35,14 @@ AspectReader = Callable[[cursor, DefinitionSet], None]
 ASPECT_READERS: list[AspectReader] = [
     partitions.read_partitions,
     relation.read_relation,
+    table_storage.read_table_storage,
     inheritance.read_inheritance,
     columns.read_columns,
     privileges.read_privileges,
     sequences.read_sequences,
     constraints.read_constraints,
     indexes.read_indexes,
+    indexes.read_index_roles,
     copy_format.choose_copy_formats,
     expression_calls.read_expression_calls,
 ]

@@ -29,3 +29,19 @@ def read_indexes(cur: cursor, found: DefinitionSet) -> None:
             found.tables[relid].indexes.append(index)
         else:
             found.partitions[relid].indexes.append(index)
+
+
+def read_index_roles(cur: cursor, found: DefinitionSet) -> None:
+    """The index a table is CLUSTERed ON and the one its REPLICA IDENTITY uses (key indexes
+    included), re-marked on the target after the indexes are built."""
+    for relid, iname, clustered, replident in fetch_all(cur, """
+        SELECT i.indrelid, ic.relname, i.indisclustered, i.indisreplident
+          FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+         WHERE i.indrelid = ANY(%s::oid[]) AND (i.indisclustered OR i.indisreplident)""",
+                                                      (found.table_oids,)):
+        table = found.tables[relid]
+        if clustered:
+            table.cluster_index = iname
+        if replident:
+            table.replica_index = iname

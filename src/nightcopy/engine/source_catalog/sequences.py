@@ -1,5 +1,6 @@
 """Sequences the tables use: identity sequences (internal to their column) and sequences
-named in column defaults (serial columns, or sequences shared between tables)."""
+named in column defaults (serial columns, or sequences shared between tables), with their
+options and their exact state (last_value and is_called)."""
 
 from __future__ import annotations
 
@@ -26,25 +27,33 @@ def read_sequences(cur: cursor, found: DefinitionSet) -> None:
             if column is not None:
                 column.identity_seq = seqs[seqoid]
     used = fetch_all(cur, """
-        SELECT DISTINCT ad.adrelid, d.refobjid
+        SELECT DISTINCT ad.adrelid, d.refobjid, a.attname
           FROM pg_catalog.pg_attrdef ad
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
           JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
                 AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
           JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-         WHERE ad.adrelid = ANY(%s::oid[])""", (found.table_oids,))
+         WHERE ad.adrelid = ANY(%s::oid[])
+         ORDER BY ad.adrelid, a.attname""", (found.table_oids,))
     if used:
-        seqs = _sequence_defs(cur, list({seqoid for _, seqoid in used}))
-        for relid, seqoid in used:
-            found.tables[relid].sequences.append(seqs[seqoid])
+        seqs = _sequence_defs(cur, list({seqoid for _, seqoid, _ in used}))
+        for relid, seqoid, attname in used:
+            table = found.tables[relid]
+            if seqs[seqoid] not in table.sequences:
+                table.sequences.append(seqs[seqoid])
+            column = table.column(attname)
+            if column is not None:
+                column.default_seq = seqs[seqoid]
 
 
 def _sequence_defs(cur: cursor, oids: list[int]) -> dict[int, SequenceDef]:
-    """The sequences' options, current value and owning column, by oid."""
-    return {row[0]: _sequence_def(row) for row in fetch_all(cur, """
+    """The sequences' options, exact state and owning column, by oid."""
+    rows = fetch_all(cur, """
         SELECT s.oid, format('%%I.%%I', n.nspname, s.relname), n.nspname, s.relname,
                pg_catalog.format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement, q.seqmin,
                q.seqmax, q.seqcache, q.seqcycle, pg_catalog.pg_sequence_last_value(s.oid),
-               od.refobjid, oa.attname
+               od.refobjid, oa.attname,
+               pg_catalog.has_sequence_privilege(s.oid, 'SELECT')
           FROM pg_catalog.pg_class s
           JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
           JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
@@ -54,11 +63,28 @@ def _sequence_defs(cur: cursor, oids: list[int]) -> dict[int, SequenceDef]:
                 AND od.deptype IN ('a', 'i')
           LEFT JOIN pg_catalog.pg_attribute oa ON oa.attrelid = od.refobjid
                 AND oa.attnum = od.refobjsubid
-         WHERE s.oid = ANY(%s::oid[])""", (oids,))}
+         WHERE s.oid = ANY(%s::oid[])""", (oids,))
+    # pg_sequence_last_value() is NULL when is_called is false, which loses a setval(s, n,
+    # false): where the role may SELECT the sequence, read both fields from the sequence itself
+    # (as pg_dump does), all sequences in one round trip. The names come quoted by format().
+    readable = [(row[0], row[1]) for row in rows if row[14]]
+    state: dict[int, tuple[int, bool]] = {}
+    if readable:
+        union = " UNION ALL ".join(f"SELECT {oid}::oid, last_value, is_called FROM {name}"
+                                   for oid, name in readable)
+        state = {oid: (last, called) for oid, last, called in fetch_all(cur, union)}
+    return {row[0]: _sequence_def(row, state.get(row[0])) for row in rows}
 
 
-def _sequence_def(row: Row) -> SequenceDef:
+def _sequence_def(row: Row, state: tuple[int, bool] | None) -> SequenceDef:
     (oid, qualified, schema, name, type_sql, start, increment, minvalue, maxvalue, cache, cycle,
-     last_value, owner_table_oid, owner_column) = row
+     last_value, owner_table_oid, owner_column, _readable) = row
+    if state is not None:
+        last_value, is_called = state
+    elif last_value is not None:
+        is_called = True
+    else:  # USAGE only, and never called (or setval(..., false)): the closest we can know
+        last_value, is_called = start, False
     return SequenceDef(oid, qualified, schema, name, type_sql, start, increment, minvalue,
-                       maxvalue, cache, cycle, last_value, owner_table_oid, owner_column)
+                       maxvalue, cache, cycle, last_value, owner_table_oid, owner_column,
+                       is_called)
