@@ -54,6 +54,10 @@ class Option(Generic[T]):
 
     @property
     def flag(self) -> str:
+        """The flag's declaration: `--name`, or `--name/--no-name` for a boolean."""
+        if self.kind is bool:
+            dashed = self.name.replace("_", "-")
+            return f"--{dashed}/--no-{dashed}"
         return self.flag_name or "--" + self.name.replace("_", "-")
 
     @property
@@ -67,6 +71,8 @@ class Option(Generic[T]):
 
     def describe(self) -> str:
         """What a valid value is, for messages: 'a number from 1 to 64', 'one of swap, ...'."""
+        if self.kind is bool:
+            return "true or false"
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.pattern is not None:
@@ -80,6 +86,8 @@ class Option(Generic[T]):
     def default_text(self) -> str:
         if self.default is None:
             return "none"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
         return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
 
     def parse(self, value: object) -> T:
@@ -89,6 +97,14 @@ class Option(Generic[T]):
         options are often written {"jobs": "4"}); booleans never are.
         """
         problem = f"must be {self.describe()}"
+        if self.kind is bool:
+            # true/false in TOML and JSON; the words a NIGHTCOPY_* variable may hold as well.
+            if isinstance(value, bool):
+                return cast(T, value)
+            word = value.strip().lower() if isinstance(value, str) else None
+            if word in _TRUE_WORDS or word in _FALSE_WORDS:
+                return cast(T, word in _TRUE_WORDS)
+            raise ValueError(problem)
         if self.kind is str:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(problem)
@@ -118,11 +134,22 @@ class Option(Generic[T]):
             return cast(T, int(number))
         return cast(T, float(number))
 
+    def to_argv(self, value: object) -> list[str]:
+        """The value as command-line arguments: `--flag VALUE`, or `--name` / `--no-name`."""
+        if self.kind is bool:
+            on, off = self.flag.split("/")
+            return [on if value else off]
+        return [self.flag, self.to_arg(value)]
+
     def to_arg(self, value: object) -> str:
         """The value as a command-line argument (`run` passes options to workers as flags)."""
         if isinstance(value, float):
             return repr(value)  # round-trips exactly
         return str(value)
+
+
+_TRUE_WORDS = {"true", "1", "yes", "on"}
+_FALSE_WORDS = {"false", "0", "no", "off"}
 
 
 def _number(name: str, kind: type, default: Any, low: float, high: float | None, help: str,
@@ -215,6 +242,14 @@ TRUST: Option[str | None] = Option(
     "Functions (schema.name) or schemas (schema.*), comma-separated, that CHECKs, generated "
     "columns, index and partition expressions may call besides built-in immutable functions "
     "and extensions' (they run on the target as the target role)", "LIST", EVERYWHERE)
+# What a table needs and the target lacks (schema fidelity): its extensions are created on the
+# target (CREATE EXTENSION, as the worker: trusted extensions) unless this is off, when the
+# table fails naming the CREATE EXTENSION an administrator must run.
+CREATE_EXTENSIONS: Option[bool] = Option(
+    "create_extensions", bool, True,
+    "Create the extensions a table needs and the target lacks (trusted extensions, as the "
+    "target role); --no-create-extensions fails such a table naming the CREATE EXTENSION to "
+    "run", "BOOL", EVERYWHERE)
 
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
@@ -223,7 +258,7 @@ PARALLEL: Option[int | None] = _number(
 
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
-    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, PARALLEL)
+    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, CREATE_EXTENSIONS, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

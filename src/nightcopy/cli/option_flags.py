@@ -40,6 +40,8 @@ def _type(option: Option[Any]) -> click.ParamType | None:
     # Free-form strings (tables, DSNs, group names, run ids, ...) are input, not usage: they are
     # checked after parsing (exit 1, like a malformed --tables), where the same check covers the
     # value's other origins (NIGHTCOPY_*, SSM table_groups, the config file).
+    if option.kind is bool:
+        return None  # a --name/--no-name pair: click's own boolean (also for NIGHTCOPY_*)
     return RegistryType(option) if option.kind is not str or option.choices else None
 
 
@@ -59,7 +61,7 @@ def copy_flag(option: Option[Any]) -> Decorator:
     must stay None so that NIGHTCOPY_* > SSM options > default can apply."""
     default = "" if option.default is None else f" [default: {option.default_text()}]"
     return click.option(option.flag, option.name, envvar=option.envvar, show_envvar=True,
-                        type=_type(option), metavar=option.metavar,
+                        type=_type(option), metavar=option.metavar, default=None,
                         help=option.help.rstrip(".") + ("." if not default else "") + default)
 
 

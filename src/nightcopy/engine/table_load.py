@@ -37,8 +37,13 @@ class TableLoad:
         """The table and its partitions in their staging schemas, checks inline, no indexes.
 
         No leftover to clear: a staged table only ever exists inside this transaction."""
+        path = target_ddl.self_reference_path(self.table)
+        if path is not None:
+            self.cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
         for statement in target_ddl.create_table_sql(self.table):
             self.cur.execute(statement)
+        if path is not None:
+            self.cur.execute("SELECT pg_catalog.set_config('search_path', '', true)")
 
     def copy_rows(self, target_of: TargetOf, freeze: bool) -> None:
         d, out, cur = self.table, self.out, self.cur

@@ -104,6 +104,33 @@ class ExpressionCall:
     extension: str | None  # the extension it belongs to (pg_depend deptype 'e'), if any
 
 
+@dataclass(frozen=True)
+class ExtensionDef:
+    """An extension a table's definition needs (source_catalog/extensions), as on the source."""
+
+    name: str
+    version: str
+    schema: str
+    requires: tuple[str, ...] = ()  # the extensions it requires (created before it)
+
+
+@dataclass(frozen=True)
+class CollationDef:
+    """A user-created collation a table needs (source_catalog/collations), as on the source."""
+
+    oid: int
+    schema: str
+    name: str
+    qualified: str
+    provider: str  # c (libc), i (icu), b (builtin), d (default)
+    deterministic: bool
+    lc_collate: str | None
+    lc_ctype: str | None
+    locale: str | None  # icu / builtin locale
+    icu_rules: str | None
+    extension: str | None  # created by an extension: the extension brings it
+
+
 @dataclass
 class PartitionDef:
     oid: int
@@ -142,6 +169,11 @@ class TableDef:
     binary: bool = True
     text_reason: str | None = None
     expression_calls: list[ExpressionCall] = field(default_factory=list)
+    extensions: list[ExtensionDef] = field(default_factory=list)  # what the definition needs
+    collations: list[CollationDef] = field(default_factory=list)  # user collations it uses
+    # A default, generated column or CHECK names the table's own regclass: its DDL is created
+    # with the staging schema on the search path (source_catalog/self_references).
+    names_itself: bool = False
 
     @property
     def copy_columns(self) -> list[Column]:
@@ -175,3 +207,4 @@ class TypeDef:
     subtype_diff: str | None = None
     multirange: str | None = None
     depends: list[int] = field(default_factory=list)
+    io_functions: str | None = None  # a base type: what its input function is, for messages

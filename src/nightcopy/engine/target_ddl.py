@@ -17,7 +17,7 @@ from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import Column, IndexDef, SequenceDef, TableDef, TypeDef
-from nightcopy.engine.target_catalog import schema_owners
+from nightcopy.engine.target_catalog import collations, extensions, schema_owners
 
 STAGE_PREFIX = "nightcopy_stage_"
 
@@ -40,8 +40,9 @@ PrepareFailures = dict[int, str]  # table oid -> why its prerequisites could not
 
 
 def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
-                   warn: Warn) -> PrepareFailures:
-    """Create what the tables need and the target lacks, in one committed step.
+                   warn: Warn, create_extensions: bool = True) -> PrepareFailures:
+    """Create what the tables need and the target lacks, in one committed step: schemas,
+    extensions (when `create_extensions`), user collations, types, sequences.
 
     Type changes must be committed before a load can use them (a new enum value cannot be used
     in the transaction that added it), so this is the one change that can outlive a failed run.
@@ -55,7 +56,7 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
     schemas.update(t.schema for t in types)
     type_users: dict[int, list[TableDef]] = {}
     for d in defs:
-        for oid in _type_closure(d.type_oids, types):
+        for oid in type_closure(d.type_oids, types):
             type_users.setdefault(oid, []).append(d)
 
     refused: dict[str, str] = {}  # target schema -> why its staging schema is refused
@@ -75,6 +76,12 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
                                                      "are staged")
                     except schema_owners.ForeignSchema as exc:
                         refused[schema] = str(exc)
+        # Extensions first: a type, a collation or a domain's base may be an extension's.
+        for oid, message in extensions.ensure_extensions(cur, defs, create_extensions,
+                                                         warn).items():
+            failures.setdefault(oid, message)
+        for oid, message in collations.ensure_collations(cur, defs).items():
+            failures.setdefault(oid, message)
         failed_types: set[int] = set()
         for t in types:
             if any(dep in failed_types for dep in t.depends):
@@ -104,7 +111,7 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
     return failures
 
 
-def _type_closure(oids: set[int], types: list[TypeDef]) -> set[int]:
+def type_closure(oids: set[int], types: list[TypeDef]) -> set[int]:
     by_oid = {t.oid: t for t in types}
     out: set[int] = set()
     stack = [o for o in oids if o in by_oid]
@@ -176,8 +183,12 @@ def _ensure_type(cur: cursor, t: TypeDef, warn: Warn) -> None:
     elif t.kind == "m":
         return  # created with its range type
     else:
-        raise _MissingType(f"type {t.qualified} is a custom base type that the target lacks: "
-                           "create it (or its extension) on the target first")
+        # Its input/output functions are compiled code (C, from a module): nightcopy cannot
+        # copy them, and a base type belonging to no extension was created by hand.
+        how = f" ({t.io_functions})" if t.io_functions else ""
+        raise _MissingType(f"type {t.qualified} is a custom base type{how} that the target "
+                           "lacks: install the module (or the extension) that provides it on "
+                           "the target's server and create the type there first")
 
 
 def _literal(cur: cursor, value: str) -> str:
@@ -236,6 +247,15 @@ def create_table_sql(d: TableDef) -> list[str]:
             psql += f" PARTITION BY {p.partkey}"
         statements.append(psql)
     return statements
+
+
+def self_reference_path(d: TableDef) -> str | None:
+    """The search path a table naming itself is created under (source_catalog/self_references):
+    its staging schema first, so that its own name is the staged table, then its schema, where
+    every other unqualified name of its definitions was on the source. None: ''."""
+    if not d.names_itself:
+        return None
+    return f"{quote_ident(stage_schema(d.ref.schema))}, {quote_ident(d.ref.schema)}"
 
 
 def index_sql(index: IndexDef, table: str) -> str:

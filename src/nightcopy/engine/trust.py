@@ -111,6 +111,7 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
         return refused
     try:
         found = _on_target(tgt, wanted)
+        installed = _extensions_on_target(tgt)
     except psycopg2.Error as exc:
         tgt.rollback()
         raise NightcopyError("cannot look up on the target the functions the tables' "
@@ -118,6 +119,10 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
     for oid, calls in allowed.items():
         for c in calls:
             target_extension = found.get((c.kind, c.signature), False)
+            if target_extension is False and c.extension and c.extension not in installed:
+                # The extension itself is missing: the prepare step creates it (it is then the
+                # extension's own object), or fails the table naming the CREATE EXTENSION.
+                continue
             if target_extension is False:
                 fix = (f"CREATE EXTENSION {c.extension} on the target" if c.extension else
                        "create it there first (nightcopy never creates or replaces functions)")
@@ -132,6 +137,13 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
                                 f"with {_HOW_TO_TRUST} {trust_item(c)}")
                 break
     return refused
+
+
+def _extensions_on_target(tgt: connection) -> set[str]:
+    with tgt.cursor() as cur:
+        names = {r[0] for r in fetch_all(cur, "SELECT extname FROM pg_catalog.pg_extension")}
+    tgt.commit()
+    return names
 
 
 def _on_target(tgt: connection, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:

@@ -22,6 +22,7 @@ from nightcopy.engine.source_catalog import (
     partitions,
     privileges,
     relation,
+    self_references,
     sequences,
 )
 from nightcopy.engine.source_catalog.definition_set import DefinitionSet
@@ -42,6 +43,7 @@ ASPECT_READERS: list[AspectReader] = [
     indexes.read_indexes,
     copy_format.choose_copy_formats,
     expression_calls.read_expression_calls,
+    self_references.read_self_references,  # after columns and constraints: re-deparses some
 ]
 
 
