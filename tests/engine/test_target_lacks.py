@@ -232,3 +232,86 @@ def test_a_generated_column_check_and_default_naming_their_own_table(copy, dbs):
                            "DELETE FROM app.gtest_tableoid WHERE a = 3")
     assert dbs.target.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
                              "n.oid = c.relnamespace WHERE n.nspname LIKE 'nightcopy_stage%'") == 0
+
+
+# ----------------------------------------------------------------- user functions under trust
+
+FUNCTIONS = """
+CREATE SCHEMA app;
+CREATE FUNCTION app.ok(i integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT i > 0';
+CREATE FUNCTION app.norm(t text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower(t)';
+CREATE SEQUENCE app.order_no;
+CREATE FUNCTION app.next_order_no() RETURNS bigint LANGUAGE plpgsql
+    AS $$ BEGIN RETURN nextval('app.order_no'); END $$;
+CREATE TABLE app.orders (id int PRIMARY KEY CHECK (app.ok(id)),
+                         no bigint DEFAULT app.next_order_no(), name text);
+CREATE INDEX orders_norm ON app.orders (app.norm(name));
+INSERT INTO app.orders (id, name) VALUES (1, 'A'), (2, 'B');
+"""
+
+
+def _public_may_execute(db: Db, signature: str) -> bool:
+    return db.scalar("SELECT has_function_privilege('public', %s::regprocedure, 'EXECUTE')",
+                     (signature,))
+
+
+def test_trusted_functions_are_copied_with_execute_revoked_from_public(copy_as_worker, dbs,
+                                                                         worker):
+    """A CHECK's, an index expression's and a default's function (on the code before: "does
+    not exist on the target ... nightcopy never creates or replaces functions")."""
+    dbs.source.execute(FUNCTIONS)
+    dbs.target.execute("CREATE SEQUENCE public.unrelated")  # the target is not empty
+    result = copy_as_worker("app.orders", "--trust", "app.*")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert digests(worker.dsn, ["app.orders"]) == digests(dbs.source.dsn, ["app.orders"])
+    for signature in ("app.ok(integer)", "app.norm(text)", "app.next_order_no()"):
+        definition = f"SELECT pg_get_functiondef('{signature}'::regprocedure)"
+        assert worker.scalar(definition) == dbs.source.scalar(definition)
+        assert not _public_may_execute(worker, signature)
+        assert worker.scalar(f"SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = "
+                             f"'{signature}'::regprocedure") == worker.scalar("SELECT current_user")
+    warnings = " ".join(e["message"] for e in result.events_of("warning"))
+    assert "copied the trusted function app.ok(integer)" in warnings
+    # The next night refreshes nightcopy's own copies (a changed source body reaches it).
+    dbs.source.execute("CREATE OR REPLACE FUNCTION app.ok(i integer) RETURNS boolean "
+                       "LANGUAGE sql IMMUTABLE AS 'SELECT i >= 0'")
+    again = copy_as_worker("app.orders", "--trust", "app.*")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "i >= 0" in worker.scalar("SELECT pg_get_functiondef('app.ok(integer)'::regprocedure)")
+
+
+def test_an_untrusted_function_of_a_default_names_it_and_how_to_trust_it(copy_as_worker, dbs):
+    dbs.source.execute(FUNCTIONS + """
+        CREATE TABLE app.numbered (id int PRIMARY KEY, no bigint DEFAULT app.next_order_no());""")
+    error = _failed(copy_as_worker("app.numbered"), "app.numbered")
+    assert error.startswith("the default of the column no of app.numbered calls the function "
+                            "app.next_order_no(), which does not exist on the target")
+    assert error.endswith("--trust (NIGHTCOPY_TRUST, options.trust) app.next_order_no")
+
+
+def test_a_security_definer_function_is_not_copied(copy_as_worker, dbs):
+    dbs.source.execute("""
+        CREATE SCHEMA app;
+        CREATE FUNCTION app.ok(i integer) RETURNS boolean LANGUAGE sql IMMUTABLE
+            SECURITY DEFINER AS 'SELECT i > 0';
+        CREATE TABLE app.t (id int PRIMARY KEY CHECK (app.ok(id)));""")
+    error = _failed(copy_as_worker("app.t", "--trust", "app.ok"), "app.t")
+    assert "app.ok(integer)" in error and "SECURITY DEFINER" in error
+    assert "copies only SECURITY INVOKER functions" in error
+    assert dbs.target.scalar("SELECT to_regprocedure('app.ok(integer)')") is None
+
+
+def test_a_target_function_nightcopy_did_not_create_is_used_only_when_trusted_by_name(
+        copy_as_worker, dbs, worker):
+    dbs.source.execute(FUNCTIONS)
+    # Created on the target by another role (the test's superuser), with its own body.
+    dbs.target.execute("CREATE SCHEMA app; GRANT CREATE, USAGE ON SCHEMA app TO PUBLIC;"
+                       "CREATE FUNCTION app.ok(i integer) RETURNS boolean LANGUAGE sql "
+                       "IMMUTABLE AS 'SELECT i > -1'")
+    error = _failed(copy_as_worker("app.orders", "--trust", "app.*"), "app.orders")
+    assert "app.ok(integer), which exists on the target but was not created by nightcopy" in error
+    assert "--trust (NIGHTCOPY_TRUST, options.trust) app.ok" in error
+    result = copy_as_worker("app.orders", "--trust", "app.ok,app.norm,app.next_order_no")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "i > -1" in dbs.target.scalar("SELECT pg_get_functiondef('app.ok(integer)'::"
+                                         "regprocedure)")  # used, never replaced

@@ -29,6 +29,7 @@ from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.source_catalog.collations import read_collations
 from nightcopy.engine.source_catalog.definitions import load_definitions
 from nightcopy.engine.source_catalog.extensions import read_extensions
+from nightcopy.engine.source_catalog.functions import read_functions
 from nightcopy.engine.source_catalog.listed_tables import resolve_tables
 from nightcopy.engine.source_catalog.readable import check_readable
 from nightcopy.engine.source_catalog.types import load_types
@@ -37,7 +38,7 @@ from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_table_list
-from nightcopy.engine.trust import parse_trust, refused_tables
+from nightcopy.engine.trust import Trust, parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import (
     CREATE_EXTENSIONS,
@@ -118,7 +119,8 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
                         for oid, d in wanted.items()}
         read_extensions(snapshot.conn, wanted, type_oids_of)
         read_collations(snapshot.conn, wanted, type_oids_of)
-        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused)
+        read_functions(snapshot.conn, wanted)
+        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, trust)
     finally:
         snapshot.close()
         if tgt is not None:
@@ -127,7 +129,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
 
 def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: connection,
          tables: list[TableRef], defs: dict[int, TableDef], types: list[TypeDef], app: str,
-         refused: dict[int, str]) -> RunResult:
+         refused: dict[int, str], trust: Trust) -> RunResult:
     run_started = time.monotonic()
     started_at = datetime.now(UTC)
     _start_ledger_run(options, tgt, len(tables))
@@ -158,7 +160,7 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                         "copied as a table of its own with only its own rows", d.ref.qualified)
         if not d.binary:
             events.emit("table_format", table=d.ref.qualified, format="text", reason=d.text_reason)
-    prepare_failures = _prepare_target(tgt, todo, types, events, options.create_extensions)
+    prepare_failures = _prepare_target(tgt, todo, types, events, options, trust)
     for d in todo:
         if d.ref.oid in prepare_failures:
             outcomes.failed(d, prepare_failures[d.ref.oid], tgt)
@@ -193,11 +195,13 @@ def _start_ledger_run(options: CopyOptions, tgt: connection, table_count: int) -
 
 
 def _prepare_target(tgt: connection, todo: list[TableDef], types: list[TypeDef],
-                    events: EventWriter, create_extensions: bool) -> target_ddl.PrepareFailures:
-    """Schemas, extensions, collations, types and sequences the tables need; a table whose
-    prerequisites fail is reported failed (the others go on)."""
+                    events: EventWriter, options: CopyOptions, trust: Trust
+                    ) -> target_ddl.PrepareFailures:
+    """Schemas, extensions, collations, types, functions and sequences the tables need; a
+    table whose prerequisites fail is reported failed (the others go on)."""
     try:
-        return target_ddl.prepare_target(tgt, todo, types, events.warn, create_extensions)
+        return target_ddl.prepare_target(tgt, todo, types, events.warn,
+                                          options.create_extensions, trust, options.run_id)
     except psycopg2.Error as exc:
         tgt.rollback()
         hint = (": grant the target role CREATE on the database (for schemas) and on the "

@@ -115,6 +115,22 @@ class ExtensionDef:
 
 
 @dataclass(frozen=True)
+class FunctionDef:
+    """A user function a table's definition names (a trusted CHECK / index / generated-column
+    call, or any default's), as on the source (source_catalog/functions)."""
+
+    what: str  # the definition naming it, for messages: "the default of the column c of app.t"
+    signature: str  # schema.name(argument types), as ExpressionCall.signature
+    schema: str
+    name: str
+    language: str
+    security_definer: bool
+    kind: str  # f function, p procedure, a aggregate, w window
+    definition: str | None  # pg_get_functiondef() on the source (plain functions only)
+    in_default_only: bool  # named only by a default: not run while loading
+
+
+@dataclass(frozen=True)
 class CollationDef:
     """A user-created collation a table needs (source_catalog/collations), as on the source."""
 
@@ -171,6 +187,7 @@ class TableDef:
     expression_calls: list[ExpressionCall] = field(default_factory=list)
     extensions: list[ExtensionDef] = field(default_factory=list)  # what the definition needs
     collations: list[CollationDef] = field(default_factory=list)  # user collations it uses
+    functions: list[FunctionDef] = field(default_factory=list)  # user functions it names
     # A default, generated column or CHECK names the table's own regclass: its DDL is created
     # with the staging schema on the search path (source_catalog/self_references).
     names_itself: bool = False

@@ -17,7 +17,8 @@ from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import Column, IndexDef, SequenceDef, TableDef, TypeDef
-from nightcopy.engine.target_catalog import collations, extensions, schema_owners
+from nightcopy.engine.target_catalog import collations, extensions, functions, schema_owners
+from nightcopy.engine.trust import Trust
 
 STAGE_PREFIX = "nightcopy_stage_"
 
@@ -40,9 +41,11 @@ PrepareFailures = dict[int, str]  # table oid -> why its prerequisites could not
 
 
 def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
-                   warn: Warn, create_extensions: bool = True) -> PrepareFailures:
+                   warn: Warn, create_extensions: bool = True, trust: Trust | None = None,
+                   run_id: str = "") -> PrepareFailures:
     """Create what the tables need and the target lacks, in one committed step: schemas,
-    extensions (when `create_extensions`), user collations, types, sequences.
+    extensions (when `create_extensions`), user collations, types, the user functions the
+    definitions name (copied under `trust`), sequences.
 
     Type changes must be committed before a load can use them (a new enum value cannot be used
     in the transaction that added it), so this is the one change that can outlive a failed run.
@@ -99,6 +102,9 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
                     f"{pg_message(exc, detail=False)}")
                 for d in type_users.get(t.oid, []):
                     failures.setdefault(d.ref.oid, message)
+        for oid, message in functions.ensure_functions(cur, defs, trust or Trust(), run_id,
+                                                       warn).items():
+            failures.setdefault(oid, message)
         for d in defs:
             for staged_in in [d.ref.schema, *(p.schema for p in d.partitions)]:
                 if staged_in in refused:

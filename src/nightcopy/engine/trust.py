@@ -8,8 +8,9 @@ creating it: the target's own copy of it is what runs). Anything else (a volatil
 as pg_notify() or pg_sleep(), or a function in a user schema, which on the target is whatever
 someone created under that name) fails the table before any data moves, unless the user
 declared it trusted: `--trust app.ok,util.*` (NIGHTCOPY_TRUST, `trust` in the config file's
-[options] or SSM options). A trusted function must already exist on the target, with the same
-signature; nightcopy never creates or replaces one.
+[options] or SSM options). A trusted SQL or PL/pgSQL function the target lacks is copied from
+the source (target_catalog/functions); one that exists there is used only if nightcopy created
+it or it is trusted by its own name; nightcopy never replaces another role's function.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from nightcopy.engine.table_model import ExpressionCall, TableDef
 from nightcopy.engine.tablelist import TableSpec, parse_name
 from nightcopy.errors import ConfigError, NightcopyError
 
-_HOW_TO_TRUST = "--trust (NIGHTCOPY_TRUST, options.trust)"
+HOW_TO_TRUST = "--trust (NIGHTCOPY_TRUST, options.trust)"
+_HOW_TO_TRUST = HOW_TO_TRUST
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Trust:
 
     def covers(self, call: ExpressionCall) -> bool:
         return any(e.covers(call) for e in self.entries)
+
+    def names(self, schema: str, name: str) -> bool:
+        """Trusted by its own name (`schema.function`, no glob): what lets a function that
+        nightcopy did not create on the target be used (target_catalog/functions)."""
+        return any(not e.spec.is_glob and e.spec.matches(schema, name) for e in self.entries)
 
 
 def parse_trust(value: str | None) -> Trust:
@@ -122,6 +129,11 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
             if target_extension is False and c.extension and c.extension not in installed:
                 # The extension itself is missing: the prepare step creates it (it is then the
                 # extension's own object), or fails the table naming the CREATE EXTENSION.
+                continue
+            if c.kind == "function" and c.extension is None:
+                # A trusted function: the prepare step copies the source's when the target
+                # lacks it, and uses an existing one only if nightcopy created it or it is
+                # trusted by name (target_catalog/functions).
                 continue
             if target_extension is False:
                 fix = (f"CREATE EXTENSION {c.extension} on the target" if c.extension else
