@@ -315,3 +315,37 @@ def test_a_target_function_nightcopy_did_not_create_is_used_only_when_trusted_by
     assert result.returncode == 0, result.stdout + result.stderr
     assert "i > -1" in dbs.target.scalar("SELECT pg_get_functiondef('app.ok(integer)'::"
                                          "regprocedure)")  # used, never replaced
+
+
+def test_a_copied_function_brings_its_types_and_the_functions_it_calls(copy_as_worker, dbs,
+                                                                        worker):
+    """A standard-body SQL function records what it calls (pg_depend): the callee is copied
+    first, and the domain it takes is created with the types."""
+    dbs.source.execute("""
+        CREATE SCHEMA app;
+        CREATE DOMAIN app.pos AS int CHECK (VALUE > 0);
+        CREATE FUNCTION app.base(i int) RETURNS boolean LANGUAGE sql IMMUTABLE
+            BEGIN ATOMIC SELECT i < 1000; END;
+        CREATE FUNCTION app.ok2(i app.pos) RETURNS boolean LANGUAGE sql IMMUTABLE
+            BEGIN ATOMIC SELECT app.base(i); END;
+        CREATE TABLE app.t2 (id int PRIMARY KEY CHECK (app.ok2(id::app.pos)));
+        INSERT INTO app.t2 VALUES (1), (2);""")
+    result = copy_as_worker("app.t2", "--trust", "app.*")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert worker.scalar("SELECT count(*) FROM app.t2") == 2
+    for signature in ("app.base(integer)", "app.ok2(app.pos)"):
+        assert worker.scalar("SELECT to_regprocedure(%s) IS NOT NULL", (signature,)), signature
+
+
+def test_a_function_taking_the_tables_own_row_type_fails_naming_why(copy_as_worker, dbs):
+    """pgregress's check_con_tbl: the function cannot exist before the table it takes."""
+    dbs.source.execute("""
+        CREATE TABLE public.check_con_tbl (f1 int);
+        CREATE FUNCTION public.check_con_function(public.check_con_tbl) RETURNS boolean
+            LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN $1.f1 > 0; END $$;
+        ALTER TABLE public.check_con_tbl ADD CHECK (public.check_con_function(check_con_tbl.*));
+        INSERT INTO public.check_con_tbl VALUES (1);""")
+    error = _failed(copy_as_worker("public.check_con_tbl", "--trust",
+                                   "public.check_con_function"), "public.check_con_tbl")
+    assert "takes or returns the row type of the table public.check_con_tbl" in error
+    assert dbs.target.scalar("SELECT to_regtype('public.check_con_tbl')") is None

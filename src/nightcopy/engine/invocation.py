@@ -111,15 +111,15 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
         # Before anything is written: a table whose expressions call what the target must not
         # run as the worker fails here, and none of its prerequisites (types) is created.
         refused = refused_tables(tgt, defs, trust)
-        types = load_types(snapshot.conn, {o for oid, d in defs.items() if oid not in refused
-                                           for o in d.type_oids})
-        # The shared objects the definitions need (pg_depend): created first on the target.
+        # The shared objects the definitions need: the user functions first (their argument
+        # types join the table's), then the types, extensions and collations (pg_depend).
         wanted = {oid: d for oid, d in defs.items() if oid not in refused}
+        read_functions(snapshot.conn, wanted)
+        types = load_types(snapshot.conn, {o for d in wanted.values() for o in d.type_oids})
         type_oids_of = {oid: target_ddl.type_closure(d.type_oids, types)
                         for oid, d in wanted.items()}
         read_extensions(snapshot.conn, wanted, type_oids_of)
         read_collations(snapshot.conn, wanted, type_oids_of)
-        read_functions(snapshot.conn, wanted)
         return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, trust)
     finally:
         snapshot.close()

@@ -128,6 +128,7 @@ class FunctionDef:
     kind: str  # f function, p procedure, a aggregate, w window
     definition: str | None  # pg_get_functiondef() on the source (plain functions only)
     in_default_only: bool  # named only by a default: not run while loading
+    row_type_of: str | None = None  # a table whose row type it takes or returns
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def ensure_functions(cur: cursor, defs: list[TableDef], trust: Trust, run_id: st
             wanted.setdefault(f.signature, f)
             users.setdefault(f.signature, []).append(d)
     failures: dict[int, str] = {}
-    for signature, f in sorted(wanted.items()):
+    for signature, f in wanted.items():  # each table lists a function after its callees
         reason = _ensure(cur, f, trust, run_id, warn)
         if reason is not None:
             for d in users[signature]:
@@ -96,6 +96,10 @@ def _not_copyable(f: FunctionDef) -> str | None:
     if f.kind != "f" or f.definition is None:
         return ("it is not a plain function (an aggregate, window function or procedure): "
                 "create it there first")
+    if f.row_type_of is not None:
+        return (f"it takes or returns the row type of the table {f.row_type_of}, which exists "
+                "on the target only with that table: nightcopy cannot create the function "
+                "before it; create both on the target first and trust the function by name")
     if f.language not in COPIED_LANGUAGES:
         return (f"it is written in {f.language}: nightcopy copies only SQL and PL/pgSQL "
                 "functions; create it there first (with its module or extension)")
