@@ -349,3 +349,18 @@ def test_a_function_taking_the_tables_own_row_type_fails_naming_why(copy_as_work
                                    "public.check_con_function"), "public.check_con_tbl")
     assert "takes or returns the row type of the table public.check_con_tbl" in error
     assert dbs.target.scalar("SELECT to_regtype('public.check_con_tbl')") is None
+
+
+def test_a_partitions_own_check_naming_the_partition(copy, dbs):
+    dbs.source.execute("""
+        CREATE SCHEMA app;
+        CREATE TABLE app.p (id int, note text) PARTITION BY RANGE (id);
+        CREATE TABLE app.p_low PARTITION OF app.p FOR VALUES FROM (0) TO (100);
+        ALTER TABLE app.p_low ADD CONSTRAINT is_low CHECK (tableoid = 'app.p_low'::regclass);
+        INSERT INTO app.p VALUES (1, 'a'), (2, 'b');""")
+    check = "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'is_low'"
+    for attempt in (1, 2):
+        result = copy("app.p")
+        assert result.returncode == 0, (attempt, result.stdout + result.stderr)
+        assert dbs.target.scalar("SELECT count(*) FROM app.p_low") == 2
+        assert dbs.target.scalar(check) == dbs.source.scalar(check)

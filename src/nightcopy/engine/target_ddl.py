@@ -261,7 +261,9 @@ def self_reference_path(d: TableDef) -> str | None:
     every other unqualified name of its definitions was on the source. None: ''."""
     if not d.names_itself:
         return None
-    return f"{quote_ident(stage_schema(d.ref.schema))}, {quote_ident(d.ref.schema)}"
+    schemas = list(dict.fromkeys([d.ref.schema, *(p.schema for p in d.partitions)]))
+    return ", ".join([quote_ident(stage_schema(s)) for s in schemas]
+                     + [quote_ident(s) for s in schemas])
 
 
 def index_sql(index: IndexDef, table: str) -> str:

@@ -17,8 +17,8 @@ staged tables: target_catalog/schema_owners). Found in the stored expression tre
 regclass constant in a default or a CHECK. pg_depend does not do: when the expression also
 names a column, PostgreSQL folds the whole-table reference into the column's.
 
-Not covered: partitions' own CHECKs and index expressions naming their table (the index is
-built on the staged table as well, but is rare enough to leave to a report).
+Partitions' own CHECKs are covered the same way (each deparsed with its own schema on the
+path). Not covered: index expressions naming their table (rare enough to leave to a report).
 """
 
 from __future__ import annotations
@@ -43,11 +43,24 @@ SELECT k.conrelid, false, k.oid FROM pg_catalog.pg_constraint k
 
 
 def read_self_references(cur: cursor, found: DefinitionSet) -> None:
-    refs = fetch_all(cur, _SELF_REFERENCES_SQL, (found.table_oids, found.table_oids))
+    refs = fetch_all(cur, _SELF_REFERENCES_SQL, (found.table_oids, found.relation_oids))
     if not refs:
         return
+    root_of = {p.oid: root for root, t in found.tables.items() for p in t.partitions}
     try:
         for relid, is_default, objid in refs:
+            if relid in root_of:  # a partition's own CHECK
+                partition = found.partitions[relid]
+                cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)",
+                            (quote_ident(partition.schema),))
+                name, text = fetch_all(cur, "SELECT k.conname, pg_catalog.pg_get_constraintdef"
+                                       "(k.oid) FROM pg_catalog.pg_constraint k WHERE k.oid = %s",
+                                       (objid,))[0]
+                for k in partition.constraints:
+                    if k.name == name:
+                        k.definition = text
+                found.tables[root_of[relid]].names_itself = True
+                continue
             table = found.tables[relid]
             cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)",
                         (quote_ident(table.ref.schema),))
