@@ -54,6 +54,10 @@ class Option(Generic[T]):
 
     @property
     def flag(self) -> str:
+        """The flag's declaration: `--name`, or `--name/--no-name` for a boolean."""
+        if self.kind is bool:
+            dashed = self.name.replace("_", "-")
+            return f"--{dashed}/--no-{dashed}"
         return self.flag_name or "--" + self.name.replace("_", "-")
 
     @property
@@ -123,6 +127,13 @@ class Option(Generic[T]):
                 raise ValueError(f"{problem} (a whole number)")
             return cast(T, int(number))
         return cast(T, float(number))
+
+    def to_argv(self, value: object) -> list[str]:
+        """The value as command-line arguments: `--flag VALUE`, or `--name` / `--no-name`."""
+        if self.kind is bool and "/" in self.flag:
+            on, off = self.flag.split("/")
+            return [on if value else off]
+        return [self.flag, self.to_arg(value)]
 
     def to_arg(self, value: object) -> str:
         """The value as a command-line argument (`run` passes options to workers as flags)."""
@@ -240,6 +251,14 @@ TRUST: Option[str | None] = Option(
     "Functions (schema.name) or schemas (schema.*), comma-separated, that CHECKs, generated "
     "columns, index and partition expressions may call besides built-in immutable functions "
     "and extensions' (they run on the target as the target role)", "LIST", EVERYWHERE)
+# What a table needs and the target lacks (schema fidelity): its extensions are created on the
+# target (CREATE EXTENSION, as the worker: trusted extensions) unless this is off, when the
+# table fails naming the CREATE EXTENSION an administrator must run.
+CREATE_EXTENSIONS: Option[bool] = Option(
+    "create_extensions", bool, True,
+    "Create the extensions a table needs and the target lacks (trusted extensions, as the "
+    "target role); --no-create-extensions fails such a table naming the CREATE EXTENSION to "
+    "run", "BOOL", EVERYWHERE)
 
 # Adopt (issue 12): a glob replaces only the target tables nightcopy created (the ledger's
 # managed_tables); for a team moving from another tool, whose tables nightcopy never created,
@@ -248,7 +267,7 @@ ADOPT: Option[bool] = Option(
     "adopt", bool, False,
     "Let globs in the table list replace existing target tables nightcopy did not create (and "
     "record them as nightcopy's); without it such a table fails unless it is named explicitly",
-    "[true|false]", EVERYWHERE)
+    "BOOL", EVERYWHERE)
 
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
@@ -257,7 +276,7 @@ PARALLEL: Option[int | None] = _number(
 
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
-    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, ADOPT, PARALLEL)
+    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, ADOPT, CREATE_EXTENSIONS, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

@@ -42,11 +42,11 @@ VALID: dict[str, Any] = {
     "target_dsn": "host=/tmp/b dbname=b", "ssm_prefix": PREFIX, "run_id": "night-42",
     "report_uri": "file:///tmp/nightcopy-reports", "jobs": 5, "strategy": "truncate",
     "verify": "checksum", "retries": 3, "lock_timeout": 0.25, "lock_attempts": 9, "parallel": 3,
-    "trust": "app.ok, util.*", "adopt": True,
+    "trust": "app.ok, util.*", "adopt": True, "create_extensions": False,
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
                            "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,
-                           "adopt": "maybe"}
+                           "adopt": "maybe", "create_extensions": "maybe"}
 BASE_COPY_ARGS = ["--tables", "public.t", "--source", SRC, "--target", TGT]
 
 
@@ -145,8 +145,8 @@ def test_copy_flag_and_variable(name, clean_env):
     """(--ssm-prefix says where options come from: the SSM tests below use it.)"""
     option = BY_NAME[name]
     args = without(BASE_COPY_ARGS, option.flag)
-    assert value_of(options_from_argv([*args, option.flag, str(VALID[name])]), name) == VALID[name]
-    clean_env.setenv(option.envvar, str(VALID[name]))
+    assert value_of(options_from_argv([*args, *option.to_argv(VALID[name])]), name) == VALID[name]
+    clean_env.setenv(option.envvar, option.to_arg(VALID[name]))
     assert value_of(options_from_argv(args), name) == VALID[name]
 
 
@@ -165,8 +165,9 @@ def test_worker_option_in_ssm_options_for_copy_and_run(name, ssm, monkeypatch, t
 def test_worker_option_as_run_flag_and_in_the_config_file(name, clean_env, tmp_path):
     option = BY_NAME[name]
     path = write_config(tmp_path)
-    opts, _ = through_run(config_file.load_file(path), ["--config", str(path), option.flag,
-                                                        str(VALID[name])], clean_env, tmp_path)
+    opts, _ = through_run(config_file.load_file(path), ["--config", str(path),
+                                                        *option.to_argv(VALID[name])],
+                          clean_env, tmp_path)
     assert value_of(opts, name) == VALID[name]
     path = write_config(tmp_path, {name: VALID[name]})
     opts, _ = through_run(config_file.load_file(path), ["--config", str(path)], clean_env,
@@ -246,6 +247,8 @@ def test_invalid_value_is_refused_with_one_message_everywhere(name, ssm, clean_e
     expected = f"option {name} must be {option.describe()}, not {json.dumps(INVALID[name])}"
     assert set(messages.values()) == {expected}, messages
     # Flags: a usage error with the same "must be ..." from the same check, `run` included.
+    if option.kind is bool:
+        return  # a --name/--no-name pair takes no value (click checks its NIGHTCOPY_* words)
     flag_places = [("run", ["run", "--config", str(write_config(tmp_path))])]
     if Place.COPY in option.places:
         flag_places.append(("copy", ["copy", *BASE_COPY_ARGS]))
@@ -271,8 +274,8 @@ def test_identity_options_are_refused_in_the_configs_options(name, ssm, tmp_path
 def test_unknown_option_is_one_message_everywhere(ssm, tmp_path):
     messages = _refusals("paralel", 2, ssm, tmp_path)
     assert len(set(messages.values())) == 1
-    assert "unknown option 'paralel' (known: adopt, jobs, lock_attempts, lock_timeout, parallel" in \
-        messages["config file"]
+    assert ("unknown option 'paralel' (known: adopt, create_extensions, jobs, lock_attempts, "
+            "lock_timeout, parallel") in messages["config file"]
 
 
 def test_run_jobs_out_of_range_is_runs_own_usage_error(tmp_path, clean_env):
@@ -338,6 +341,8 @@ def test_config_file_doc_names_every_settable_option():
 @pytest.mark.parametrize("option_name, raw, parsed", [
     ("jobs", "4", 4), ("jobs", 4.0, 4), ("jobs", " 7 ", 7), ("lock_timeout", "0.5", 0.5),
     ("lock_timeout", 3, 3.0), ("strategy", "truncate", "truncate"),
+    ("create_extensions", False, False), ("create_extensions", " Off ", False),
+    ("create_extensions", "true", True),
 ])
 def test_one_parser_for_strings_and_config_values(option_name, raw, parsed):
     value = BY_NAME[option_name].parse(raw)
@@ -351,6 +356,8 @@ def test_one_parser_for_strings_and_config_values(option_name, raw, parsed):
     ("lock_timeout", "inf", "must be a number from 0.001 to 3600"),
     ("parallel", "inf", "must be a number of at least 1"),  # no upper bound: still finite
     ("strategy", "Swap", "must be one of swap, truncate"), ("verify", 1, "must be one of"),
+    ("create_extensions", 1, "must be true or false"),
+    ("create_extensions", "maybe", "must be true or false"),
 ])
 def test_one_parser_refuses_the_same_way(option_name, raw, problem):
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):

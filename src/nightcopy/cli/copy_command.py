@@ -99,5 +99,6 @@ def _resolve(given: dict) -> CopyOptions:
                        report_writer=writer, retries=int(values["retries"]),
                        lock_timeout=float(values["lock_timeout"]),
                        lock_attempts=int(values["lock_attempts"]), trust=values.get("trust"),
-                       adopt=bool(values["adopt"]))
+                       adopt=bool(values["adopt"]),
+                       create_extensions=bool(values["create_extensions"]))
 

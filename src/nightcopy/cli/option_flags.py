@@ -40,14 +40,9 @@ def _type(option: Option[Any]) -> click.ParamType | None:
     # Free-form strings (tables, DSNs, group names, run ids, ...) are input, not usage: they are
     # checked after parsing (exit 1, like a malformed --tables), where the same check covers the
     # value's other origins (NIGHTCOPY_*, SSM table_groups, the config file).
+    if option.kind is bool:
+        return None  # a --name/--no-name pair: click's own boolean (also for NIGHTCOPY_*)
     return RegistryType(option) if option.kind is not str or option.choices else None
-
-
-def _bare(option: Option[Any]) -> dict[str, Any]:
-    """A boolean may be given bare (`--adopt`) or with a value (`--adopt false`: how `run`
-    passes it on to its workers). Click accepts it bare only when no default is given (an unset
-    option is None either way)."""
-    return {"is_flag": False, "flag_value": "true"} if option.kind is bool else {}
 
 
 def check_name_flag(option: Option[Any], value: object, *, envvar: bool = True) -> str:
@@ -66,8 +61,7 @@ def copy_flag(option: Option[Any]) -> Decorator:
     must stay None so that NIGHTCOPY_* > SSM options > default can apply."""
     default = "" if option.default is None else f" [default: {option.default_text()}]"
     return click.option(option.flag, option.name, envvar=option.envvar, show_envvar=True,
-                        type=_type(option), metavar=option.metavar,
-                        **_bare(option),
+                        type=_type(option), metavar=option.metavar, default=None,
                         help=option.help.rstrip(".") + ("." if not default else "") + default)
 
 
@@ -79,8 +73,7 @@ def run_flag(option: Option[Any], *, default_text: str | None = None) -> Decorat
     default = default_text or f"options.{option.name}, else {option.default_text()}"
     worker = f"the worker's {option.flag}; " if option.worker else ""
     return click.option(option.flag, option.name, envvar=option.envvar, show_envvar=True,
-                        type=_type(option), metavar=option.metavar,
-                        **(_bare(option) or {"default": None}),
+                        type=_type(option), metavar=option.metavar, default=None,
                         help=f"{option.help.rstrip('.')} ({worker}default: {default}).")
 
 

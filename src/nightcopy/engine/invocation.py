@@ -2,7 +2,7 @@
 
 Order of work: validate everything (table list, connections, source == target, the tables and
 their definitions) before writing anything to the target; then the ledger, the prerequisites
-(schemas, types, sequences), the tables `jobs` at a time (table_workers), and last the
+(schemas, extensions, collations, types, sequences), the tables `jobs` at a time (table_workers), and last the
 foreign keys between the copied tables (foreign_keys).
 """
 
@@ -26,7 +26,10 @@ from nightcopy.engine.invocation_report import ReportWriter, write_report
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.run_id import new_run_id
 from nightcopy.engine.snapshot import Snapshot
+from nightcopy.engine.source_catalog.collations import read_collations
 from nightcopy.engine.source_catalog.definitions import load_definitions
+from nightcopy.engine.source_catalog.extensions import read_extensions
+from nightcopy.engine.source_catalog.functions import read_functions
 from nightcopy.engine.source_catalog.listed_tables import resolve_tables
 from nightcopy.engine.source_catalog.readable import check_readable
 from nightcopy.engine.source_catalog.types import load_types
@@ -36,10 +39,11 @@ from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_table_list
-from nightcopy.engine.trust import parse_trust, refused_tables
+from nightcopy.engine.trust import Trust, parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import (
     ADOPT,
+    CREATE_EXTENSIONS,
     JOBS,
     LOCK_ATTEMPTS,
     LOCK_TIMEOUT,
@@ -66,6 +70,7 @@ class CopyOptions:
     lock_attempts: int = LOCK_ATTEMPTS.default
     trust: str | None = TRUST.default  # nightcopy.engine.trust: what expressions may call
     adopt: bool = ADOPT.default  # nightcopy.engine.table_guard: may globs replace unrecorded tables
+    create_extensions: bool = CREATE_EXTENSIONS.default  # target_catalog/extensions
 
 
 @dataclass
@@ -109,10 +114,18 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
         # Before anything is written: a table whose expressions call what the target must not
         # run as the worker fails here, and none of its prerequisites (types) is created.
         refused = refused_tables(tgt, defs, trust)
-        types = load_types(snapshot.conn, {o for oid, d in defs.items() if oid not in refused
-                                           for o in d.type_oids})
+        # The shared objects the definitions need: the user functions first (their argument
+        # types join the table's), then the types, extensions and collations (pg_depend).
+        wanted = {oid: d for oid, d in defs.items() if oid not in refused}
+        read_functions(snapshot.conn, wanted)
+        types = load_types(snapshot.conn, {o for d in wanted.values() for o in d.type_oids})
+        type_oids_of = {oid: target_ddl.type_closure(d.type_oids, types)
+                        for oid, d in wanted.items()}
+        read_extensions(snapshot.conn, wanted, type_oids_of)
+        read_collations(snapshot.conn, wanted, type_oids_of)
         guard = TableGuard(tuple(specs), options.adopt, trust)
-        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, guard)
+        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, trust,
+                    guard)
     finally:
         snapshot.close()
         if tgt is not None:
@@ -121,7 +134,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
 
 def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: connection,
          tables: list[TableRef], defs: dict[int, TableDef], types: list[TypeDef], app: str,
-         refused: dict[int, str], guard: TableGuard) -> RunResult:
+         refused: dict[int, str], trust: Trust, guard: TableGuard) -> RunResult:
     run_started = time.monotonic()
     started_at = datetime.now(UTC)
     _start_ledger_run(options, tgt, len(tables))
@@ -152,7 +165,7 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                         "copied as a table of its own with only its own rows", d.ref.qualified)
         if not d.binary:
             events.emit("table_format", table=d.ref.qualified, format="text", reason=d.text_reason)
-    prepare_failures = _prepare_target(tgt, todo, types, events)
+    prepare_failures = _prepare_target(tgt, todo, types, events, options, trust)
     for d in todo:
         if d.ref.oid in prepare_failures:
             outcomes.failed(d, prepare_failures[d.ref.oid], tgt)
@@ -187,11 +200,13 @@ def _start_ledger_run(options: CopyOptions, tgt: connection, table_count: int) -
 
 
 def _prepare_target(tgt: connection, todo: list[TableDef], types: list[TypeDef],
-                    events: EventWriter) -> target_ddl.PrepareFailures:
-    """Schemas, types and sequences the tables need; a table whose prerequisites fail is
-    reported failed (the others go on)."""
+                    events: EventWriter, options: CopyOptions, trust: Trust
+                    ) -> target_ddl.PrepareFailures:
+    """Schemas, extensions, collations, types, functions and sequences the tables need; a
+    table whose prerequisites fail is reported failed (the others go on)."""
     try:
-        return target_ddl.prepare_target(tgt, todo, types, events.warn)
+        return target_ddl.prepare_target(tgt, todo, types, events.warn,
+                                          options.create_extensions, trust, options.run_id)
     except psycopg2.Error as exc:
         tgt.rollback()
         hint = (": grant the target role CREATE on the database (for schemas) and on the "

@@ -43,8 +43,13 @@ class TableLoad:
 
         No leftover to clear: a staged table only ever exists inside this transaction."""
         self._require_access_method()
+        path = target_ddl.self_reference_path(self.table)
+        if path is not None:
+            self.cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
         for statement in target_ddl.create_table_sql(self.table, self._unsupported_compression()):
             self.cur.execute(statement)
+        if path is not None:
+            self.cur.execute("SELECT pg_catalog.set_config('search_path', '', true)")
 
     def copy_rows(self, target_of: TargetOf, freeze: bool) -> None:
         d, out, cur = self.table, self.out, self.cur

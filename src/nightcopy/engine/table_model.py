@@ -113,6 +113,50 @@ class ExpressionCall:
     extension: str | None  # the extension it belongs to (pg_depend deptype 'e'), if any
 
 
+@dataclass(frozen=True)
+class ExtensionDef:
+    """An extension a table's definition needs (source_catalog/extensions), as on the source."""
+
+    name: str
+    version: str
+    schema: str
+    requires: tuple[str, ...] = ()  # the extensions it requires (created before it)
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    """A user function a table's definition names (a trusted CHECK / index / generated-column
+    call, or any default's), as on the source (source_catalog/functions)."""
+
+    what: str  # the definition naming it, for messages: "the default of the column c of app.t"
+    signature: str  # schema.name(argument types), as ExpressionCall.signature
+    schema: str
+    name: str
+    language: str
+    security_definer: bool
+    kind: str  # f function, p procedure, a aggregate, w window
+    definition: str | None  # pg_get_functiondef() on the source (plain functions only)
+    in_default_only: bool  # named only by a default: not run while loading
+    row_type_of: str | None = None  # a table whose row type it takes or returns
+
+
+@dataclass(frozen=True)
+class CollationDef:
+    """A user-created collation a table needs (source_catalog/collations), as on the source."""
+
+    oid: int
+    schema: str
+    name: str
+    qualified: str
+    provider: str  # c (libc), i (icu), b (builtin), d (default)
+    deterministic: bool
+    lc_collate: str | None
+    lc_ctype: str | None
+    locale: str | None  # icu / builtin locale
+    icu_rules: str | None
+    extension: str | None  # created by an extension: the extension brings it
+
+
 @dataclass
 class PartitionDef:
     oid: int
@@ -158,6 +202,12 @@ class TableDef:
     replica_index: str | None = None  # REPLICA IDENTITY USING INDEX (indisreplident)
     cluster_index: str | None = None  # CLUSTER ON (indisclustered)
     of_type: str | None = None  # CREATE TABLE ... OF type (typed tables)
+    extensions: list[ExtensionDef] = field(default_factory=list)  # what the definition needs
+    collations: list[CollationDef] = field(default_factory=list)  # user collations it uses
+    functions: list[FunctionDef] = field(default_factory=list)  # user functions it names
+    # A default, generated column or CHECK names the table's own regclass: its DDL is created
+    # with the staging schema on the search path (source_catalog/self_references).
+    names_itself: bool = False
 
     @property
     def copy_columns(self) -> list[Column]:
@@ -191,3 +241,4 @@ class TypeDef:
     subtype_diff: str | None = None
     multirange: str | None = None
     depends: list[int] = field(default_factory=list)
+    io_functions: str | None = None  # a base type: what its input function is, for messages

@@ -25,7 +25,8 @@ from nightcopy.engine.table_model import (
     TableDef,
     TypeDef,
 )
-from nightcopy.engine.target_catalog import schema_owners
+from nightcopy.engine.target_catalog import collations, extensions, functions, schema_owners
+from nightcopy.engine.trust import Trust
 from nightcopy.errors import TableError
 
 STAGE_PREFIX = "nightcopy_stage_"
@@ -49,8 +50,11 @@ PrepareFailures = dict[int, str]  # table oid -> why its prerequisites could not
 
 
 def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
-                   warn: Warn) -> PrepareFailures:
-    """Create what the tables need and the target lacks, in one committed step.
+                   warn: Warn, create_extensions: bool = True, trust: Trust | None = None,
+                   run_id: str = "") -> PrepareFailures:
+    """Create what the tables need and the target lacks, in one committed step: schemas,
+    extensions (when `create_extensions`), user collations, types, the user functions the
+    definitions name (copied under `trust`), sequences.
 
     Type changes must be committed before a load can use them (a new enum value cannot be used
     in the transaction that added it), so this is the one change that can outlive a failed run.
@@ -64,7 +68,7 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
     schemas.update(t.schema for t in types)
     type_users: dict[int, list[TableDef]] = {}
     for d in defs:
-        for oid in _type_closure(d.type_oids, types):
+        for oid in type_closure(d.type_oids, types):
             type_users.setdefault(oid, []).append(d)
 
     refused: dict[str, str] = {}  # target schema -> why its staging schema is refused
@@ -84,6 +88,12 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
                                                      "are staged")
                     except schema_owners.ForeignSchema as exc:
                         refused[schema] = str(exc)
+        # Extensions first: a type, a collation or a domain's base may be an extension's.
+        for oid, message in extensions.ensure_extensions(cur, defs, create_extensions,
+                                                         warn).items():
+            failures.setdefault(oid, message)
+        for oid, message in collations.ensure_collations(cur, defs).items():
+            failures.setdefault(oid, message)
         failed_types: set[int] = set()
         for t in types:
             if any(dep in failed_types for dep in t.depends):
@@ -101,6 +111,9 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
                     f"{pg_message(exc, detail=False)}")
                 for d in type_users.get(t.oid, []):
                     failures.setdefault(d.ref.oid, message)
+        for oid, message in functions.ensure_functions(cur, defs, trust or Trust(), run_id,
+                                                       warn).items():
+            failures.setdefault(oid, message)
         for d in defs:
             for staged_in in [d.ref.schema, *(p.schema for p in d.partitions)]:
                 if staged_in in refused:
@@ -113,7 +126,7 @@ def prepare_target(conn: connection, defs: list[TableDef], types: list[TypeDef],
     return failures
 
 
-def _type_closure(oids: set[int], types: list[TypeDef]) -> set[int]:
+def type_closure(oids: set[int], types: list[TypeDef]) -> set[int]:
     by_oid = {t.oid: t for t in types}
     out: set[int] = set()
     stack = [o for o in oids if o in by_oid]
@@ -185,8 +198,12 @@ def _ensure_type(cur: cursor, t: TypeDef, warn: Warn) -> None:
     elif t.kind == "m":
         return  # created with its range type
     else:
-        raise _MissingType(f"type {t.qualified} is a custom base type that the target lacks: "
-                           "create it (or its extension) on the target first")
+        # Its input/output functions are compiled code (C, from a module): nightcopy cannot
+        # copy them, and a base type belonging to no extension was created by hand.
+        how = f" ({t.io_functions})" if t.io_functions else ""
+        raise _MissingType(f"type {t.qualified} is a custom base type{how} that the target "
+                           "lacks: install the module (or the extension) that provides it on "
+                           "the target's server and create the type there first")
 
 
 def _literal(cur: cursor, value: str) -> str:
@@ -272,6 +289,17 @@ def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozense
         # than the owner see no rows until the target has policies of its own (README).
         statements.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     return statements
+
+
+def self_reference_path(d: TableDef) -> str | None:
+    """The search path a table naming itself is created under (source_catalog/self_references):
+    its staging schema first, so that its own name is the staged table, then its schema, where
+    every other unqualified name of its definitions was on the source. None: ''."""
+    if not d.names_itself:
+        return None
+    schemas = list(dict.fromkeys([d.ref.schema, *(p.schema for p in d.partitions)]))
+    return ", ".join([quote_ident(stage_schema(s)) for s in schemas]
+                     + [quote_ident(s) for s in schemas])
 
 
 def index_sql(index: IndexDef, table: str) -> str:

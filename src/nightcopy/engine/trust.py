@@ -8,8 +8,9 @@ creating it: the target's own copy of it is what runs). Anything else (a volatil
 as pg_notify() or pg_sleep(), or a function in a user schema, which on the target is whatever
 someone created under that name) fails the table before any data moves, unless the user
 declared it trusted: `--trust app.ok,util.*` (NIGHTCOPY_TRUST, `trust` in the config file's
-[options] or SSM options). A trusted function must already exist on the target, with the same
-signature; nightcopy never creates or replaces one.
+[options] or SSM options). A trusted SQL or PL/pgSQL function the target lacks is copied from
+the source (target_catalog/functions); one that exists there is used only if nightcopy created
+it or it is trusted by its own name; nightcopy never replaces another role's function.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from nightcopy.engine.tablelist import TableSpec, parse_name
 from nightcopy.engine.target_catalog.domain_calls import read_domain_calls
 from nightcopy.errors import ConfigError, NightcopyError
 
-_HOW_TO_TRUST = "--trust (NIGHTCOPY_TRUST, options.trust)"
+HOW_TO_TRUST = "--trust (NIGHTCOPY_TRUST, options.trust)"
+_HOW_TO_TRUST = HOW_TO_TRUST
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class Trust:
     def covers_function(self, schema: str, name: str) -> bool:
         """Whether the user trusts the function schema.name (any overload)."""
         return any(e.spec.matches(schema, name) for e in self.entries)
+
+    def names(self, schema: str, name: str) -> bool:
+        """Trusted by its own name (`schema.function`, no glob): what lets a function that
+        nightcopy did not create on the target be used (target_catalog/functions)."""
+        return any(not e.spec.is_glob and e.spec.matches(schema, name) for e in self.entries)
 
 
 def parse_trust(value: str | None) -> Trust:
@@ -121,6 +128,7 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
         wanted = sorted({(c.kind, c.signature) for oid, calls in allowed.items()
                          if oid not in refused for c in calls})
         found = _on_target(tgt, wanted) if wanted else {}
+        installed = _extensions_on_target(tgt) if wanted else set()
     except psycopg2.Error as exc:
         tgt.rollback()
         raise NightcopyError("cannot look up on the target the functions the tables' "
@@ -130,6 +138,15 @@ def refused_tables(tgt: connection, defs: dict[int, TableDef], trust: Trust) -> 
             continue
         for c in calls:
             target_extension = found.get((c.kind, c.signature), False)
+            if target_extension is False and c.extension and c.extension not in installed:
+                # The extension itself is missing: the prepare step creates it (it is then the
+                # extension's own object), or fails the table naming the CREATE EXTENSION.
+                continue
+            if c.kind == "function" and c.extension is None:
+                # A trusted function: the prepare step copies the source's when the target
+                # lacks it, and uses an existing one only if nightcopy created it or it is
+                # trusted by name (target_catalog/functions).
+                continue
             if target_extension is False:
                 fix = (f"CREATE EXTENSION {c.extension} on the target" if c.extension else
                        "create it there first (nightcopy never creates or replaces functions)")
@@ -164,6 +181,13 @@ def target_domain_refusals(cur: cursor, defs: list[TableDef], trust: Trust) -> d
             f"or, if that is safe, trust it: {_HOW_TO_TRUST} "
             f"{qualified_name(call.schema, call.name)}")
     return refused
+
+
+def _extensions_on_target(tgt: connection) -> set[str]:
+    with tgt.cursor() as cur:
+        names = {r[0] for r in fetch_all(cur, "SELECT extname FROM pg_catalog.pg_extension")}
+    tgt.commit()
+    return names
 
 
 def _on_target(tgt: connection, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:

@@ -162,7 +162,7 @@ def worker_command(group: GroupState, run_id: str, report_dir: Path,
            "--report-uri", report_dir.resolve().as_uri()]
     for option in options_registry.WORKER_OPTIONS:
         if options.get(option.name) is not None:
-            cmd += [option.flag, option.to_arg(options[option.name])]
+            cmd += option.to_argv(options[option.name])
     return cmd
 
 

@@ -22,6 +22,7 @@ from nightcopy.engine.source_catalog import (
     partitions,
     privileges,
     relation,
+    self_references,
     sequences,
     table_storage,
 )
@@ -45,6 +46,7 @@ ASPECT_READERS: list[AspectReader] = [
     indexes.read_index_roles,
     copy_format.choose_copy_formats,
     expression_calls.read_expression_calls,
+    self_references.read_self_references,  # after columns and constraints: re-deparses some
 ]
 
 

@@ -53,7 +53,12 @@ def load_types(conn: connection, type_oids: set[int]) -> list[TypeDef]:
                                 || COALESCE((SELECT array_agg(a.atttypid) FROM pg_catalog.pg_attribute a
                                               WHERE t.typtype = 'c' AND a.attrelid = t.typrelid
                                                 AND a.attnum > 0 AND NOT a.attisdropped),
-                                            '{}'::oid[]), NULL)
+                                            '{}'::oid[]), NULL),
+                   (SELECT format('its input function %%s is written in %%s%%s', p.oid::pg_catalog.regprocedure,
+                                  l.lanname, CASE WHEN p.probin IS NOT NULL
+                                                  THEN format(' (module %%s)', p.probin) END)
+                      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+                     WHERE t.typtype = 'b' AND p.oid = t.typinput)
               FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
              WHERE t.oid = ANY(%s::oid[])""", (list(pending),))
         pending = set()
@@ -62,7 +67,8 @@ def load_types(conn: connection, type_oids: set[int]) -> list[TypeDef]:
                          extension=r[5], labels=r[6], base_sql=r[7], not_null=r[8], default=r[9],
                          checks=list(r[10] or []), collation=r[11], attributes=list(r[12] or []),
                          subtype_sql=r[13], subtype_diff=r[14], multirange=r[15],
-                         depends=[int(o) for o in r[16] if int(o) >= FIRST_USER_OID])
+                         depends=[int(o) for o in r[16] if int(o) >= FIRST_USER_OID],
+                         io_functions=r[17])
             found[td.oid] = td
             pending.update(o for o in td.depends if o not in found)
     ordered: list[TypeDef] = []
