@@ -207,6 +207,19 @@ LOCK_TIMEOUT: Option[float] = _number(
     "Seconds one swap may wait for its lock (the longest a reader is held up)", "S")
 LOCK_ATTEMPTS: Option[int] = _number("lock_attempts", int, 6, 1, 100,
                                      "Tries for the swap lock, with exponential backoff", "N")
+# Issue 14: which tables flip together (docs/swap.md). `linked` keeps every view over copied
+# tables showing one night; `group` flips the whole invocation at once (disk for every staged
+# table at the same time); `table` swaps each table alone (views may join two nights).
+SWAP_SCOPE: Option[str] = Option(
+    "swap_scope", str, "linked",
+    "Tables swapped in one transaction: linked (those joined by a target view or a foreign key, "
+    "so a view never shows two nights), group (all tables at once; needs disk for all staged "
+    "tables), table (each alone)", "[table|linked|group]", EVERYWHERE,
+    choices=("table", "linked", "group"))
+CANCEL_BLOCKERS_AFTER: Option[float | None] = _number(
+    "cancel_blockers_after", float, None, 0.1, 86400,
+    "After this many seconds of failed lock tries, cancel the other sessions' queries that "
+    "block the swap (pg_cancel_backend; named in a warning); off unless set", "S")
 # Trust is a worker option like the tuning ones (issue 12): the same night must trust the same
 # code in every worker, and a per-run --trust lets one night try a function before the config
 # says so. Its grammar is checked by the engine (nightcopy.engine.trust), like --tables'.
@@ -223,7 +236,8 @@ PARALLEL: Option[int | None] = _number(
 
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
-    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, PARALLEL)
+    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
+    PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

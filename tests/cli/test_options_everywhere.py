@@ -42,10 +42,11 @@ VALID: dict[str, Any] = {
     "target_dsn": "host=/tmp/b dbname=b", "ssm_prefix": PREFIX, "run_id": "night-42",
     "report_uri": "file:///tmp/nightcopy-reports", "jobs": 5, "strategy": "truncate",
     "verify": "checksum", "retries": 3, "lock_timeout": 0.25, "lock_attempts": 9, "parallel": 3,
-    "trust": "app.ok, util.*",
+    "trust": "app.ok, util.*", "swap_scope": "group", "cancel_blockers_after": 30.0,
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
-                           "lock_timeout": 0, "lock_attempts": 0, "parallel": 0}
+                           "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,
+                           "swap_scope": "all", "cancel_blockers_after": 0}
 BASE_COPY_ARGS = ["--tables", "public.t", "--source", SRC, "--target", TGT]
 
 

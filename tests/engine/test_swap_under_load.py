@@ -159,9 +159,6 @@ class ViewReader(threading.Thread):
         self.join(30)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: two workers deadlock through a shared view "
-                   "(each holds ACCESS SHARE on both tables from reading the view's definition, "
-                   "then asks for ACCESS EXCLUSIVE on its own)")
 def test_two_workers_never_deadlock_through_a_shared_view(dbs, cli) -> None:
     """One invocation, --jobs 2, two tables of the same size joined by one target view and
     nothing else connected: the two workers swap at about the same moment and must never wait
@@ -195,9 +192,6 @@ def test_two_workers_never_deadlock_through_a_shared_view(dbs, cli) -> None:
     assert dbs.target.scalar(NIGHTS_SEEN) == [night]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a reader of a view gets 'deadlock detected': "
-                   "it holds the view and waits for the table the swap holds, while the swap "
-                   "waits for the view")
 def test_readers_of_a_view_get_no_error_and_wait_at_most_the_bound(dbs, cli) -> None:
     """Only rental is copied (one worker); readers poll the view over rental and inventory and
     both tables, in autocommit and in their own REPEATABLE READ transactions."""
@@ -249,9 +243,6 @@ def test_materialized_view_over_a_copied_table_is_rebuilt_by_the_swap(dbs, cli) 
                              "'report.rentals_per_night', 'SELECT')")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: tables linked by a view are swapped in "
-                   "separate transactions, so a reader joins tonight's rental with last night's "
-                   "inventory")
 def test_view_joining_tables_of_one_invocation_never_mixes_two_nights(dbs, cli) -> None:
     """--jobs 1: rental (the larger) is swapped first, inventory some 100 ms later; a reader
     polling the view in between must still see one night only."""

@@ -98,5 +98,7 @@ def _resolve(given: dict) -> CopyOptions:
                        strategy=str(values["strategy"]), verify=str(values["verify"]),
                        report_writer=writer, retries=int(values["retries"]),
                        lock_timeout=float(values["lock_timeout"]),
-                       lock_attempts=int(values["lock_attempts"]), trust=values.get("trust"))
+                       lock_attempts=int(values["lock_attempts"]), trust=values.get("trust"),
+                       swap_scope=str(values["swap_scope"]),
+                       cancel_blockers_after=values.get("cancel_blockers_after"))
 
