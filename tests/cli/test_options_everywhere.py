@@ -271,8 +271,8 @@ def test_identity_options_are_refused_in_the_configs_options(name, ssm, tmp_path
 def test_unknown_option_is_one_message_everywhere(ssm, tmp_path):
     messages = _refusals("paralel", 2, ssm, tmp_path)
     assert len(set(messages.values())) == 1
-    assert "unknown option 'paralel' (known: jobs, lock_attempts, lock_timeout, parallel" in \
-        messages["config file"]
+    assert ("unknown option 'paralel' (known: cancel_blockers_after, jobs, lock_attempts, "
+            "lock_timeout, parallel") in messages["config file"]
 
 
 def test_run_jobs_out_of_range_is_runs_own_usage_error(tmp_path, clean_env):

@@ -59,10 +59,11 @@ class Closure:
     """What a unit's transaction locks: views (outermost first), then tables, by oid."""
     views: list[tuple[int, str]] = field(default_factory=list)  # (oid, qualified name)
     tables: list[tuple[int, str]] = field(default_factory=list)
+    matviews: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def oids(self) -> list[int]:
-        return sorted({oid for oid, _ in self.views + self.tables})
+        return sorted({oid for oid, _ in self.views + self.tables + self.matviews})
 
     def names(self) -> list[str]:
         return [name for _, name in self.views + self.tables]
@@ -160,8 +161,12 @@ def read_closure(cur: cursor, names: list[str]) -> Closure:
                           (sorted(oids),))
     closure = Closure()
     for oid, kind, name in described:
-        if kind in ("v", "m"):
+        if kind == "v":
             closure.views.append((oid, name))
+        elif kind == "m":
+            # LOCK TABLE refuses materialized views; their readers never read the tables,
+            # so only the advisory order (and the swap's own DROP, bounded) covers them.
+            closure.matviews.append((oid, name))
         else:
             closure.tables.append((oid, name))
     closure.views.sort(key=lambda v: (-depth.get(v[0], 0), v[0]))
