@@ -102,7 +102,8 @@ class TableCopier:
                                       self.target_roles)
 
         outs = [item.out for item in loaded]
-        self._in_unit_transaction(tgt, names, outs, swap_all, "take the locks for the swap",
+        what = "take the lock for the swap" if len(names) == 1 else "take the locks for the swap"
+        self._in_unit_transaction(tgt, names, outs, swap_all, what,
                                   started=[item.started for item in loaded])
         return outs
 
@@ -120,7 +121,8 @@ class TableCopier:
             pass  # the loads run after the locks' savepoint, below
 
         cur = self._in_unit_transaction(tgt, [d.ref.qualified for d in tables], outs, load_all,
-                                        "lock the tables for the truncate", started=[])
+                                        "lock the table for the truncate" if len(tables) == 1
+                                        else "lock the tables for the truncate", started=[])
         try:
             cur.execute(f"SET LOCAL lock_timeout = '{FURTHER_LOCK_TIMEOUT_MS}ms'")
             for d, out in zip(tables, outs, strict=True):

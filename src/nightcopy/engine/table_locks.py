@@ -111,6 +111,9 @@ def with_lock_retries(cur: cursor, body: Callable[[], None], policy: LockRetryPo
             cur.execute("ROLLBACK TO SAVEPOINT nightcopy_lock")
             if on_failed_try is not None:
                 on_failed_try(exc)
+                # Back to the savepoint again: nothing the diagnosis touched stays held while
+                # the worker backs off.
+                cur.execute("ROLLBACK TO SAVEPOINT nightcopy_lock")
             raise
         cur.execute("SET LOCAL lock_timeout = 0")
         cur.execute("RELEASE SAVEPOINT nightcopy_lock")
