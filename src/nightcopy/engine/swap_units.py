@@ -32,6 +32,7 @@ import psycopg2.errors
 from psycopg2.extensions import connection, cursor
 
 from nightcopy.engine.pg_rows import fetch_all, fetch_value
+from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_model import TableDef
 
 SCOPES = ("table", "linked", "group")
@@ -54,19 +55,46 @@ class SwapUnit:
         return sum(d.ref.size_bytes for d in self.tables)
 
 
+@dataclass(frozen=True)
+class Locked:
+    """One relation of a closure and how the unit's transaction locks it."""
+    oid: int
+    name: str  # qualified
+    kind: str  # pg_class.relkind
+    owner: str | None  # its owner, when the worker may act as it (None: it may not)
+
+    def lock_sql(self) -> str | None:
+        """The statement that takes ACCESS EXCLUSIVE on this relation alone (None: none).
+
+        LOCK TABLE on a view also locks every relation its query reads, at once: the base
+        tables would be taken before the other views, and a reader that already holds one of
+        those views would wait for a table while we wait for its view. ALTER VIEW ... OWNER TO
+        its own owner changes nothing in the catalog and locks the view alone; the swap needs
+        that ownership anyway (it drops and re-creates the view). A view the worker does not
+        own (truncate keeps views) is locked with LOCK TABLE; a materialized view it does not
+        own is not locked (LOCK TABLE refuses them; its readers never read the tables)."""
+        if self.kind in ("v", "m") and self.owner is not None:
+            what = "VIEW" if self.kind == "v" else "MATERIALIZED VIEW"
+            return f"ALTER {what} {self.name} OWNER TO {quote_ident(self.owner)}"
+        if self.kind == "m":
+            return None
+        return f"LOCK TABLE {self.name} IN ACCESS EXCLUSIVE MODE"
+
+
 @dataclass
 class Closure:
-    """What a unit's transaction locks: views (outermost first), then tables, by oid."""
-    views: list[tuple[int, str]] = field(default_factory=list)  # (oid, qualified name)
-    tables: list[tuple[int, str]] = field(default_factory=list)
-    matviews: list[tuple[int, str]] = field(default_factory=list)
+    """What a unit's transaction locks: views and materialized views (outermost first), then
+    tables, by oid."""
+    views: list[Locked] = field(default_factory=list)
+    tables: list[Locked] = field(default_factory=list)
 
     @property
     def oids(self) -> list[int]:
-        return sorted({oid for oid, _ in self.views + self.tables + self.matviews})
+        return sorted({r.oid for r in self.views + self.tables})
 
-    def names(self) -> list[str]:
-        return [name for _, name in self.views + self.tables]
+    @property
+    def ordered(self) -> list[Locked]:
+        return self.views + self.tables
 
 
 # The listed tables' relations on the target and, per table, what is linked to it: the views
@@ -155,22 +183,18 @@ def read_closure(cur: cursor, names: list[str]) -> Closure:
          WHERE r.ev_class = ANY(%s::oid[]) AND d.refobjid <> r.ev_class""", (list(depth),))
     oids |= {oid for oid, in reads}
     described = fetch_all(cur, """
-        SELECT c.oid, c.relkind, format('%%I.%%I', n.nspname, c.relname)
+        SELECT c.oid, c.relkind, format('%%I.%%I', n.nspname, c.relname),
+               CASE WHEN pg_catalog.pg_has_role(c.relowner, 'USAGE')
+                    THEN pg_catalog.pg_get_userbyid(c.relowner) END
           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE c.oid = ANY(%s::oid[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
                           (sorted(oids),))
     closure = Closure()
-    for oid, kind, name in described:
-        if kind == "v":
-            closure.views.append((oid, name))
-        elif kind == "m":
-            # LOCK TABLE refuses materialized views; their readers never read the tables,
-            # so only the advisory order (and the swap's own DROP, bounded) covers them.
-            closure.matviews.append((oid, name))
-        else:
-            closure.tables.append((oid, name))
-    closure.views.sort(key=lambda v: (-depth.get(v[0], 0), v[0]))
-    closure.tables.sort()
+    for oid, kind, name, owner in described:
+        (closure.views if kind in ("v", "m") else closure.tables).append(
+            Locked(oid, name, kind, owner))
+    closure.views.sort(key=lambda v: (-depth.get(v.oid, 0), v.oid))
+    closure.tables.sort(key=lambda t: t.oid)
     return closure
 
 
@@ -180,28 +204,80 @@ def deadlock_timeout_seconds(cur: cursor) -> float:
 
 
 def lock_budget(cur: cursor, lock_timeout: float) -> float:
-    """How long one try may wait for all of the unit's locks: --lock-timeout, but at most half
-    the server's deadlock_timeout (a reader behind us must never reach its deadlock check)."""
-    return max(0.001, min(lock_timeout, deadlock_timeout_seconds(cur) / 2))
+    """How long one try may spend taking the unit's locks: --lock-timeout, but at most 0.8 of
+    the server's deadlock_timeout. A reader that queues behind one of our locks started
+    waiting after our first request, so its deadlock check comes after our try has ended
+    (granted or rolled back): the server never picks a reader as a deadlock's victim."""
+    return max(0.001, min(lock_timeout, 0.8 * deadlock_timeout_seconds(cur)))
+
+
+class LockBudgetSpent(Exception):
+    """The unit's locks were not all granted within one try's budget."""
+
+
+# One lock request waits at most this long before nightcopy looks at who holds the relation.
+_STEP_MS = 50
 
 
 def lock_closure(cur: cursor, closure: Closure, budget: float) -> None:
-    """Take the closure's locks in the global order, all within `budget` seconds (raises
-    LockNotAvailable when they are not all granted by then)."""
+    """Take the closure's locks in the global order within `budget` seconds, or raise
+    LockBudgetSpent having released them all (the caller's savepoint).
+
+    Each lock has a savepoint of its own. When a lock is not granted within a short step, its
+    holders are looked at: a holder that waits for one of the locks we already hold (a
+    reader's transaction that read one relation and now wants another) is let through by
+    rolling back to the savepoint of the first lock it waits for, and the locks are taken
+    again from there; a holder that only runs a query is waited for, until the budget ends."""
     deadline = time.monotonic() + budget
 
-    def bounded(sql: str, params: tuple = ()) -> None:
-        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-        cur.execute(f"SET LOCAL lock_timeout = '{left_ms}ms'")
-        cur.execute(sql, params)
+    def left_ms() -> int:
+        return int((deadline - time.monotonic()) * 1000)
 
     for oid in closure.oids:
+        if left_ms() < 1:
+            raise LockBudgetSpent
+        cur.execute(f"SET LOCAL lock_timeout = '{left_ms()}ms'")
         # oids are unsigned 32-bit, the advisory key's halves signed: shift into range.
-        bounded(f"SELECT pg_catalog.pg_advisory_xact_lock({_ORDER_KEY}, "
-                "(%s::bigint - 2147483648)::int4)", (oid,))
-    for _oid, name in closure.views + closure.tables:
-        bounded(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
+        cur.execute(f"SELECT pg_catalog.pg_advisory_xact_lock({_ORDER_KEY}, "
+                    "(%s::bigint - 2147483648)::int4)", (oid,))
+    relations = [(r, sql) for r in closure.ordered if (sql := r.lock_sql()) is not None]
+    position = {r.oid: i for i, (r, _sql) in enumerate(relations)}
+    i = 0
+    made = 0  # savepoints nightcopy_lock_0 .. _{made - 1} exist (ROLLBACK TO keeps its own)
+    while i < len(relations):
+        if left_ms() < 1:
+            raise LockBudgetSpent
+        relation, lock_sql = relations[i]
+        if made <= i:
+            cur.execute(f"SAVEPOINT nightcopy_lock_{i}")
+            made = i + 1
+        cur.execute(f"SET LOCAL lock_timeout = '{max(1, min(_STEP_MS, left_ms()))}ms'")
+        try:
+            cur.execute(lock_sql)
+        except psycopg2.errors.LockNotAvailable:
+            cur.execute(f"ROLLBACK TO SAVEPOINT nightcopy_lock_{i}")
+            waited_for = [position[o] for o in _wanted_by_holders(cur, relation.oid)
+                          if o in position and position[o] < i]
+            if waited_for:
+                # Let that transaction through: give back the locks from the first it wants.
+                i = min(waited_for)
+                cur.execute(f"ROLLBACK TO SAVEPOINT nightcopy_lock_{i}")
+                made = i + 1
+            continue
+        i += 1
     cur.execute(f"SET LOCAL lock_timeout = '{FURTHER_LOCK_TIMEOUT_MS}ms'")
+
+
+def _wanted_by_holders(cur: cursor, oid: int) -> list[int]:
+    """The relations that the sessions holding `oid` are waiting for, and we hold."""
+    return [r for r, in fetch_all(cur, """
+        SELECT DISTINCT w.relation FROM pg_catalog.pg_locks h
+          JOIN pg_catalog.pg_locks w ON w.pid = h.pid AND NOT w.granted
+           AND w.locktype = 'relation'
+         WHERE h.locktype = 'relation' AND h.relation = %s AND h.granted
+           AND h.pid <> pg_catalog.pg_backend_pid()
+           AND pg_catalog.pg_backend_pid() = ANY(pg_catalog.pg_blocking_pids(h.pid))""",
+        (oid,))]
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,14 @@ from tenacity import (
 )
 
 from nightcopy.engine.pg_rows import fetch_value
+from nightcopy.engine.swap_units import LockBudgetSpent
 from nightcopy.errors import TableError
 
 # What a lock wait cut short by lock_timeout (or a deadlock) raises: worth another try.
 # A serialization failure (a user's own session, issue 14) is retried the same way.
-LOCK_ERRORS = (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected,
-               psycopg2.errors.SerializationFailure)
+LOCK_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.SerializationFailure, LockBudgetSpent)
 
 
 @dataclass(frozen=True)
