@@ -212,7 +212,7 @@ LOCK_ATTEMPTS: Option[int] = _number("lock_attempts", int, 6, 1, 100,
 # table at the same time); `table` swaps each table alone (views may join two nights).
 SWAP_SCOPE: Option[str] = Option(
     "swap_scope", str, "linked",
-    "Tables swapped in one transaction: linked (those joined by a target view or a foreign key, "
+    "Tables swapped in one transaction: linked (those a target view reads together, "
     "so a view never shows two nights), group (all tables at once; needs disk for all staged "
     "tables), table (each alone)", "[table|linked|group]", EVERYWHERE,
     choices=("table", "linked", "group"))

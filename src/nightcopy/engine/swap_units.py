@@ -2,7 +2,7 @@
 
 A unit is a set of TableDefs swapped (or truncated and loaded) in one target transaction:
 `--swap-scope table` makes each table its own unit; `linked` (the default) joins the tables
-that a target-side view or materialized view reads together, or that a foreign key ties,
+that a target-side view or materialized view reads together (and a table's partitions),
 so a reader never joins tonight's `rental` with last night's `inventory`; `group` makes the
 whole invocation one unit.
 
@@ -87,10 +87,11 @@ class Closure:
     tables, by oid."""
     views: list[Locked] = field(default_factory=list)
     tables: list[Locked] = field(default_factory=list)
+    advisory_only: list[int] = field(default_factory=list)
 
     @property
     def oids(self) -> list[int]:
-        return sorted({r.oid for r in self.views + self.tables})
+        return sorted({r.oid for r in self.views + self.tables} | set(self.advisory_only))
 
     @property
     def ordered(self) -> list[Locked]:
@@ -157,7 +158,12 @@ def plan_units(conn: connection, tables: list[TableDef], scope: str) -> list[Swa
         return name
 
     owner_of: dict[int, str] = {}
-    for name, _kind, oid, _depth in rows:
+    for name, kind, oid, _depth in rows:
+        if kind == "fk":
+            # A foreign key does not link a unit: the keys between copied tables are dropped
+            # and re-added after all swaps anyway (foreign_keys), and a failed parent must not
+            # keep its children from tonight's rows. Its tables are in the closure's order.
+            continue
         if oid in owner_of:
             parent[root(name)] = root(owner_of[oid])
         else:
@@ -185,12 +191,20 @@ def read_closure(cur: cursor, names: list[str]) -> Closure:
     described = fetch_all(cur, """
         SELECT c.oid, c.relkind, format('%%I.%%I', n.nspname, c.relname),
                CASE WHEN pg_catalog.pg_has_role(c.relowner, 'USAGE')
-                    THEN pg_catalog.pg_get_userbyid(c.relowner) END
+                    THEN pg_catalog.pg_get_userbyid(c.relowner) END,
+               pg_catalog.pg_has_role(c.relowner, 'USAGE')
+               OR pg_catalog.has_table_privilege(c.oid, 'UPDATE, DELETE, TRUNCATE')
           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE c.oid = ANY(%s::oid[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
                           (sorted(oids),))
     closure = Closure()
-    for oid, kind, name, owner in described:
+    for oid, kind, name, owner, lockable in described:
+        if not lockable:
+            # LOCK TABLE ... ACCESS EXCLUSIVE needs UPDATE, DELETE or TRUNCATE: a relation the
+            # worker may not lock (a referenced lookup table, a dimension a view reads) keeps
+            # its place in the advisory order only; the swap's DDL locks it briefly if at all.
+            closure.advisory_only.append(oid)
+            continue
         (closure.views if kind in ("v", "m") else closure.tables).append(
             Locked(oid, name, kind, owner))
     closure.views.sort(key=lambda v: (-depth.get(v.oid, 0), v.oid))

@@ -46,7 +46,7 @@ T = TypeVar("T")
 def _kept_because(d: TableDef, unit: SwapUnit, failed: list[str]) -> str:
     return (f"{d.ref.qualified}: loaded but not swapped in (it keeps last night's rows): "
             f"{', '.join(failed)} of the same swap unit ({', '.join(unit.names)}, tables a "
-            "target view or foreign key links) failed, and the unit flips at once so that "
+            "target view links) failed, and the unit flips at once so that "
             "those views never show two nights; fix that table, or use --swap-scope table")
 
 

@@ -2,7 +2,7 @@
 existing table. It keeps the table's identity and every dependent object, but readers wait
 for the whole load. A table new to the target is created by the swap strategy instead.
 
-The tables of one swap unit (swap_units: linked by a view or a foreign key) are truncated and
+The tables of one swap unit (swap_units: linked by a target view) are truncated and
 loaded in one transaction, after the unit's locks in the global order, so a view over them
 shows one night and two workers never wait for each other in a cycle.
 """
