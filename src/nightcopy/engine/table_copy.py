@@ -62,13 +62,28 @@ class LoadedTable:
     started: float  # time.monotonic() of its load's start
 
 
+class UnitHooks:
+    """Where work on objects over a unit's tables joins the two phases (materialized views:
+    engine/matviews.py builds replacements over the staged tables and swaps them in). The
+    defaults do nothing."""
+
+    def after_loads(self, tgt: Connection, loaded: list[LoadedTable]) -> None:
+        """Once every table of the unit is staged and committed, before the swap's locks: build
+        what reads the staged tables (commit it, or keep nothing locked that readers use)."""
+
+    def swap_in(self, cur: cursor, loaded: list[LoadedTable]) -> None:
+        """In the swap transaction, after the unit's locks and before any old object is
+        dropped (a matview over the old table must be replaced before DROP TABLE)."""
+
+
 class TableCopier:
     def __init__(self, settings: CopySettings, events: EventWriter, listed: set[str],
-                 target_roles: set[str]):
+                 target_roles: set[str], hooks: UnitHooks | None = None):
         self.settings = settings
         self.events = events
         self.listed = listed
         self.target_roles = target_roles
+        self.hooks = hooks or UnitHooks()
 
     # ------------------------------------------------------------------ swap: load phase
     def load(self, src: Connection, tgt: Connection, d: TableDef) -> LoadedTable:
@@ -92,7 +107,10 @@ class TableCopier:
         """Swap the unit's staged tables in, in one transaction (all or none)."""
         names = [item.table.ref.qualified for item in loaded]
 
+        self.hooks.after_loads(tgt, loaded)
+
         def swap_all(cur: cursor) -> None:
+            self.hooks.swap_in(cur, loaded)
             for item in loaded:
                 d = item.table
                 current = inspection.inspect(cur, d.ref.schema, d.ref.name, self.listed)
