@@ -194,8 +194,9 @@ REPORT_URI: Option[str | None] = Option(
 JOBS: Option[int] = _number("jobs", int, 2, 1, 64, "Tables copied at once", "N")
 STRATEGY: Option[str] = Option(
     "strategy", str, "swap",
-    "swap: build beside, swap in one short transaction (readers never wait); truncate: "
-    "TRUNCATE + COPY in one transaction (readers wait)", "[swap|truncate]", EVERYWHERE,
+    "swap: build beside, swap in one short transaction per --swap-scope unit (readers wait at "
+    "most --lock-timeout, never get an error); truncate: TRUNCATE + COPY in one transaction "
+    "(readers wait for the load)", "[swap|truncate]", EVERYWHERE,
     choices=("swap", "truncate"))
 VERIFY: Option[str] = Option(
     "verify", str, "count", "count: row counts from COPY; checksum: also compare content",
@@ -204,7 +205,8 @@ RETRIES: Option[int] = _number("retries", int, 1, 0, 10,
                                "Retries of a table after a lost connection", "N")
 LOCK_TIMEOUT: Option[float] = _number(
     "lock_timeout", float, 2.0, 0.001, 3600,
-    "Seconds one swap may wait for its lock (the longest a reader is held up)", "S")
+    "Seconds one swap try may wait for its locks, the longest a reader is held up (capped at "
+    "0.8 x the server's deadlock_timeout)", "S")
 LOCK_ATTEMPTS: Option[int] = _number("lock_attempts", int, 6, 1, 100,
                                      "Tries for the swap lock, with exponential backoff", "N")
 # Issue 14: which tables flip together (docs/swap.md). `linked` keeps every view over copied
