@@ -1,9 +1,10 @@
 """The swap under real reporting use (issue 14): reproductions through the real command line.
 
 Each test drives `nightcopy copy` as a process against the embedded servers while the target is
-used as a reporting database is: a view joining copied tables, readers polling it. They fail on
-today's engine and are marked xfail(strict): the day issue 14 is fixed they XPASS, which fails
-the run and tells the fixer to remove the marks.
+used as a reporting database is: a view joining copied tables, readers polling it. They failed on
+the engine before issue 14; the materialized-view ones are still marked xfail(strict) until
+that change lands (they XPASS then, which fails the run and tells the fixer to remove the marks).
+The tests after them cover the swap units, blockers and the stress harness in CI.
 
 - two workers of one invocation deadlock each other through a shared view (each already holds
   ACCESS SHARE on both tables, taken when it read the view's definition at the start of its
