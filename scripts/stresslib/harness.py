@@ -37,12 +37,13 @@ class StressConfig:
     readers: int = 4
     sizes: world.Sizes = field(default_factory=world.Sizes)
     between_nights: float = 0.3  # readers also query the settled state between two nights
+    matview: bool = True  # False: report.film_revenue is a plain view (world.setup_target_objects)
 
     @property
     def label(self) -> str:
-        if self.strategy == "truncate":
-            return "truncate"
-        return f"swap/{self.swap_scope}" if self.swap_scope else "swap"
+        label = "truncate" if self.strategy == "truncate" else (
+            f"swap/{self.swap_scope}" if self.swap_scope else "swap")
+        return label if self.matview else label + " (no matview)"
 
 
 @dataclass
@@ -205,7 +206,8 @@ def run_stress(source: str, target: str, config: StressConfig, *, pass_scope: bo
     """Run config.nights nights on the (empty) source and target databases."""
     if pass_scope is None:
         pass_scope = config.swap_scope is not None and worker_accepts_swap_scope()
-    tag = f"stress-{config.label.replace('/', '-')}-{os.getpid()}-{int(time.time())}"
+    tag = (f"stress-{config.label.replace('/', '-').replace(' ', '').replace('(', '-')}"
+           f"-{os.getpid()}-{int(time.time())}").replace(")", "")
     world.setup_source(source, config.sizes)
     expected = {0: world.expected_results(source)}
     code, failed, stderr = run_worker(source, target, config, f"{tag}-night-0", pass_scope)
@@ -213,7 +215,7 @@ def run_stress(source: str, target: str, config: StressConfig, *, pass_scope: bo
         raise RuntimeError(f"night 0 (the first copy into the empty target) failed: "
                            f"{failed or stderr.strip()[-500:]}")
     world.ensure_reader_role(target)
-    world.setup_target_objects(target)
+    world.setup_target_objects(target, config.matview)
     before = settled_deadlocks(target)
     readers = start_readers(world.reader_dsn(target), config.readers)
     nights: list[Night] = []
@@ -232,4 +234,4 @@ def run_stress(source: str, target: str, config: StressConfig, *, pass_scope: bo
         observations = stop_readers(readers)
     deadlocks = settled_deadlocks(target) - before
     return StressResult(config, pass_scope, nights, observations, expected, deadlocks,
-                        world.lost_objects(target))
+                        world.lost_objects(target, config.matview))

@@ -230,8 +230,9 @@ REPORT_URI: Option[str | None] = Option(
 JOBS: Option[int] = _number("jobs", int, 2, 1, 64, "Tables copied at once", "N")
 STRATEGY: Option[str] = Option(
     "strategy", str, "swap",
-    "swap: build beside, swap in one short transaction (readers never wait); truncate: "
-    "TRUNCATE + COPY in one transaction (readers wait)", "[swap|truncate]", EVERYWHERE,
+    "swap: build beside, swap in one short transaction per --swap-scope unit (readers wait at "
+    "most --lock-timeout, never get an error); truncate: TRUNCATE + COPY in one transaction "
+    "(readers wait for the load)", "[swap|truncate]", EVERYWHERE,
     choices=("swap", "truncate"))
 VERIFY: Option[str] = Option(
     "verify", str, "count", "count: row counts from COPY; checksum: also compare content",
@@ -240,9 +241,23 @@ RETRIES: Option[int] = _number("retries", int, 1, 0, 10,
                                "Retries of a table after a lost connection", "N")
 LOCK_TIMEOUT: Option[float] = _number(
     "lock_timeout", float, 2.0, 0.001, 3600,
-    "Seconds one swap may wait for its lock (the longest a reader is held up)", "S")
+    "Seconds one swap try may wait for its locks, the longest a reader is held up (capped at "
+    "0.8 x the server's deadlock_timeout)", "S")
 LOCK_ATTEMPTS: Option[int] = _number("lock_attempts", int, 6, 1, 100,
                                      "Tries for the swap lock, with exponential backoff", "N")
+# Issue 14: which tables flip together (docs/swap.md). `linked` keeps every view over copied
+# tables showing one night; `group` flips the whole invocation at once (disk for every staged
+# table at the same time); `table` swaps each table alone (views may join two nights).
+SWAP_SCOPE: Option[str] = Option(
+    "swap_scope", str, "linked",
+    "Tables swapped in one transaction: linked (those a target view reads together, "
+    "so a view never shows two nights), group (all tables at once; needs disk for all staged "
+    "tables), table (each alone)", "[table|linked|group]", EVERYWHERE,
+    choices=("table", "linked", "group"))
+CANCEL_BLOCKERS_AFTER: Option[float | None] = _number(
+    "cancel_blockers_after", float, None, 0.1, 86400,
+    "After this many seconds of failed lock tries, cancel the other sessions' queries that "
+    "block the swap (pg_cancel_backend; named in a warning); off unless set", "S")
 # Trust is a worker option like the tuning ones (issue 12): the same night must trust the same
 # code in every worker, and a per-run --trust lets one night try a function before the config
 # says so. Its grammar is checked by the engine (nightcopy.engine.trust), like --tables'.
@@ -276,7 +291,8 @@ PARALLEL: Option[int | None] = _number(
 
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
-    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, TRUST, ADOPT, CREATE_EXTENSIONS, PARALLEL)
+    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
+    ADOPT, CREATE_EXTENSIONS, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

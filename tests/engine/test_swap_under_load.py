@@ -1,9 +1,10 @@
 """The swap under real reporting use (issue 14): reproductions through the real command line.
 
 Each test drives `nightcopy copy` as a process against the embedded servers while the target is
-used as a reporting database is: a view joining copied tables, readers polling it. They fail on
-today's engine and are marked xfail(strict): the day issue 14 is fixed they XPASS, which fails
-the run and tells the fixer to remove the marks.
+used as a reporting database is: a view joining copied tables, readers polling it. They failed on
+the engine before issue 14; the materialized-view ones are still marked xfail(strict) until
+that change lands (they XPASS then, which fails the run and tells the fixer to remove the marks).
+The tests after them cover the swap units, blockers and the stress harness in CI.
 
 - two workers of one invocation deadlock each other through a shared view (each already holds
   ACCESS SHARE on both tables, taken when it read the view's definition at the start of its
@@ -159,9 +160,6 @@ class ViewReader(threading.Thread):
         self.join(30)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: two workers deadlock through a shared view "
-                   "(each holds ACCESS SHARE on both tables from reading the view's definition, "
-                   "then asks for ACCESS EXCLUSIVE on its own)")
 def test_two_workers_never_deadlock_through_a_shared_view(dbs, cli) -> None:
     """One invocation, --jobs 2, two tables of the same size joined by one target view and
     nothing else connected: the two workers swap at about the same moment and must never wait
@@ -195,9 +193,6 @@ def test_two_workers_never_deadlock_through_a_shared_view(dbs, cli) -> None:
     assert dbs.target.scalar(NIGHTS_SEEN) == [night]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a reader of a view gets 'deadlock detected': "
-                   "it holds the view and waits for the table the swap holds, while the swap "
-                   "waits for the view")
 def test_readers_of_a_view_get_no_error_and_wait_at_most_the_bound(dbs, cli) -> None:
     """Only rental is copied (one worker); readers poll the view over rental and inventory and
     both tables, in autocommit and in their own REPEATABLE READ transactions."""
@@ -249,9 +244,6 @@ def test_materialized_view_over_a_copied_table_is_rebuilt_by_the_swap(dbs, cli) 
                              "'report.rentals_per_night', 'SELECT')")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: tables linked by a view are swapped in "
-                   "separate transactions, so a reader joins tonight's rental with last night's "
-                   "inventory")
 def test_view_joining_tables_of_one_invocation_never_mixes_two_nights(dbs, cli) -> None:
     """--jobs 1: rental (the larger) is swapped first, inventory some 100 ms later; a reader
     polling the view in between must still see one night only."""
@@ -283,3 +275,151 @@ def test_stress_harness_two_nights_swap(dbs) -> None:
                           sizes=world.Sizes().scaled(0.25))
     result = run_stress(dbs.source.dsn, dbs.target.dsn, config)
     assert result.clean, details(result)
+
+
+# ------------------------------------------------------------------ swap units (issue 14)
+BLOCKER_SQL = ("CREATE TABLE public.inventory_note (inventory_id int REFERENCES "
+               "public.inventory (id))")
+
+
+def _failed(result) -> dict[str, str]:
+    return {e["table"]: e["error"] for e in _events(result) if e["event"] == "table_failed"}
+
+
+def _events(result) -> list[dict]:
+    import json
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_a_failed_table_keeps_its_linked_tables_on_last_night(dbs, cli) -> None:
+    """rental and inventory are linked by the view; inventory cannot be replaced (a target-only
+    foreign key references it), so rental keeps last night's rows too, naming inventory."""
+    _world(dbs, cli, rentals=500, inventory=50)
+    dbs.target.execute(BLOCKER_SQL)
+    _write_night(dbs.source, 1, 500, 50)
+    result = _copy(dbs, cli, "public.rental,public.inventory", "night-1")
+    assert result.returncode == 1
+    failed = _failed(result)
+    assert set(failed) == {"public.rental", "public.inventory"}, failed
+    assert "public.inventory" in failed["public.rental"], failed["public.rental"]
+    assert "--swap-scope table" in failed["public.rental"]
+    assert dbs.target.scalar(NIGHTS_SEEN) == [0]
+    # the unit's staged copies are dropped when it is not swapped
+    assert dbs.target.scalar("SELECT to_regclass('nightcopy_stage_public.rental')") is None
+
+
+def test_swap_scope_table_swaps_each_table_alone(dbs, cli) -> None:
+    _world(dbs, cli, rentals=500, inventory=50)
+    dbs.target.execute(BLOCKER_SQL)
+    _write_night(dbs.source, 1, 500, 50)
+    result = _copy(dbs, cli, "public.rental,public.inventory", "night-1",
+                   "--swap-scope", "table")
+    assert result.returncode == 1
+    assert set(_failed(result)) == {"public.inventory"}
+    assert dbs.target.scalar("SELECT ARRAY(SELECT DISTINCT night FROM public.rental)") == [1]
+
+
+def test_swap_scope_group_flips_unlinked_tables_together(dbs, cli) -> None:
+    """No view links the two tables; with --swap-scope group one failure keeps both."""
+    dbs.source.execute("""
+        CREATE TABLE public.inventory (id int PRIMARY KEY, night int NOT NULL, pad text);
+        CREATE TABLE public.rental (id int PRIMARY KEY, inventory_id int NOT NULL,
+                                    night int NOT NULL, pad text)""")
+    _write_night(dbs.source, 0, 500, 50)
+    assert _copy(dbs, cli, "public.rental,public.inventory", "night-0").returncode == 0
+    dbs.target.execute(BLOCKER_SQL)
+    _write_night(dbs.source, 1, 500, 50)
+    linked = _copy(dbs, cli, "public.rental,public.inventory", "night-1")
+    assert set(_failed(linked)) == {"public.inventory"}  # not linked: rental went ahead
+    _write_night(dbs.source, 2, 500, 50)
+    group = _copy(dbs, cli, "public.rental,public.inventory", "night-2", "--swap-scope", "group")
+    assert set(_failed(group)) == {"public.rental", "public.inventory"}
+    assert dbs.target.scalar("SELECT ARRAY(SELECT DISTINCT night FROM public.rental)") == [1]
+
+
+def test_a_staged_leftover_of_a_killed_run_is_dropped_by_the_next(dbs, cli) -> None:
+    """A run killed after a load committed leaves the staged copy; the next run drops it."""
+    _world(dbs, cli, rentals=500, inventory=50)
+    dbs.target.execute("CREATE TABLE nightcopy_stage_public.rental (leftover int)")
+    _write_night(dbs.source, 1, 500, 50)
+    result = _copy(dbs, cli, "public.rental,public.inventory", "night-1")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.scalar("SELECT to_regclass('nightcopy_stage_public.rental')") is None
+    assert dbs.target.scalar(NIGHTS_SEEN) == [1]
+
+
+def test_a_lock_failure_names_who_holds_what(dbs, cli) -> None:
+    _world(dbs, cli, rentals=500, inventory=50)
+    reader = psycopg2.connect(dbs.target.dsn, application_name="long-report")
+    try:
+        with reader.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {VIEW}")  # ACCESS SHARE kept: idle in transaction
+        _write_night(dbs.source, 1, 500, 50)
+        result = _copy(dbs, cli, "public.rental,public.inventory", "night-1",
+                       "--lock-timeout", "0.1", "--lock-attempts", "2")
+    finally:
+        reader.rollback()
+        reader.close()
+    assert result.returncode == 1
+    error = _failed(result)["public.rental"]
+    assert "long-report" in error and "holds AccessShareLock on" in error, error
+    assert "--cancel-blockers-after" in error
+
+
+def test_cancel_blockers_after_cancels_a_long_query_and_names_it(dbs, cli) -> None:
+    """A report query that would run 60 s holds the view's tables: with
+    --cancel-blockers-after the swap cancels it and says whose it was (never its text)."""
+    _world(dbs, cli, rentals=500, inventory=50)
+    outcome: list[str] = []
+
+    def long_report() -> None:
+        conn = psycopg2.connect(dbs.target.dsn, application_name="long-report")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT count(*), pg_sleep(60) FROM {VIEW} WHERE id = 1 "
+                            "AND 'secret-marker' IS NOT NULL")
+            outcome.append("finished")
+        except psycopg2.errors.QueryCanceled:
+            outcome.append("cancelled")
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=long_report, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    _write_night(dbs.source, 1, 500, 50)
+    t0 = time.monotonic()
+    result = _copy(dbs, cli, "public.rental,public.inventory", "night-1",
+                   "--lock-timeout", "0.2", "--cancel-blockers-after", "1")
+    thread.join(10)
+    assert result.returncode == 0, result.stderr
+    assert outcome == ["cancelled"]
+    assert time.monotonic() - t0 < 30
+    warnings = [e["message"] for e in _events(result) if e["event"] == "warning"
+                and "cancelled the query" in e["message"]]
+    assert warnings and "long-report" in warnings[0], warnings
+    assert "secret-marker" not in result.stdout + result.stderr
+    assert dbs.target.scalar(NIGHTS_SEEN) == [1]
+
+
+def _stress(dbs, **config) -> None:
+    world.ensure_reader_role(dbs.target.dsn)
+    result = run_stress(dbs.source.dsn, dbs.target.dsn, StressConfig(
+        nights=5, lock_timeout=0.5, lock_attempts=6, matview=False,
+        sizes=world.Sizes().scaled(0.25), **config))
+    assert result.clean, details(result)
+
+
+def test_stress_five_nights_swap_linked(dbs) -> None:
+    """scripts/swap-stress in CI (report.film_revenue a plain view: materialized views are
+    covered by test_stress_harness_two_nights_swap): --jobs 4, 4 readers, 5 nights."""
+    _stress(dbs, strategy="swap", swap_scope="linked")
+
+
+def test_stress_five_nights_swap_group(dbs) -> None:
+    _stress(dbs, strategy="swap", swap_scope="group")
+
+
+def test_stress_five_nights_truncate(dbs) -> None:
+    _stress(dbs, strategy="truncate")

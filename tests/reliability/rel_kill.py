@@ -208,7 +208,9 @@ class KillWorld:
         # the dependent view on the target survived (dropped and re-created in the swap)
         assert table_checksum(self.target_dsn, "public.t_view_report") is not None, point
         self.wait_sessions_gone(run_id)
-        assert staged_leftovers(self.target_dsn) == [], point
+        # A kill after a load committed leaves its staged copy (only in the staging schemas,
+        # the reporting tables untouched); the next run drops it (checked by resume()).
+        assert all(s.startswith("nightcopy_stage_") for s in staged_leftovers(self.target_dsn)), point
         return states
 
     def resume(self, run_id: str, done_before: set[str]) -> None:

@@ -100,5 +100,7 @@ def _resolve(given: dict) -> CopyOptions:
                        lock_timeout=float(values["lock_timeout"]),
                        lock_attempts=int(values["lock_attempts"]), trust=values.get("trust"),
                        adopt=bool(values["adopt"]),
-                       create_extensions=bool(values["create_extensions"]))
+                       create_extensions=bool(values["create_extensions"]),
+                       swap_scope=str(values["swap_scope"]),
+                       cancel_blockers_after=values.get("cancel_blockers_after"))
 

@@ -33,9 +33,11 @@ from nightcopy.engine.source_catalog.functions import read_functions
 from nightcopy.engine.source_catalog.listed_tables import resolve_tables
 from nightcopy.engine.source_catalog.readable import check_readable
 from nightcopy.engine.source_catalog.types import load_types
-from nightcopy.engine.table_copy import TableCopier
+from nightcopy.engine.swap_units import plan_units
+from nightcopy.engine.table_copy import TableCopier, drop_staged_leftovers
 from nightcopy.engine.table_guard import TableGuard
 from nightcopy.engine.table_job import CopySettings, TableOutcome
+from nightcopy.engine.table_locks import lock_tables_for_run
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_table_list
@@ -43,12 +45,14 @@ from nightcopy.engine.trust import Trust, parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import (
     ADOPT,
+    CANCEL_BLOCKERS_AFTER,
     CREATE_EXTENSIONS,
     JOBS,
     LOCK_ATTEMPTS,
     LOCK_TIMEOUT,
     RETRIES,
     STRATEGY,
+    SWAP_SCOPE,
     TRUST,
     VERIFY,
 )
@@ -71,6 +75,8 @@ class CopyOptions:
     trust: str | None = TRUST.default  # nightcopy.engine.trust: what expressions may call
     adopt: bool = ADOPT.default  # nightcopy.engine.table_guard: may globs replace unrecorded tables
     create_extensions: bool = CREATE_EXTENSIONS.default  # target_catalog/extensions
+    swap_scope: str = SWAP_SCOPE.default  # table | linked | group (nightcopy.engine.swap_units)
+    cancel_blockers_after: float | None = CANCEL_BLOCKERS_AFTER.default
 
 
 @dataclass
@@ -145,7 +151,8 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     settings = CopySettings(run_id=options.run_id, group=options.group,
                             strategy=options.strategy, verify=options.verify,
                             lock_timeout=options.lock_timeout,
-                            lock_attempts=options.lock_attempts)
+                            lock_attempts=options.lock_attempts, swap_scope=options.swap_scope,
+                            cancel_blockers_after=options.cancel_blockers_after)
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}
@@ -159,6 +166,14 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
         if t.qualified not in done and t.oid in refused:
             outcomes.failed(defs[t.oid], refused[t.oid], tgt)
     todo = [defs[t.oid] for t in tables if t.qualified not in done and t.oid not in refused]
+    # The run lock of every table, held by this session until the invocation ends: the staged
+    # tables outlive their load's transaction (docs/swap.md).
+    held_elsewhere = lock_tables_for_run(tgt, [d.ref.qualified for d in todo])
+    for d in todo:
+        if d.ref.qualified in held_elsewhere:
+            outcomes.failed(d, held_elsewhere[d.ref.qualified], tgt)
+    todo = [d for d in todo if d.ref.qualified not in held_elsewhere]
+    drop_staged_leftovers(tgt, {d.ref.qualified for d in todo})
     for d in todo:
         if d.inherits_from:
             events.warn(f"{d.ref.qualified} inherits from {', '.join(d.inherits_from)}: it is "
@@ -171,7 +186,9 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
             outcomes.failed(d, prepare_failures[d.ref.oid], tgt)
     workers = WorkerPool(snapshot, options.target_dsn, app, copier, outcomes, events,
                          options.retries)
-    workers.copy_all([d for d in todo if d.ref.oid not in prepare_failures], options.jobs)
+    units = plan_units(tgt, [d for d in todo if d.ref.oid not in prepare_failures],
+                       options.swap_scope)
+    workers.copy_all(units, options.jobs, truncate=options.strategy == "truncate")
 
     replaced = None
     if not is_alive(tgt):

@@ -1,15 +1,14 @@
 """--strategy swap (the default): build the table in its staging schema, then swap it in.
 
-The load (COPY FREEZE, keys and indexes, ANALYZE) happens on the staged table while readers
-go on using the old one. The swap itself runs under a SAVEPOINT with a short lock_timeout
-(retried with backoff): drop the old table (after its dependent views, which are re-created)
-and move the new one in with ALTER TABLE ... SET SCHEMA, keeping the old table's grants,
-owner, policies and publications.
+Two phases (docs/swap.md). The load (build_staged: COPY FREEZE, keys and indexes, ANALYZE)
+fills the staged table while readers go on using the old one; its transaction commits, so the
+tables of a unit load in parallel. The swap (swap_in) runs in the unit's transaction, after
+the unit's ordered locks (swap_units): drop the old table (after its dependent views, which
+are re-created) and move the new one in with ALTER TABLE ... SET SCHEMA, keeping the old
+table's grants, owner, policies and publications.
 """
 
 from __future__ import annotations
-
-import time
 
 import psycopg2
 import psycopg2.errors
@@ -20,8 +19,7 @@ from nightcopy.engine.grants import RelationGrants, grants_sql
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_load import TableLoad
-from nightcopy.engine.table_locks import LOCK_ERRORS, lock_in_order, with_lock_retries
-from nightcopy.engine.target_catalog import inspection
+from nightcopy.engine.table_locks import LOCK_ERRORS
 from nightcopy.engine.target_catalog.target_table import TargetTable
 from nightcopy.errors import TableError
 
@@ -40,10 +38,45 @@ def blocked_message(table: str, blockers: list[str]) -> str:
     return f"cannot replace {table} on the target: {'; '.join(blockers)}. {'; '.join(fixes)}"
 
 
+def build_staged(load: TableLoad, old: TargetTable | None) -> None:
+    """The load phase: the staged table, filled, indexed and analyzed (the caller commits)."""
+    d = load.table
+    if old is not None and old.blockers:
+        raise TableError(blocked_message(d.ref.qualified, old.blockers))
+    staged_table = target_ddl.staged(d.ref.schema, d.ref.name)
+    load.create_staged()
+    load.copy_rows(lambda part: staged_table if part is None
+                   else target_ddl.staged(part.schema, part.name), freeze=True)
+    source_names = {i.name for i in d.indexes} | {k.name for k in d.constraints}
+    # Indexes only the target has are kept: rebuilt on the new table.
+    target_only = [i for i in (old.indexes if old is not None else [])
+                   if i.name not in source_names]
+    _refuse_untrusted_indexes(d.ref.qualified, old, {i.name for i in target_only})
+    load.build_indexes(target_only)
+    load.finish(staged_table)
+
+
+def swap_in(load: TableLoad, current: TargetTable | None, listed: set[str],
+            target_roles: set[str]) -> None:
+    """The swap phase, under the unit's locks: `current` is what the target has now (looked
+    at again under those locks; None: the table is new here)."""
+    if current is not None and current.blockers:
+        raise TableError(blocked_message(load.table.ref.qualified, current.blockers))
+    if current is not None:
+        # The load's check, again: a target-only index may have appeared since.
+        source_names = ({i.name for i in load.table.indexes}
+                        | {k.name for k in load.table.constraints})
+        _refuse_untrusted_indexes(load.table.ref.qualified, current,
+                                  {i.name for i in current.indexes if i.name not in source_names})
+    _Swap(load, listed, target_roles).swap_in(current)
+
+
 def build_and_swap(load: TableLoad, old: TargetTable | None, listed: set[str],
                    target_roles: set[str]) -> None:
-    """Load into a staged table, then swap it in for `old` (None: the table is new here)."""
-    _Swap(load, listed, target_roles).run(old)
+    """Both phases in the caller's transaction (a table new to the target under --strategy
+    truncate: the unit's locks are already held)."""
+    build_staged(load, old)
+    swap_in(load, old, listed, target_roles)
 
 
 def _refuse_untrusted_indexes(table: str, old: TargetTable | None, names: set[str]) -> None:
@@ -69,39 +102,7 @@ class _Swap:
         self.listed = listed
         self.target_roles = target_roles
 
-    def run(self, old: TargetTable | None) -> None:
-        load, d = self.load, self.load.table
-        if old is not None and old.blockers:
-            raise TableError(blocked_message(d.ref.qualified, old.blockers))
-        staged_table = target_ddl.staged(d.ref.schema, d.ref.name)
-        load.create_staged()
-        load.copy_rows(lambda part: staged_table if part is None
-                       else target_ddl.staged(part.schema, part.name), freeze=True)
-        source_names = {i.name for i in d.indexes} | {k.name for k in d.constraints}
-        # Indexes only the target has are kept: rebuilt on the new table.
-        target_only = [i for i in (old.indexes if old is not None else [])
-                       if i.name not in source_names]
-        _refuse_untrusted_indexes(d.ref.qualified, old, {i.name for i in target_only})
-        load.build_indexes(target_only)
-        load.finish(staged_table)
-        with_lock_retries(self.cur, lambda: self._swap(old), load.settings.lock_policy,
-                          load.out.table, "take the lock for the swap", load.out.add_lock_wait)
-
-    def _swap(self, old: TargetTable | None) -> None:
-        d, out = self.load.table, self.load.out
-        current = None
-        if old is not None:
-            t0 = time.monotonic()
-            lock_in_order(self.cur, d.ref.qualified, [c for c, _ in old.incoming_fks],
-                          old.referenced_tables)
-            out.add_lock_wait(time.monotonic() - t0)
-            # Look again under the lock: views or grants may have changed during the load.
-            current = inspection.inspect(self.cur, d.ref.schema, d.ref.name, self.listed)
-            if current is not None and current.blockers:
-                raise TableError(blocked_message(d.ref.qualified, current.blockers))
-        self._swap_in(current)
-
-    def _swap_in(self, old: TargetTable | None) -> None:
+    def swap_in(self, old: TargetTable | None) -> None:
         cur, d, events = self.cur, self.load.table, self.load.events
         q = d.ref.qualified
         if old is not None:

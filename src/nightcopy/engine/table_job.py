@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightcopy.engine.table_locks import LockRetryPolicy
-from nightcopy.options import LOCK_ATTEMPTS, LOCK_TIMEOUT, STRATEGY, VERIFY
+from nightcopy.options import (
+    CANCEL_BLOCKERS_AFTER,
+    LOCK_ATTEMPTS,
+    LOCK_TIMEOUT,
+    STRATEGY,
+    SWAP_SCOPE,
+    VERIFY,
+)
 
 
 @dataclass
@@ -19,6 +26,8 @@ class CopySettings:
     lock_timeout: float = LOCK_TIMEOUT.default  # seconds one lock wait may block readers behind it
     lock_attempts: int = LOCK_ATTEMPTS.default
     progress_every: float = 30.0
+    swap_scope: str = SWAP_SCOPE.default  # table | linked | group (swap_units)
+    cancel_blockers_after: float | None = CANCEL_BLOCKERS_AFTER.default  # seconds; None: never
 
     @property
     def lock_policy(self) -> LockRetryPolicy:

@@ -23,10 +23,14 @@ from tenacity import (
 )
 
 from nightcopy.engine.pg_rows import fetch_value
+from nightcopy.engine.swap_units import LockBudgetSpent
 from nightcopy.errors import TableError
 
 # What a lock wait cut short by lock_timeout (or a deadlock) raises: worth another try.
-LOCK_ERRORS = (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected)
+# A serialization failure (a user's own session, issue 14) is retried the same way.
+LOCK_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.SerializationFailure, LockBudgetSpent)
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,26 @@ class LockRetryPolicy:
                         retry=retry_if_exception_type(LOCK_ERRORS), reraise=reraise)
 
 
-def lock_table_for_run(cur: cursor, table: str) -> None:
-    """Two runs must not copy the same table at once: a transaction advisory lock."""
-    if fetch_value(cur, "SELECT pg_catalog.pg_try_advisory_xact_lock("
-                   "pg_catalog.hashtext('nightcopy'), pg_catalog.hashtext(%s))", (table,)):
-        return
+# The run lock's key: hashtext('nightcopy') and hashtext(table), held by the invocation's
+# session for the whole run (staged tables outlive the load's transaction now, docs/swap.md).
+_RUN_LOCK_KEY = "pg_catalog.hashtext('nightcopy'), pg_catalog.hashtext(%s)"
+
+
+def lock_tables_for_run(conn: connection, tables: list[str]) -> dict[str, str]:
+    """Two runs must not copy the same table at once: a session advisory lock per table,
+    taken by the invocation's own session and kept until it ends (a killed run's session ends
+    with it). Returns, for each table another session holds, the message its failure says."""
+    refused: dict[str, str] = {}
+    with conn.cursor() as cur:
+        for table in tables:
+            if not fetch_value(cur, f"SELECT pg_catalog.pg_try_advisory_lock({_RUN_LOCK_KEY})",
+                               (table,)):
+                refused[table] = _held_by_another_run(cur, table)
+    conn.commit()
+    return refused
+
+
+def _held_by_another_run(cur: cursor, table: str) -> str:
     cur.execute("""
         SELECT a.pid, a.application_name FROM pg_catalog.pg_locks l
           JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
@@ -60,12 +79,24 @@ def lock_table_for_run(cur: cursor, table: str) -> None:
                               WHERE datname = pg_catalog.current_database())""", (table,))
     row = cur.fetchone()
     holder = f"{row[1] or 'another session'} (pid {row[0]})" if row else "another run"
-    raise TableError(f"{table} is being copied right now by {holder}; "
-                     "two runs never copy the same table at once: wait for it to finish")
+    return (f"{table} is being copied right now by {holder}; "
+            "two runs never copy the same table at once: wait for it to finish")
+
+
+def try_run_lock(cur: cursor, table: str) -> bool:
+    """The run lock of a table this run does not copy (to clear its staged leftover)."""
+    return bool(fetch_value(cur, f"SELECT pg_catalog.pg_try_advisory_lock({_RUN_LOCK_KEY})",
+                            (table,)))
+
+
+def release_run_lock(cur: cursor, table: str) -> None:
+    cur.execute(f"SELECT pg_catalog.pg_advisory_unlock({_RUN_LOCK_KEY})", (table,))
 
 
 def with_lock_retries(cur: cursor, body: Callable[[], None], policy: LockRetryPolicy,
-                      table: str, what: str, on_wait: Callable[[float], None]) -> None:
+                      table: str, what: str, on_wait: Callable[[float], None],
+                      on_failed_try: Callable[[BaseException], None] | None = None,
+                      blockers: Callable[[], str] | None = None) -> None:
     """Run body() under a savepoint with a short lock_timeout, retrying with backoff.
 
     For a step inside the table's transaction: a failed try rolls back to the savepoint only.
@@ -77,9 +108,14 @@ def with_lock_retries(cur: cursor, body: Callable[[], None], policy: LockRetryPo
         t0 = time.monotonic()
         try:
             body()
-        except LOCK_ERRORS:
+        except LOCK_ERRORS as exc:
             on_wait(time.monotonic() - t0)
             cur.execute("ROLLBACK TO SAVEPOINT nightcopy_lock")
+            if on_failed_try is not None:
+                on_failed_try(exc)
+                # Back to the savepoint again: nothing the diagnosis touched stays held while
+                # the worker backs off.
+                cur.execute("ROLLBACK TO SAVEPOINT nightcopy_lock")
             raise
         cur.execute("SET LOCAL lock_timeout = 0")
         cur.execute("RELEASE SAVEPOINT nightcopy_lock")
@@ -89,10 +125,12 @@ def with_lock_retries(cur: cursor, body: Callable[[], None], policy: LockRetryPo
             with attempt:
                 one_try()
     except RetryError:
+        held = blockers() if blockers is not None else ""
         raise TableError(
             f"{table}: could not {what} within {policy.attempts} tries of "
             f"{policy.timeout:g}s: other sessions on the target hold locks on "
-            "it (long queries? see pg_locks); retry later or raise --lock-timeout") from None
+            f"it ({held or 'long queries? see pg_locks'}); retry later, raise --lock-timeout "
+            "or set --cancel-blockers-after") from None
 
 
 def run_with_lock_retries(conn: connection, statement: str, policy: LockRetryPolicy) -> None:
@@ -108,16 +146,3 @@ def run_with_lock_retries(conn: connection, statement: str, policy: LockRetryPol
             except psycopg2.Error:
                 conn.rollback()
                 raise
-
-
-def lock_in_order(cur: cursor, table: str, incoming_from: list[str], referenced: list[str]
-                  ) -> None:
-    """Lock the table and the tables its swap touches in one global (name) order.
-
-    Dropping the old table also locks the tables its foreign keys reference, and dropping
-    a listed child's foreign key locks the child; taking all of them in the same order in
-    every worker keeps two swaps from deadlocking. (Dropping a foreign key's triggers
-    takes ACCESS EXCLUSIVE on the referenced table too, for the few milliseconds until
-    the swap commits.)"""
-    for name in sorted({table, *incoming_from, *referenced}):
-        cur.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")

@@ -1,8 +1,13 @@
-"""The worker loop: the tables copied `jobs` at a time, largest first.
+"""The worker loop: the tables loaded `jobs` at a time, the swap units swapped as they fill.
 
 Each worker has its own source connection (in the run's shared snapshot) and its own target
-connection. A lost connection is reopened and the table retried (up to `retries` times);
-every other failure is reported once, and the worker goes on with the next table.
+connection. Under --strategy swap a worker takes the next table (units largest first, each
+unit's tables largest first), loads it (its staged copy committed), and when that was the last
+table its unit waited for, swaps the whole unit in at once (table_copy). A unit one of whose
+tables failed is not swapped: its other tables keep last night's rows (and say why), so a view
+over them keeps showing one night. Under --strategy truncate a worker takes a whole unit and
+loads it in one transaction. A lost connection is reopened and the step retried (up to
+`retries` times); every other failure is reported once, and the worker goes on.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import psycopg2
 from psycopg2.extensions import connection
@@ -27,10 +34,26 @@ from nightcopy.engine.copy_stream import SourceStreamError
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import explain, pg_message
 from nightcopy.engine.snapshot import Snapshot
-from nightcopy.engine.table_copy import TableCopier
+from nightcopy.engine.swap_units import SwapUnit
+from nightcopy.engine.table_copy import LoadedTable, TableCopier
 from nightcopy.engine.table_job import TableOutcome
 from nightcopy.engine.table_model import TableDef
 from nightcopy.errors import NightcopyError
+
+T = TypeVar("T")
+
+
+def _kept_because(d: TableDef, unit: SwapUnit, failed: list[str]) -> str:
+    return (f"{d.ref.qualified}: loaded but not swapped in (it keeps last night's rows): "
+            f"{', '.join(failed)} of the same swap unit ({', '.join(unit.names)}, tables a "
+            "target view links) failed, and the unit flips at once so that "
+            "those views never show two nights; fix that table, or use --swap-scope table")
+
+
+def _failed_with(d: TableDef, tables: list[TableDef], message: str) -> str:
+    others = ", ".join(t.ref.qualified for t in tables if t is not d)
+    return (f"{d.ref.qualified}: not swapped in (it keeps last night's rows): its swap unit "
+            f"(with {others}) failed as one: {message}")
 
 
 @dataclass
@@ -66,6 +89,35 @@ class Outcomes:
                     conn.rollback()
 
 
+class UnitProgress:
+    """Which tables each unit still waits for (shared by the workers)."""
+
+    def __init__(self, units: list[SwapUnit]):
+        self.lock = threading.Lock()
+        self.unit_of = {d.ref.qualified: unit for unit in units for d in unit.tables}
+        self.waiting = {id(unit): {d.ref.qualified for d in unit.tables} for unit in units}
+        self.loaded: dict[int, list[LoadedTable]] = {id(unit): [] for unit in units}
+        self.failed: dict[int, list[str]] = {id(unit): [] for unit in units}
+
+    def done(self, d: TableDef, loaded: LoadedTable | None
+             ) -> tuple[SwapUnit, list[LoadedTable], list[str]] | None:
+        """Record a table's load (None: it failed); the unit, its loaded tables and its failed
+        ones when this was the last table the unit waited for."""
+        unit = self.unit_of[d.ref.qualified]
+        key = id(unit)
+        with self.lock:
+            self.waiting[key].discard(d.ref.qualified)
+            if loaded is not None:
+                self.loaded[key].append(loaded)
+            else:
+                self.failed[key].append(d.ref.qualified)
+            if self.waiting[key]:
+                return None
+        order = {t.ref.qualified: i for i, t in enumerate(unit.tables)}
+        return (unit, sorted(self.loaded[key], key=lambda x: order[x.table.ref.qualified]),
+                self.failed[key])
+
+
 @dataclass
 class WorkerPool:
     snapshot: Snapshot
@@ -75,11 +127,19 @@ class WorkerPool:
     outcomes: Outcomes
     events: EventWriter
     retries: int  # further tries of a table whose connection was lost
+    progress: UnitProgress = field(init=False)
 
-    def copy_all(self, tables: list[TableDef], jobs: int) -> None:
-        work: queue.Queue[TableDef] = queue.Queue()
-        for d in sorted(tables, key=lambda d: d.ref.size_bytes, reverse=True):
-            work.put(d)
+    def copy_all(self, units: list[SwapUnit], jobs: int, truncate: bool) -> None:
+        """Every unit's tables: loaded and swapped (swap), or truncated and loaded (truncate,
+        one unit per work item)."""
+        work: queue.Queue[TableDef | SwapUnit] = queue.Queue()
+        self.progress = UnitProgress(units)
+        for unit in units:
+            if truncate:
+                work.put(unit)
+                continue
+            for d in sorted(unit.tables, key=lambda d: d.ref.size_bytes, reverse=True):
+                work.put(d)
         threads = [threading.Thread(target=_Worker(self).run, args=(work,),
                                     name=f"nightcopy-worker-{i}", daemon=True)
                    for i in range(max(1, min(jobs, work.qsize())))]
@@ -101,32 +161,90 @@ class _Worker:
         self.src: Connection | None = None
         self.tgt: Connection | None = None
 
-    def run(self, work: queue.Queue[TableDef]) -> None:
+    def run(self, work: queue.Queue[TableDef | SwapUnit]) -> None:
         try:
             while True:
                 try:
-                    d = work.get_nowait()
+                    item = work.get_nowait()
                 except queue.Empty:
                     return
-                self._copy(d)
+                if isinstance(item, SwapUnit):
+                    self._truncate_unit(item)
+                else:
+                    self._load(item)
         finally:
             for conn in (self.src, self.tgt):
                 if conn is not None and not conn.closed:
                     conn.close()
 
-    def _copy(self, d: TableDef) -> None:
+    def _load(self, d: TableDef) -> None:
+        """Load one table; swap its unit when it was the last one the unit waited for."""
+        loaded = self._with_retries(
+            d, [d], lambda src, tgt, attempt: self._load_once(src, tgt, d, attempt))
+        ready = self.pool.progress.done(d, loaded[0] if loaded else None)
+        if ready is not None:
+            self._swap_unit(*ready)
+
+    def _load_once(self, src: Connection, tgt: Connection, d: TableDef, attempt: int
+                   ) -> list[LoadedTable]:
+        self.pool.events.emit("table_started", table=d.ref.qualified, attempt=attempt,
+                              size_bytes=d.ref.size_bytes)
+        loaded = self.pool.copier.load(src, tgt, d)
+        loaded.out.attempts = attempt
+        return [loaded]
+
+    def _swap_unit(self, unit: SwapUnit, loaded: list[LoadedTable], failed: list[str]) -> None:
+        pool = self.pool
+        if not loaded:
+            return
+        if failed:
+            # A consistent night: the unit's other tables keep last night's rows too.
+            for item in loaded:
+                pool.outcomes.failed(item.table, _kept_because(item.table, unit, failed),
+                                     self.tgt, item.out.attempts)
+            self._drop_staged([item.table for item in loaded])
+            return
+        first = loaded[0].table
+        outs = self._with_retries(first, [item.table for item in loaded],
+                                  lambda src, tgt, _attempt: pool.copier.swap_unit(src, tgt,
+                                                                                   loaded))
+        if outs is None:
+            self._drop_staged([item.table for item in loaded])
+            return
+        for out in outs:
+            pool.outcomes.copied(out)
+
+    def _truncate_unit(self, unit: SwapUnit) -> None:
+        pool = self.pool
+
+        def once(src: Connection, tgt: Connection, attempt: int) -> list[TableOutcome]:
+            for d in unit.tables:
+                pool.events.emit("table_started", table=d.ref.qualified, attempt=attempt,
+                                 size_bytes=d.ref.size_bytes)
+            outs = pool.copier.truncate_unit(src, tgt, unit.tables)
+            for out in outs:
+                out.attempts = attempt
+            return outs
+
+        outs = self._with_retries(unit.tables[0], unit.tables, once)
+        for out in outs or []:
+            pool.outcomes.copied(out)
+
+    def _drop_staged(self, tables: list[TableDef]) -> None:
+        if self.tgt is not None and not self.tgt.closed:
+            self.pool.copier.drop_staged(self.tgt, tables)
+
+    def _with_retries(self, d: TableDef, tables: list[TableDef],
+                      step: Callable[[Connection, Connection, int], list[T]]) -> list[T] | None:
+        """step(src, tgt, attempt), retried after a lost connection; None when it failed (each
+        of `tables` reported failed, naming the others of its unit)."""
         pool = self.pool
         attempts = 0
         while True:
             attempts += 1
             try:
                 src, tgt = self._open_connections(d)
-                pool.events.emit("table_started", table=d.ref.qualified, attempt=attempts,
-                                 size_bytes=d.ref.size_bytes)
-                out = pool.copier.copy(src, tgt, d)
-                out.attempts = attempts
-                pool.outcomes.copied(out)
-                return
+                return step(src, tgt, attempts)
             except Exception as exc:  # noqa: BLE001 - every failure is reported
                 message, lost = self._diagnose(d, exc)
                 if lost and attempts <= pool.retries:
@@ -139,8 +257,10 @@ class _Worker:
                         self.tgt = pool.connect_target()
                     except NightcopyError:
                         self.tgt = None
-                pool.outcomes.failed(d, message, self.tgt, attempts)
-                return
+                for t in tables:
+                    pool.outcomes.failed(t, message if t is d else _failed_with(t, tables, message),
+                                         self.tgt, attempts)
+                return None
 
     def _open_connections(self, d: TableDef) -> tuple[Connection, Connection]:
         """The worker's connections, reopened where they were lost or never opened."""

@@ -1,35 +1,29 @@
 """--strategy truncate: TRUNCATE + COPY FREEZE + index maintenance in one transaction on the
 existing table. It keeps the table's identity and every dependent object, but readers wait
 for the whole load. A table new to the target is created by the swap strategy instead.
+
+The tables of one swap unit (swap_units: linked by a target view) are truncated and
+loaded in one transaction, after the unit's locks in the global order, so a view over them
+shows one night and two workers never wait for each other in a cycle.
 """
 
 from __future__ import annotations
 
-import time
-
 from nightcopy.engine import target_ddl
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_load import TableLoad
-from nightcopy.engine.table_locks import lock_in_order, with_lock_retries
 from nightcopy.engine.target_catalog.target_table import TargetTable
 from nightcopy.errors import TableError
 
 
 def truncate_and_load(load: TableLoad, old: TargetTable) -> None:
-    cur, d, out = load.cur, load.table, load.out
+    cur, d = load.cur, load.table
     q = d.ref.qualified
     _check_same_shape(load, old)
 
-    def lock() -> None:
-        t0 = time.monotonic()
-        # TRUNCATE keeps the table and its own foreign keys: the parents stay unlocked.
-        lock_in_order(cur, q, [c for c, _ in old.incoming_fks], [])
-        out.add_lock_wait(time.monotonic() - t0)
-        for child, conname in old.incoming_fks:
-            cur.execute(f"ALTER TABLE {child} DROP CONSTRAINT {quote_ident(conname)}")
-
-    with_lock_retries(cur, lock, load.settings.lock_policy, out.table,
-                      "lock the table for the truncate", out.add_lock_wait)
+    # The unit's locks are held (swap_units.lock_closure): the children are in its closure.
+    for child, conname in old.incoming_fks:
+        cur.execute(f"ALTER TABLE {child} DROP CONSTRAINT {quote_ident(conname)}")
     cur.execute(f"TRUNCATE {'' if d.partkey else 'ONLY '}{q}")
     load.copy_rows(lambda part: q if part is None else part.qualified, freeze=True)
     load.finish(q)
