@@ -120,7 +120,8 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     settings = CopySettings(run_id=options.run_id, group=options.group,
                             strategy=options.strategy, verify=options.verify,
                             lock_timeout=options.lock_timeout,
-                            lock_attempts=options.lock_attempts)
+                            lock_attempts=options.lock_attempts,
+                            trust=parse_trust(options.trust))
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}

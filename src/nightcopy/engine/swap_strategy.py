@@ -14,7 +14,7 @@ import time
 import psycopg2
 import psycopg2.errors
 
-from nightcopy.engine import target_ddl
+from nightcopy.engine import matviews, target_ddl
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.grants import RelationGrants, grants_sql
 from nightcopy.engine.pg_rows import fetch_value
@@ -68,6 +68,7 @@ class _Swap:
         self.cur = load.cur
         self.listed = listed
         self.target_roles = target_roles
+        self.matviews: list[matviews.PreparedMatview] = []
 
     def run(self, old: TargetTable | None) -> None:
         load, d = self.load, self.load.table
@@ -84,6 +85,11 @@ class _Swap:
         _refuse_untrusted_indexes(d.ref.qualified, old, {i.name for i in target_only})
         load.build_indexes(target_only)
         load.finish(staged_table)
+        # Materialized views over the table: rebuilt over the new rows before the locks.
+        staged = {d.ref.qualified: staged_table}
+        staged.update({p.qualified: target_ddl.staged(p.schema, p.name) for p in d.partitions})
+        self.matviews = matviews.prepare(self.cur, old.matviews if old is not None else [],
+                                         staged, load.settings.trust, d.ref.qualified)
         with_lock_retries(self.cur, lambda: self._swap(old), load.settings.lock_policy,
                           load.out.table, "take the lock for the swap", load.out.add_lock_wait)
 
@@ -143,6 +149,7 @@ class _Swap:
                 cur.execute(f"ALTER SEQUENCE {seq} OWNED BY NONE")
         for view in reversed(old.views):
             cur.execute(f"DROP VIEW {view.qualified}")
+        matviews.swap_in(cur, self.matviews, old.matviews, self.target_roles, q)
         cur.execute(f"DROP TABLE {q}")
         for lost in old.lost:
             self.load.events.warn(f"{q}: the target's {lost} on the old table was not carried "

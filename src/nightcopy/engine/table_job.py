@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightcopy.engine.table_locks import LockRetryPolicy
+from nightcopy.engine.trust import Trust
 from nightcopy.options import LOCK_ATTEMPTS, LOCK_TIMEOUT, STRATEGY, VERIFY
 
 
@@ -19,6 +20,8 @@ class CopySettings:
     lock_timeout: float = LOCK_TIMEOUT.default  # seconds one lock wait may block readers behind it
     lock_attempts: int = LOCK_ATTEMPTS.default
     progress_every: float = 30.0
+    # What a materialized view the worker owns may call when it is refreshed (engine/matviews).
+    trust: Trust = field(default_factory=Trust)
 
     @property
     def lock_policy(self) -> LockRetryPolicy:
