@@ -15,6 +15,7 @@ import psycopg2.extensions
 import pytest
 
 from tests.conftest import Db, DbPair
+from tests.engine.test_cross_version import pg15  # noqa: F401  (the PostgreSQL 15 server)
 
 SOURCE_TABLES = """
 CREATE TABLE public.rental (id int PRIMARY KEY, inventory_id int NOT NULL, night int NOT NULL);
@@ -293,3 +294,48 @@ def test_truncate_refreshes_matviews_after_the_load(cli, dbs, roles) -> None:
     assert dbs.target.query("SELECT * FROM report.per_night") == [(1, 500)]
     assert dbs.target.query("SELECT * FROM report.nights") == [(1,)]
     assert dbs.target.scalar("SELECT 'report.per_night'::regclass::oid") == oid
+
+
+def test_pg15_target_rebuilds_as_a_member_of_the_owner(pg15, pg_servers, cli) -> None:  # noqa: F811
+    """PostgreSQL 15 on the target (other ownership and privilege rules than 18's): a
+    non-superuser worker, member of the owner, rebuilds a chain over a copied table; the owner
+    keeps no privilege it was lent."""
+    source = Db(pg_servers[0].create_database("mv15_src"))
+    target = Db(pg15.create_database("mv15_tgt"))
+    owner, worker = "mv15_owner", "mv15_worker"
+    try:
+        for db in (source, target):
+            for role in (owner, worker):
+                if not db.scalar("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)):
+                    db.execute(f"CREATE ROLE {role} LOGIN")
+        source.execute(SOURCE_TABLES + f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {worker}")
+        target.execute(f"GRANT CREATE ON DATABASE mv15_tgt TO {worker};"
+                       f"GRANT CREATE ON SCHEMA public TO {worker}; GRANT {owner} TO {worker}")
+        _night(source, 0)
+        pair = DbPair(_as(source, worker), _as(target, worker))
+        assert _copy(cli, pair).returncode == 0
+        target.execute(f"CREATE SCHEMA report AUTHORIZATION {owner};"
+                       f"GRANT SELECT ON public.rental TO {owner}")
+        _as(target, owner).execute("""
+            CREATE MATERIALIZED VIEW report.per_night AS
+            SELECT night, count(*) AS rentals FROM public.rental GROUP BY night;
+            CREATE UNIQUE INDEX per_night_key ON report.per_night (night);
+            CREATE MATERIALIZED VIEW report.nights AS SELECT night FROM report.per_night""")
+        acl = _acl(target, "public.rental")
+        _night(source, 1)
+        result = _copy(cli, pair)
+        assert result.returncode == 0, result.stderr
+        assert target.query("SELECT * FROM report.per_night") == [(1, 300)]
+        assert target.query("SELECT * FROM report.nights") == [(1,)]
+        assert target.scalar("SELECT to_regclass('report.per_night_key') IS NOT NULL")
+        assert _acl(target, "public.rental") == acl
+        assert not target.scalar("SELECT has_schema_privilege(%s, 'nightcopy_stage_public', "
+                                 "'USAGE')", (owner,))
+        truncate = _copy(cli, pair, "--strategy", "truncate")
+        assert truncate.returncode == 0, truncate.stderr
+    finally:
+        pg_servers[0].drop_database("mv15_src")
+        pg15.drop_database("mv15_tgt")
+        for db in (Db(pg_servers[0].admin_dsn), Db(pg15.admin_dsn)):
+            for role in (worker, owner):
+                db.execute(f"DROP ROLE IF EXISTS {role}")
