@@ -281,6 +281,30 @@ def test_matview_reading_the_table_through_a_view_blocks_the_swap(cli, dbs, role
     assert dbs.target.query("SELECT * FROM report.per_night") == [(1, 300)]
 
 
+def test_matview_whose_names_resolve_elsewhere_next_to_the_staged_tables_fails(cli, dbs,
+                                                                               roles) -> None:
+    """The pg_depend check: a table left in the staging schema under the name of one the
+    materialized view reads (not copied tonight) would capture that name; the table fails
+    naming the materialized view and what it would have read, the target keeps last night."""
+    _first_night(cli, dbs, roles)
+    _as(dbs.target, roles.owner).execute("""
+        CREATE MATERIALIZED VIEW report.per_store AS
+        SELECT i.store, r.night, count(*) AS n
+          FROM public.rental r JOIN public.inventory i ON i.id = r.inventory_id
+         GROUP BY 1, 2""")
+    dbs.target.execute("CREATE TABLE nightcopy_stage_public.inventory "
+                       "(LIKE public.inventory);"
+                       f'GRANT SELECT ON nightcopy_stage_public.inventory TO "{roles.owner}"')
+    _night(dbs.source, 1)
+    result = _copy(cli, dbs, tables="public.rental")
+    assert result.returncode == 1
+    error = result.events_of("table_failed")[0]["error"]
+    assert "materialized view report.per_store cannot be rebuilt" in error, error
+    assert "nightcopy_stage_public.inventory" in error
+    assert dbs.target.query("SELECT DISTINCT night FROM report.per_store") == [(0,)]
+    assert dbs.target.scalar("SELECT max(night) FROM public.rental") == 0
+
+
 def test_truncate_refreshes_matviews_after_the_load(cli, dbs, roles) -> None:
     _first_night(cli, dbs, roles)
     _as(dbs.target, roles.owner).execute("""

@@ -61,6 +61,16 @@ class PreparedMatview:
     oid: int
 
 
+def in_build_order(matviews: list[MatviewDef]) -> list[MatviewDef]:
+    """Each once (a unit of several tables may list one per table it reads), readers of a
+    materialized view after it."""
+    deepest: dict[int, MatviewDef] = {}
+    for m in matviews:
+        if m.oid not in deepest or m.depth > deepest[m.oid].depth:
+            deepest[m.oid] = m
+    return sorted(deepest.values(), key=lambda m: (m.depth, m.oid))
+
+
 @dataclass(frozen=True)
 class _Staged:
     oid: int  # the staged copy's oid
@@ -79,7 +89,7 @@ def prepare(cur: cursor, matviews: list[MatviewDef], staged: dict[str, str], tru
     worker = fetch_value(cur, "SELECT current_user")
     copies = _staged_oids(cur, staged)
     prepared: list[PreparedMatview] = []
-    for mv in sorted(matviews, key=lambda m: (m.depth, m.oid)):
+    for mv in in_build_order(matviews):
         new = _Rebuild(cur, mv, copies, trust, table, worker).run()
         prepared.append(new)
         # A materialized view over this one reads the new one (a chain).
@@ -92,9 +102,9 @@ def swap_in(cur: cursor, prepared: list[PreparedMatview], current: list[MatviewD
     """Under the swap's locks, once the plain views over them are dropped: replace the old
     materialized views by the new ones. `current` is what the target has now (read under the
     lock), whose grants and comments are the ones kept."""
-    now = {m.oid: m for m in current}
+    now = {m.oid: m for m in in_build_order(current)}
     built = {p.old.oid for p in prepared}
-    for found in current:
+    for found in now.values():
         if found.oid not in built:
             raise TableError(f"{table}: the materialized view {found.qualified} was created on the "
                              "target during the copy, after the new ones were built; rerun "
@@ -104,7 +114,14 @@ def swap_in(cur: cursor, prepared: list[PreparedMatview], current: list[MatviewD
         if m is not None and (m.qualified, m.owner) != (p.old.qualified, p.old.owner):
             raise TableError(f"{table}: the materialized view {p.old.qualified} was renamed or "
                              "given to another owner during the copy; rerun the copy")
-        cur.execute(f"DROP MATERIALIZED VIEW {p.old.qualified if m is not None else p.staged}")
+        try:
+            cur.execute(f"DROP MATERIALIZED VIEW {p.old.qualified if m is not None else p.staged}")
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            raise TableError(
+                f"{table}: the target's materialized view {p.old.qualified} cannot be replaced "
+                f"by the rebuilt one ({pg_message(exc, detail=False)}); grant the worker's "
+                f"role membership in {p.old.owner} with INHERIT, drop the materialized view, "
+                "or use --strategy truncate") from None
     for p in prepared:
         m = now.get(p.old.oid)
         if m is None:
@@ -139,7 +156,7 @@ def refresh_after_load(cur: cursor, matviews: list[MatviewDef], trust: Trust,
     if not matviews:
         return
     worker = fetch_value(cur, "SELECT current_user")
-    for mv in sorted(matviews, key=lambda m: (m.depth, m.oid)):
+    for mv in in_build_order(matviews):
         if not mv.populated:
             continue
         _check_owner(cur, mv, worker, trust, table)
