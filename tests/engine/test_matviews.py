@@ -170,6 +170,21 @@ def test_matview_over_a_copied_table_is_rebuilt_with_what_it_had(cli, dbs, roles
                     "c.relnamespace WHERE n.nspname LIKE 'nightcopy_stage_%'") == 0
 
 
+def test_matview_query_runs_as_its_owner_never_as_the_worker(cli, dbs, roles) -> None:
+    """Its query records who ran it: the owner, not the (superuser) worker, in the swap's
+    rebuild and in truncate's refresh."""
+    _first_night(cli, dbs, roles)
+    _as(dbs.target, roles.owner).execute("""
+        CREATE MATERIALIZED VIEW report.who AS
+        SELECT current_user::text AS who, max(night) AS night FROM public.rental""")
+    _night(dbs.source, 1)
+    assert _copy(cli, dbs, tables="public.rental").returncode == 0
+    assert dbs.target.query("SELECT who, night FROM report.who") == [(roles.owner, 1)]
+    _night(dbs.source, 2)
+    assert _copy(cli, dbs, "--strategy", "truncate", tables="public.rental").returncode == 0
+    assert dbs.target.query("SELECT who, night FROM report.who") == [(roles.owner, 2)]
+
+
 def test_matview_joining_two_copied_tables(cli, dbs, roles) -> None:
     _first_night(cli, dbs, roles)
     _as(dbs.target, roles.owner).execute("""
