@@ -40,15 +40,10 @@ from nightcopy.engine import target_ddl
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.grants import grants_sql
 from nightcopy.engine.pg_rows import fetch_all, fetch_value
-from nightcopy.engine.source_catalog.expression_calls import (
-    _FUNCTIONS,
-    _OPERATOR_LISTS,
-    _OPERATORS,
-)
 from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_locks import LOCK_ERRORS
 from nightcopy.engine.table_model import ExpressionCall
-from nightcopy.engine.target_catalog.matviews import MatviewDef
+from nightcopy.engine.target_catalog.matviews import MatviewDef, query_calls
 from nightcopy.engine.trust import Trust, trust_item
 from nightcopy.errors import TableError
 
@@ -136,16 +131,21 @@ def swap_in(cur: cursor, prepared: list[PreparedMatview], current: list[MatviewD
                 "--strategy truncate") from None
         for statement in grants_sql(m.qualified, m.grants, target_roles)[0]:
             cur.execute(statement)
+        # Literals inlined, no parameters: a name may hold a '%'.
         if m.comment is not None:
-            cur.execute(f"COMMENT ON MATERIALIZED VIEW {m.qualified} IS %s", (m.comment,))
+            cur.execute(f"COMMENT ON MATERIALIZED VIEW {m.qualified} IS {_literal(cur, m.comment)}")
         for column, comment in m.column_comments:
-            cur.execute(f"COMMENT ON COLUMN {m.qualified}.{quote_ident(column)} IS %s",
-                        (comment,))
+            cur.execute(f"COMMENT ON COLUMN {m.qualified}.{quote_ident(column)} IS "
+                        f"{_literal(cur, comment)}")
         built_indexes = {i.name for i in p.old.indexes}
         for index in m.indexes:
             if index.comment is not None and index.name in built_indexes:
-                cur.execute(f"COMMENT ON INDEX {qualified_name(m.schema, index.name)} IS %s",
-                            (index.comment,))
+                cur.execute(f"COMMENT ON INDEX {qualified_name(m.schema, index.name)} IS "
+                            f"{_literal(cur, index.comment)}")
+
+
+def _literal(cur: cursor, value: str) -> str:
+    return cur.mogrify("%s", (value,)).decode()
 
 
 def refresh_after_load(cur: cursor, matviews: list[MatviewDef], trust: Trust,
@@ -207,59 +207,10 @@ def _check_owner(cur: cursor, mv: MatviewDef, worker: str, trust: Trust, table: 
             f"{quote_ident(worker)} on the target, or drop the materialized view") from None
 
 
-# The functions and operators a materialized view's query calls, read from its stored query
-# tree as engine/source_catalog/expression_calls reads expressions (pg_depend lists no
-# built-in), with the same patterns; only what is not a built-in immutable function or a
-# built-in operator comes back.
-_CALLS_SQL = f"""
-WITH tree(node) AS (
-    SELECT r.ev_action::text FROM pg_catalog.pg_rewrite r
-     WHERE r.ev_class = %s AND r.rulename = '_RETURN'),
-direct(refclassid, refobjid) AS (
-    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, m[2]::oid
-      FROM tree t, regexp_matches(t.node, {_FUNCTIONS}, 'g') m
-    UNION
-    SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, m[1]::oid
-      FROM tree t, regexp_matches(t.node, {_OPERATORS}, 'g') m
-    UNION
-    SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, o::oid
-      FROM tree t, regexp_matches(t.node, {_OPERATOR_LISTS}, 'g') m,
-           unnest(string_to_array(m[1], ' ')) o),
-calls(refclassid, refobjid) AS (
-    SELECT * FROM direct WHERE refobjid <> 0
-    UNION
-    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, o.oprcode
-      FROM direct c JOIN pg_catalog.pg_operator o ON o.oid = c.refobjid
-     WHERE c.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass),
-named(kind, signature, schema, name, built_in, refclassid, refobjid) AS (
-    SELECT 'function', format('%%I.%%I(%%s)', n.nspname, p.proname,
-                              pg_catalog.oidvectortypes(p.proargtypes)),
-           n.nspname, p.proname::text, n.nspname = 'pg_catalog' AND p.provolatile = 'i',
-           c.refclassid, c.refobjid
-      FROM calls c JOIN pg_catalog.pg_proc p ON p.oid = c.refobjid
-      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-     WHERE c.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-    UNION ALL
-    SELECT 'operator', format('%%I.%%s(%%s,%%s)', n.nspname, o.oprname,
-                              COALESCE(pg_catalog.format_type(NULLIF(o.oprleft, 0), NULL), 'NONE'),
-                              COALESCE(pg_catalog.format_type(NULLIF(o.oprright, 0), NULL), 'NONE')),
-           n.nspname, o.oprname::text, n.nspname = 'pg_catalog', c.refclassid, c.refobjid
-      FROM calls c JOIN pg_catalog.pg_operator o ON o.oid = c.refobjid
-      JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-     WHERE c.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass)
-SELECT x.kind, x.signature, x.schema, x.name,
-       (SELECT e.extname FROM pg_catalog.pg_depend de
-          JOIN pg_catalog.pg_extension e ON e.oid = de.refobjid
-         WHERE de.classid = x.refclassid AND de.objid = x.refobjid AND de.deptype = 'e'
-           AND de.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass LIMIT 1)
-  FROM named x WHERE NOT x.built_in
- ORDER BY x.kind <> 'operator', x.signature"""
-
-
 def _refuse_untrusted_calls(cur: cursor, mv: MatviewDef, trust: Trust, table: str) -> None:
     what = f"the materialized view {mv.qualified}"
     calls = [ExpressionCall(what, kind, signature, schema, name, extension)
-             for kind, signature, schema, name, extension in fetch_all(cur, _CALLS_SQL, (mv.oid,))]
+             for kind, signature, schema, name, extension in query_calls(cur, mv.oid)]
     refused = [c for c in calls if c.extension is None and not trust.covers(c)]
     if not refused:
         return

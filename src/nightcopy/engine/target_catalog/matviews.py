@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from psycopg2.extensions import cursor
 
 from nightcopy.engine.grants import RelationGrants, read_grants
-from nightcopy.engine.pg_rows import fetch_all
+from nightcopy.engine.pg_rows import Row, fetch_all
+from nightcopy.engine.source_catalog.expression_calls import (
+    _FUNCTIONS,
+    _OPERATOR_LISTS,
+    _OPERATORS,
+)
 from nightcopy.engine.table_model import IndexDef, index_body
 from nightcopy.engine.target_catalog.target_table import TargetTable
 
@@ -120,3 +125,58 @@ def read_matviews(cur: cursor, table: TargetTable, listed: set[str]) -> None:
         table.matviews.append(MatviewDef(
             oid, qualified, schema, name, owner, list(options or []), grants[oid], comment,
             comments[oid], indexes[oid], depth, populated, list(reads)))
+
+
+# The functions and operators a materialized view's query calls, read from its stored query
+# tree as engine/source_catalog/expression_calls reads expressions (pg_depend lists no
+# built-in), with the same patterns; only what is not a built-in immutable function or a
+# built-in operator comes back.
+_CALLS_SQL = f"""
+WITH tree(node) AS (
+    SELECT r.ev_action::text FROM pg_catalog.pg_rewrite r
+     WHERE r.ev_class = %s AND r.rulename = '_RETURN'),
+direct(refclassid, refobjid) AS (
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, m[2]::oid
+      FROM tree t, regexp_matches(t.node, {_FUNCTIONS}, 'g') m
+    UNION
+    SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, m[1]::oid
+      FROM tree t, regexp_matches(t.node, {_OPERATORS}, 'g') m
+    UNION
+    SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, o::oid
+      FROM tree t, regexp_matches(t.node, {_OPERATOR_LISTS}, 'g') m,
+           unnest(string_to_array(m[1], ' ')) o),
+calls(refclassid, refobjid) AS (
+    SELECT * FROM direct WHERE refobjid <> 0
+    UNION
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, o.oprcode
+      FROM direct c JOIN pg_catalog.pg_operator o ON o.oid = c.refobjid
+     WHERE c.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass),
+named(kind, signature, schema, name, built_in, refclassid, refobjid) AS (
+    SELECT 'function', format('%%I.%%I(%%s)', n.nspname, p.proname,
+                              pg_catalog.oidvectortypes(p.proargtypes)),
+           n.nspname, p.proname::text, n.nspname = 'pg_catalog' AND p.provolatile = 'i',
+           c.refclassid, c.refobjid
+      FROM calls c JOIN pg_catalog.pg_proc p ON p.oid = c.refobjid
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE c.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+    UNION ALL
+    SELECT 'operator', format('%%I.%%s(%%s,%%s)', n.nspname, o.oprname,
+                              COALESCE(pg_catalog.format_type(NULLIF(o.oprleft, 0), NULL), 'NONE'),
+                              COALESCE(pg_catalog.format_type(NULLIF(o.oprright, 0), NULL), 'NONE')),
+           n.nspname, o.oprname::text, n.nspname = 'pg_catalog', c.refclassid, c.refobjid
+      FROM calls c JOIN pg_catalog.pg_operator o ON o.oid = c.refobjid
+      JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+     WHERE c.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass)
+SELECT x.kind, x.signature, x.schema, x.name,
+       (SELECT e.extname FROM pg_catalog.pg_depend de
+          JOIN pg_catalog.pg_extension e ON e.oid = de.refobjid
+         WHERE de.classid = x.refclassid AND de.objid = x.refobjid AND de.deptype = 'e'
+           AND de.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass LIMIT 1)
+  FROM named x WHERE NOT x.built_in
+ ORDER BY x.kind <> 'operator', x.signature"""
+
+
+def query_calls(cur: cursor, oid: int) -> list[Row]:
+    """(kind, signature, schema, name, extension) of each call of the materialized view's
+    query that is not a built-in immutable function or a built-in operator."""
+    return fetch_all(cur, _CALLS_SQL, (oid,))
