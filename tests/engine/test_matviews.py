@@ -246,6 +246,11 @@ def test_matview_whose_owner_the_worker_cannot_act_as_fails_the_table(cli, dbs, 
     assert "Traceback" not in result.stderr
     assert dbs.target.query("SELECT * FROM report.per_night") == [(0, 300)]
     assert dbs.target.scalar("SELECT max(night) FROM public.rental") == 0
+    # Truncate refreshes it as its owner too: refused the same way, before anything commits.
+    truncate = _copy(cli, dbs, "--strategy", "truncate", source=source, target=target)
+    assert truncate.returncode == 1
+    assert f"GRANT {roles.owner} TO {w}" in truncate.events_of("table_failed")[0]["error"]
+    assert dbs.target.scalar("SELECT max(night) FROM public.rental") == 0
 
     dbs.target.execute(f'GRANT "{roles.owner}" TO "{w}"')
     rental_acl = _acl(dbs.target, "public.rental")
