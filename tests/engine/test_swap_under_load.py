@@ -11,7 +11,8 @@ The tests after them cover the swap units, blockers and the stress harness in CI
   transaction, when it asks for ACCESS EXCLUSIVE on its own table);
 - a reader of that view gets `deadlock detected` (it locks the view, then waits for the table
   the swap holds, while the swap waits for the view to drop it);
-- a materialized view over a copied table makes the swap fail the table;
+- a materialized view over a copied table made the swap fail the table (fixed; with --jobs 2
+  its test still meets the shared-view deadlock above);
 - between two per-table swaps a view joining both shows tonight's rows of one table with last
   night's of the other;
 - the stress harness of scripts/swap-stress, reduced to 2 nights.
@@ -221,8 +222,9 @@ def test_readers_of_a_view_get_no_error_and_wait_at_most_the_bound(dbs, cli) -> 
     assert longest <= 3 * lock_timeout, f"a reader waited {longest:.2f}s"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a materialized view over a copied table "
-                   "makes the swap fail the table")
+@pytest.mark.xfail(strict=True, reason="issue 14: the materialized view is rebuilt (it passes "
+                   "with --jobs 1: tests/engine/test_matviews.py), but the two workers still "
+                   "deadlock through the shared view report.rental_inventory (the unit swap)")
 def test_materialized_view_over_a_copied_table_is_rebuilt_by_the_swap(dbs, cli) -> None:
     _world(dbs, cli, rentals=2000, inventory=200)
     world.ensure_reader_role(dbs.target.dsn)
@@ -267,7 +269,8 @@ def test_view_joining_tables_of_one_invocation_never_mixes_two_nights(dbs, cli) 
 
 
 @pytest.mark.xfail(strict=True, reason="issue 14: the stress harness counts failed tables "
-                   "(materialized view), reader deadlocks and mixed nights")
+                   "(workers' swaps waiting for each other through shared views), reader "
+                   "deadlocks and mixed nights")
 def test_stress_harness_two_nights_swap(dbs) -> None:
     """scripts/swap-stress reduced for CI: 2 nights, --strategy swap, --jobs 4, 4 readers."""
     world.ensure_reader_role(dbs.target.dsn)

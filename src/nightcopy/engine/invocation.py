@@ -152,7 +152,7 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                             strategy=options.strategy, verify=options.verify,
                             lock_timeout=options.lock_timeout,
                             lock_attempts=options.lock_attempts, swap_scope=options.swap_scope,
-                            cancel_blockers_after=options.cancel_blockers_after)
+                            cancel_blockers_after=options.cancel_blockers_after, trust=trust)
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}

@@ -10,10 +10,12 @@ table's grants, owner, policies and publications.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import psycopg2
 import psycopg2.errors
 
-from nightcopy.engine import target_ddl
+from nightcopy.engine import matviews, target_ddl
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.grants import RelationGrants, grants_sql
 from nightcopy.engine.pg_rows import fetch_value
@@ -56,8 +58,17 @@ def build_staged(load: TableLoad, old: TargetTable | None) -> None:
     load.finish(staged_table)
 
 
+@dataclass
+class UnitMatviews:
+    """The materialized views over a unit's tables, rebuilt over the staged tables before the
+    unit's locks (engine/matviews.prepare), and which of them are swapped in already (one
+    over two of the unit's tables is replaced with the first of them)."""
+    prepared: list[matviews.PreparedMatview] = field(default_factory=list)
+    done: set[int] = field(default_factory=set)  # oids of the old ones replaced
+
+
 def swap_in(load: TableLoad, current: TargetTable | None, listed: set[str],
-            target_roles: set[str]) -> None:
+            target_roles: set[str], unit_matviews: UnitMatviews | None = None) -> None:
     """The swap phase, under the unit's locks: `current` is what the target has now (looked
     at again under those locks; None: the table is new here)."""
     if current is not None and current.blockers:
@@ -68,7 +79,7 @@ def swap_in(load: TableLoad, current: TargetTable | None, listed: set[str],
                         | {k.name for k in load.table.constraints})
         _refuse_untrusted_indexes(load.table.ref.qualified, current,
                                   {i.name for i in current.indexes if i.name not in source_names})
-    _Swap(load, listed, target_roles).swap_in(current)
+    _Swap(load, listed, target_roles, unit_matviews or UnitMatviews()).swap_in(current)
 
 
 def build_and_swap(load: TableLoad, old: TargetTable | None, listed: set[str],
@@ -96,11 +107,13 @@ def _refuse_untrusted_indexes(table: str, old: TargetTable | None, names: set[st
 
 
 class _Swap:
-    def __init__(self, load: TableLoad, listed: set[str], target_roles: set[str]):
+    def __init__(self, load: TableLoad, listed: set[str], target_roles: set[str],
+                 unit_matviews: UnitMatviews):
         self.load = load
         self.cur = load.cur
         self.listed = listed
         self.target_roles = target_roles
+        self.unit_matviews = unit_matviews
 
     def swap_in(self, old: TargetTable | None) -> None:
         cur, d, events = self.cur, self.load.table, self.load.events
@@ -144,6 +157,12 @@ class _Swap:
                 cur.execute(f"ALTER SEQUENCE {seq} OWNED BY NONE")
         for view in reversed(old.views):
             cur.execute(f"DROP VIEW {view.qualified}")
+        unit = self.unit_matviews
+        current = [m for m in old.matviews if m.oid not in unit.done]
+        wanted = {m.oid for m in current}
+        matviews.swap_in(cur, [p for p in unit.prepared if p.old.oid in wanted], current,
+                         self.target_roles, q)
+        unit.done |= wanted
         cur.execute(f"DROP TABLE {q}")
         for lost in old.lost:
             self.load.events.warn(f"{q}: the target's {lost} on the old table was not carried "

@@ -27,7 +27,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2.extensions import connection, cursor
 
-from nightcopy.engine import swap_strategy, truncate_strategy
+from nightcopy.engine import matviews, swap_strategy, truncate_strategy
 from nightcopy.engine.connection import Connection, apply_settings
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.ledger import RECORD_TABLE_SQL
@@ -61,6 +61,7 @@ class LoadedTable:
     table: TableDef
     out: TableOutcome
     started: float  # time.monotonic() of its load's start
+    old: TargetTable | None = None  # what the target had under its name when the load began
 
 
 class UnitHooks:
@@ -102,7 +103,7 @@ class TableCopier:
         except BaseException:
             _rollback_quietly(tgt)
             raise
-        return LoadedTable(d, out, started)
+        return LoadedTable(d, out, started, old)
 
     # ------------------------------------------------------------------ swap: swap phase
     def swap_unit(self, src: Connection, tgt: Connection, loaded: list[LoadedTable]
@@ -111,6 +112,7 @@ class TableCopier:
         names = [item.table.ref.qualified for item in loaded]
 
         self.hooks.after_loads(tgt, loaded)
+        unit_matviews = self._prepare_matviews(tgt, loaded, names[0])
 
         def swap_all(cur: cursor) -> None:
             self.hooks.swap_in(cur, loaded)
@@ -122,7 +124,7 @@ class TableCopier:
                 self.guard.before_load(cur, d, current)
                 swap_strategy.swap_in(TableLoad(src, cur, d, item.out, self.settings,
                                                 self.events), current, self.listed,
-                                      self.target_roles)
+                                      self.target_roles, unit_matviews)
                 self.guard.after_load(cur, d.ref, self.settings.run_id, current)
 
         outs = [item.out for item in loaded]
@@ -232,6 +234,30 @@ class TableCopier:
             _rollback_quietly(tgt)
             raise
         return cur
+
+    def _prepare_matviews(self, tgt: Connection, loaded: list[LoadedTable], label: str
+                          ) -> swap_strategy.UnitMatviews:
+        """The materialized views over the unit's tables, rebuilt over the staged tables (as
+        their owners) in the swap's transaction before its locks: a failed swap rolls them
+        back with it, and nothing readers use is locked while they are built."""
+        found = {m.oid: m for item in loaded if item.old is not None for m in item.old.matviews}
+        if not found:
+            return swap_strategy.UnitMatviews()
+        staged_of: dict[str, str] = {}
+        for item in loaded:
+            d = item.table
+            staged_of[d.ref.qualified] = staged(d.ref.schema, d.ref.name)
+            for p in d.partitions:
+                staged_of[p.qualified] = staged(p.schema, p.name)
+        cur = tgt.cursor()
+        try:
+            apply_settings(cur, tgt.nightcopy_settings, local=True)
+            prepared = matviews.prepare(cur, list(found.values()), staged_of,
+                                        self.settings.trust, label)
+        except BaseException:
+            _rollback_quietly(tgt)
+            raise
+        return swap_strategy.UnitMatviews(prepared)
 
     def _look(self, tgt: Connection, d: TableDef) -> TargetTable | None:
         """What the target has under the table's name, read in a transaction of its own that

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightcopy.engine.table_locks import LockRetryPolicy
+from nightcopy.engine.trust import Trust
 from nightcopy.options import (
     CANCEL_BLOCKERS_AFTER,
     LOCK_ATTEMPTS,
@@ -28,6 +29,8 @@ class CopySettings:
     progress_every: float = 30.0
     swap_scope: str = SWAP_SCOPE.default  # table | linked | group (swap_units)
     cancel_blockers_after: float | None = CANCEL_BLOCKERS_AFTER.default  # seconds; None: never
+    # What a materialized view the worker owns may call when it is refreshed (engine/matviews).
+    trust: Trust = field(default_factory=Trust)
 
     @property
     def lock_policy(self) -> LockRetryPolicy:

@@ -9,9 +9,10 @@ shows one night and two workers never wait for each other in a cycle.
 
 from __future__ import annotations
 
-from nightcopy.engine import target_ddl
+from nightcopy.engine import matviews, target_ddl
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_load import TableLoad
+from nightcopy.engine.table_locks import with_lock_retries
 from nightcopy.engine.target_catalog.target_table import TargetTable
 from nightcopy.errors import TableError
 
@@ -29,6 +30,12 @@ def truncate_and_load(load: TableLoad, old: TargetTable) -> None:
     load.finish(q)
     for s in d.sequences:
         target_ddl.set_sequence_value(cur, s, s.qualified)
+    if old.matviews:
+        # REFRESH waits for the readers of each materialized view (LOCK TABLE cannot take it
+        # beforehand): the same bounded waits and retries as the table's lock.
+        with_lock_retries(cur, lambda: matviews.refresh_after_load(
+            cur, old.matviews, load.settings.trust, q), load.settings.lock_policy, load.out.table,
+            "lock its materialized views for their refresh", load.out.add_lock_wait)
 
 
 def _check_same_shape(load: TableLoad, old: TargetTable) -> None:

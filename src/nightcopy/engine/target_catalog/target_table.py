@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nightcopy.engine.grants import RelationGrants
 from nightcopy.engine.table_model import IndexDef
+
+if TYPE_CHECKING:
+    from nightcopy.engine.target_catalog.matviews import MatviewDef
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class TargetTable:
     owner: str
     grants: RelationGrants = field(default_factory=RelationGrants)
     views: list[ViewDef] = field(default_factory=list)
+    matviews: list[MatviewDef] = field(default_factory=list)  # in dependency order (matviews.py)
     blockers: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # target-side objects the swap cannot keep
     # Statements to run on the new table: head + table name + tail (tail None: head alone).

@@ -1,5 +1,6 @@
 """Views (and views on views) that depend on the table or its partitions: the swap drops and
-re-creates them. Other dependent relations (materialized views) block the swap."""
+re-creates them. Materialized views are read by matviews.py; other dependent relations
+(tables whose rules use it) block the swap."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def read_views(cur: cursor, table: TargetTable, listed: set[str]) -> None:
     grants = read_grants(cur, view_oids)
     column_comments = _column_comments(cur, view_oids)
     for oid, depth, kind, name, definition, options, owner, comment in dependents:
+        if kind == "m":
+            continue  # rebuilt by the swap, refreshed by truncate: target_catalog/matviews.py
         if kind != "v":
             table.blockers.append(f"{KIND_NAMES.get(kind, 'an object')} {name} depends on it")
             continue
