@@ -272,9 +272,13 @@ class Servers:
         self.base = Path(tempfile.mkdtemp(prefix="nightcopy-fidelity-"))
         os.chmod(self.base, 0o777)
         self.started: list[Server] = []
-        self.source = self._keep(start_pg15(self.base / "source15"))
-        self.targets = {v: self._keep(start_target(v, self.base / f"target{v}"))
-                        for v in versions}
+        try:
+            self.source = self._keep(start_pg15(self.base / "source15"))
+            self.targets = {v: self._keep(start_target(v, self.base / f"target{v}"))
+                            for v in versions}
+        except BaseException:
+            self.close()  # no server left running when a later one fails to start
+            raise
 
     def _keep(self, server: Server) -> Server:
         self.started.append(server)
