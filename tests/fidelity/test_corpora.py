@@ -118,3 +118,14 @@ def test_write_known_keeps_classes_and_records_the_runs():
     assert "s.fixed" not in again.entries["c"]
     for run in harness.ALL_RUNS:
         assert kd.mismatches(again, "c", run, every_run[run]) == []
+
+
+def test_a_timing_dependent_entry_may_be_equal_and_survives_a_rewrite():
+    known = kd.parse(OLD.replace('"s.fixed" = "inheritance"', '"s.racy" = { class = '
+                                 '"inheritance", runs = ["18/truncate"], sometimes = true }'))
+    assert kd.mismatches(known, "c", "18/truncate", {"s.kept": "x"}) == []
+    assert kd.mismatches(known, "c", "18/truncate", {"s.kept": "x", "s.racy": "y"}) == []
+    assert kd.mismatches(known, "c", "18/first", {"s.kept": "x", "s.racy": "y"}) != []
+    again = kd.parse(kd.render(known, {"c": {run: {"s.kept": "x"} for run in harness.ALL_RUNS}}))
+    assert again.entries["c"]["s.racy"].sometimes
+    assert again.entries["c"]["s.racy"].runs == ("18/truncate",)
