@@ -2,8 +2,8 @@
 
 Each test drives `nightcopy copy` as a process against the embedded servers while the target is
 used as a reporting database is: a view joining copied tables, readers polling it. They failed on
-the engine before issue 14; the materialized-view ones are still marked xfail(strict) until
-that change lands (they XPASS then, which fails the run and tells the fixer to remove the marks).
+the engine before issue 14 (they were marked xfail(strict) until the two-phase swap and the
+materialized-view rebuild landed).
 The tests after them cover the swap units, blockers and the stress harness in CI.
 
 - two workers of one invocation deadlock each other through a shared view (each already holds
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import psycopg2
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -222,9 +221,6 @@ def test_readers_of_a_view_get_no_error_and_wait_at_most_the_bound(dbs, cli) -> 
     assert longest <= 3 * lock_timeout, f"a reader waited {longest:.2f}s"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: the materialized view is rebuilt (it passes "
-                   "with --jobs 1: tests/engine/test_matviews.py), but the two workers still "
-                   "deadlock through the shared view report.rental_inventory (the unit swap)")
 def test_materialized_view_over_a_copied_table_is_rebuilt_by_the_swap(dbs, cli) -> None:
     _world(dbs, cli, rentals=2000, inventory=200)
     world.ensure_reader_role(dbs.target.dsn)
@@ -268,9 +264,6 @@ def test_view_joining_tables_of_one_invocation_never_mixes_two_nights(dbs, cli) 
     assert dbs.target.scalar(NIGHTS_SEEN) == [night]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: the stress harness counts failed tables "
-                   "(workers' swaps waiting for each other through shared views), reader "
-                   "deadlocks and mixed nights")
 def test_stress_harness_two_nights_swap(dbs) -> None:
     """scripts/swap-stress reduced for CI: 2 nights, --strategy swap, --jobs 4, 4 readers."""
     world.ensure_reader_role(dbs.target.dsn)
