@@ -40,6 +40,18 @@ _FUNCTIONS = "':(funcid|opfuncid|hashfuncid|negfuncid|aggfnoid|winfnoid) ([0-9]+
 _OPERATORS = "':opno ([0-9]+)'"
 _OPERATOR_LISTS = "':opnos [(]o ([0-9 ]+)[)]'"
 _TYPES = "':(resulttype|consttype) ([0-9]+)'"
+# The types one type `ty` (pg_type) reaches in one step: its base type, element type, composite
+# attributes, range subtype and the types its domain CHECKs name. One fragment for both sides'
+# recursive closures (this module's, and target_catalog/domain_calls on the target).
+TYPES_A_TYPE_REACHES = """\
+        SELECT NULLIF(ty.typbasetype, 0) UNION ALL SELECT NULLIF(ty.typelem, 0)
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                   WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                     AND NOT a.attisdropped
+        UNION ALL SELECT rg.rngsubtype FROM pg_catalog.pg_range rg WHERE rg.rngtypid = ty.oid
+        UNION ALL SELECT m[2]::oid FROM pg_catalog.pg_constraint k,
+                         regexp_matches(k.conbin::text, """ + _TYPES + """, 'g') m
+                   WHERE k.contypid = ty.oid AND k.conbin IS NOT NULL"""
 
 _CALLS_SQL = f"""
 WITH RECURSIVE
@@ -82,14 +94,7 @@ typ(root, what, typid) AS (
     SELECT t.root, t.what, sub.typid
       FROM typ t JOIN pg_catalog.pg_type ty ON ty.oid = t.typid
      CROSS JOIN LATERAL (
-        SELECT NULLIF(ty.typbasetype, 0) UNION ALL SELECT NULLIF(ty.typelem, 0)
-        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
-                   WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                     AND NOT a.attisdropped
-        UNION ALL SELECT rg.rngsubtype FROM pg_catalog.pg_range rg WHERE rg.rngtypid = ty.oid
-        UNION ALL SELECT m[2]::oid FROM pg_catalog.pg_constraint k,
-                         regexp_matches(k.conbin::text, {_TYPES}, 'g') m
-                   WHERE k.contypid = ty.oid AND k.conbin IS NOT NULL
+{TYPES_A_TYPE_REACHES}
      ) sub(typid)
      WHERE sub.typid IS NOT NULL AND sub.typid <> 0),
 domain_tree(root, what, node) AS (

@@ -23,8 +23,8 @@ from nightcopy.engine.source_catalog.expression_calls import (
     _FUNCTIONS,
     _OPERATOR_LISTS,
     _OPERATORS,
-    _TYPES,
     FIRST_USER_OID,
+    TYPES_A_TYPE_REACHES,
 )
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_model import TableDef
@@ -56,14 +56,7 @@ typ(root, what, typid) AS (
     SELECT t.root, t.what, sub.typid
       FROM typ t JOIN pg_catalog.pg_type ty ON ty.oid = t.typid
      CROSS JOIN LATERAL (
-        SELECT NULLIF(ty.typbasetype, 0) UNION ALL SELECT NULLIF(ty.typelem, 0)
-        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
-                   WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                     AND NOT a.attisdropped
-        UNION ALL SELECT rg.rngsubtype FROM pg_catalog.pg_range rg WHERE rg.rngtypid = ty.oid
-        UNION ALL SELECT m[2]::oid FROM pg_catalog.pg_constraint k,
-                         regexp_matches(k.conbin::text, {_TYPES}, 'g') m
-                   WHERE k.contypid = ty.oid AND k.conbin IS NOT NULL
+{TYPES_A_TYPE_REACHES}
      ) sub(typid)
      WHERE sub.typid >= {FIRST_USER_OID}),
 checks(root, what, domain, conname, node) AS (
