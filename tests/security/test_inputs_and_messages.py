@@ -43,24 +43,17 @@ def _short_clear_error(result, word: str) -> None:
     assert len(lines) <= 3, result.stderr
 
 
-def test_group_name_cannot_write_the_report_outside_its_location(world: World):
-    """`--group ../../escaped` must be refused with a short clear error (group names are
-    [A-Za-z0-9_-]{1,80}) and must not write a report outside the --report-uri location."""
+@pytest.mark.parametrize(("flag", "value", "word"), [
+    ("--group", "../../escaped", "group"), ("--run-id", "../escaped", "run")])
+def test_names_cannot_write_the_report_outside_its_location(world: World, flag, value, word):
+    """`--group ../../escaped` and `--run-id ../escaped` must be refused with a short clear
+    error (group names and run ids are [A-Za-z0-9_-]{1,80}) and must not write a report outside
+    the --report-uri location."""
     w = world
     _orders(w)
-    result = w.copy("app.orders", "--group", "../../escaped")
+    result = w.copy("app.orders", flag, value)
     assert _json_files_outside(w.tmp, w.report_dir) == [], "a report was written outside"
-    _short_clear_error(result, "group")
-
-
-def test_run_id_cannot_write_the_report_outside_its_location(world: World):
-    """`--run-id ../escaped` must be refused with a short clear error (run ids are
-    [A-Za-z0-9_-]{1,80}) and must not write a report outside the --report-uri location."""
-    w = world
-    _orders(w)
-    result = w.copy("app.orders", "--run-id", "../escaped")
-    assert _json_files_outside(w.tmp, w.report_dir) == [], "a report was written outside"
-    _short_clear_error(result, "run")
+    _short_clear_error(result, word)
 
 
 def test_ordinary_group_names_and_run_ids_still_work(world: World):
