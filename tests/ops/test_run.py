@@ -170,8 +170,9 @@ def test_sigterm_stops_the_workers_too(shop, tmp_path, write_config):
 
     cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCOPY_")}
+    run_id = f"term-test-{os.getpid()}"  # unique: another checkout's suite may run this test
     proc = subprocess.Popen([sys.executable, "-m", "nightcopy", "run", "--config", str(cfg),
-                             "--run-id", "term-test-4711"], stdout=subprocess.PIPE,
+                             "--run-id", run_id], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     for line in proc.stdout:  # the workers are spawned: stop the run now
         if "[g2] started" in line:
@@ -184,7 +185,7 @@ def test_sigterm_stops_the_workers_too(shop, tmp_path, write_config):
         found = []
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
-                if b"term-test-4711" in cmdline.read_bytes():
+                if run_id.encode() in cmdline.read_bytes():
                     found.append(cmdline.parent.name)
             except OSError:
                 pass

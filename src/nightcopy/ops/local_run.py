@@ -242,6 +242,9 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
     q: queue.Queue = queue.Queue()
     pending = list(groups)
     running: dict[str, tuple[subprocess.Popen, int]] = {}  # group -> (process, open streams)
+    # Every worker started, also one whose streams closed but that was not yet waited for when
+    # a signal came: none may outlive the run.
+    started: list[subprocess.Popen] = []
     logs: dict[str, TextIO] = {}  # group -> its worker's stderr, kept with --report-dir
     t0 = time.monotonic()
     previous_sigterm = _sigterm_as_interrupt()
@@ -255,6 +258,7 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True, encoding="utf-8", errors="replace", bufsize=1,
                 )
+                started.append(proc)
                 group.status, group.started = "running", time.monotonic()
                 running[group.name] = (proc, 2)
                 if not own_dir:
@@ -295,14 +299,7 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
     except BaseException:
         # Ctrl-C or a bug here: stop the workers we started; each leaves its failed table as
         # it was (the worker contract), and a rerun with the same --run-id resumes.
-        for proc, _ in running.values():
-            with contextlib.suppress(OSError):
-                proc.terminate()
-        for proc, _ in running.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop_workers(started)
         raise
     finally:
         for log in logs.values():
@@ -313,6 +310,20 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
         if own_dir:
             shutil.rmtree(report_dir, ignore_errors=True)  # reports were read into the states
     return RunOutcome(run_id, groups, time.monotonic() - t0, report_dir)
+
+
+def _stop_workers(procs: list[subprocess.Popen]) -> None:
+    """Terminate the workers still alive and wait until each has exited (SIGKILL after 30 s)."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _raise_interrupt(signum, frame) -> None:
