@@ -27,7 +27,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2.extensions import connection, cursor
 
-from nightcopy.engine import matviews, swap_strategy, truncate_strategy
+from nightcopy.engine import matviews, shrink_guard, swap_strategy, truncate_strategy
 from nightcopy.engine.connection import Connection, apply_settings
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.ledger import RECORD_TABLE_SQL
@@ -99,6 +99,8 @@ class TableCopier:
             self.guard.before_load(cur, d, old)
             swap_strategy.build_staged(TableLoad(src, cur, d, out, self.settings, self.events),
                                        old)
+            # Before the staged copy commits: refused, it is rolled back and the unit not swapped.
+            shrink_guard.check_loaded(cur, self.events, self.settings.shrink, d, out.rows, old)
             tgt.commit()
         except BaseException:
             _rollback_quietly(tgt)

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nightcopy.engine.shrink_guard import ShrinkPolicy
 from nightcopy.engine.table_locks import LockRetryPolicy
 from nightcopy.engine.trust import Trust
 from nightcopy.options import (
@@ -31,6 +32,8 @@ class CopySettings:
     cancel_blockers_after: float | None = CANCEL_BLOCKERS_AFTER.default  # seconds; None: never
     # What a materialized view the worker owns may call when it is refreshed (engine/matviews).
     trust: Trust = field(default_factory=Trust)
+    # Which tables may not shrink beyond a threshold (engine/shrink_guard).
+    shrink: ShrinkPolicy = field(default_factory=ShrinkPolicy)
 
     @property
     def lock_policy(self) -> LockRetryPolicy:
