@@ -131,3 +131,14 @@ def test_a_malformed_allow_shrink_is_one_line(copy, dbs):
     result = copy("public.orders", "--allow-shrink", "public.")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "--allow-shrink" in result.stderr, result.stderr
+
+
+def test_a_table_entry_sets_its_own_threshold(copy, dbs, night0):
+    """The object form of a table-list entry: its shrink_guard wins over the option."""
+    dbs.source.execute("DELETE FROM public.orders WHERE id > 1800")
+    strict = copy('[{"table": "public.orders", "shrink_guard": 5}]')
+    assert _failed(strict) == {"public.orders": _refusal(1800, "2,000", "-10.0")}
+    dbs.source.execute("DELETE FROM public.orders WHERE id > 100")
+    off = copy('[{"table": "public.orders", "shrink_guard": "off"}]', "--shrink-guard", "1")
+    assert off.returncode == 0, off.stderr
+    assert _identity(dbs)[1] == 100

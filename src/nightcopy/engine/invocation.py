@@ -25,7 +25,7 @@ from nightcopy.engine.foreign_keys import add_foreign_keys
 from nightcopy.engine.invocation_report import ReportWriter, write_report
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.run_id import new_run_id
-from nightcopy.engine.shrink_guard import ShrinkPolicy, parse_allow_shrink
+from nightcopy.engine.shrink_guard import ShrinkPolicy, parse_allow_shrink, per_table_thresholds
 from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.source_catalog.collations import read_collations
 from nightcopy.engine.source_catalog.definitions import load_definitions
@@ -41,7 +41,7 @@ from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_locks import lock_tables_for_run
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
-from nightcopy.engine.tablelist import parse_table_list
+from nightcopy.engine.tablelist import parse_table_entries, parse_table_list
 from nightcopy.engine.trust import Trust, parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import (
@@ -87,7 +87,8 @@ class CopyOptions:
     def shrink_policy(self) -> ShrinkPolicy:
         """The shrink guard's policy (ConfigError for a malformed allow_shrink)."""
         return ShrinkPolicy(self.shrink_guard, self.shrink_guard_min_rows,
-                            parse_allow_shrink(self.allow_shrink))
+                            parse_allow_shrink(self.allow_shrink),
+                            per_table_thresholds(parse_table_entries(self.tables)))
 
 
 @dataclass

@@ -33,7 +33,7 @@ from nightcopy.engine import ledger
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.table_model import TableDef, TableRef
-from nightcopy.engine.tablelist import TableSpec, parse_table_list
+from nightcopy.engine.tablelist import TableEntry, TableSpec, parse_table_list
 from nightcopy.engine.target_catalog.target_table import TargetTable
 from nightcopy.errors import ConfigError, TableError
 from nightcopy.options import SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ShrinkThreshold
@@ -129,7 +129,9 @@ def _reporting_rows(cur: cursor, events: EventWriter, ref: TableRef, old: Target
     return counted
 
 
-def per_table_thresholds(entries: Sequence[tuple[TableSpec, ShrinkThreshold]]
+def per_table_thresholds(entries: Sequence[TableEntry]
                          ) -> dict[tuple[str, str], ShrinkThreshold]:
-    """Per-table thresholds by (schema, name), from explicit table-list entries."""
-    return {(spec.schema, spec.name): value for spec, value in entries}
+    """The thresholds the list's object entries set (`"shrink_guard": 80`), by (schema, name);
+    they win over the option for their table."""
+    return {(e.spec.schema, e.spec.name): e.settings["shrink_guard"] for e in entries
+            if "shrink_guard" in e.settings}
