@@ -71,6 +71,7 @@ TABLE_PROGRESS: Final = "table_progress"
 TABLE_COPIED: Final = "table_copied"
 TABLE_FAILED: Final = "table_failed"
 WARNING: Final = "warning"
+TABLE_FRESHNESS: Final = "table_freshness"
 RUN_SUMMARY: Final = "run_summary"
 
 # --------------------------------------------------------------------------- fields
@@ -151,6 +152,17 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
         Field("table", "string", "the table concerned; null for the invocation as a whole",
               nullable=True),
         Field("message", "string", "the warning, one line"),
+    )),
+    EventSpec(TABLE_FRESHNESS, "the newest value of a table's freshness column (set in its "
+              "table-list entry; docs/tables.md), read from the rows just loaded", (
+        _TABLE,
+        Field("column", "string", "the freshness column (`freshness_column`)"),
+        Field("newest", "string", "its newest value (ISO 8601, UTC); null when the table has "
+              "no rows with a value", nullable=True),
+        Field("age_seconds", "number", "how old the newest value is, in seconds", nullable=True),
+        Field("max_age_seconds", "number", "the entry's `max_age` in seconds; null when none is "
+              "set", nullable=True),
+        Field("stale", "boolean", "older than max_age (or no value at all): also a warning"),
     )),
     EventSpec(RUN_SUMMARY, "the invocation is done (last line); exit status 0 iff succeeded", (
         Field("status", "string", "succeeded when every table was copied (or skipped)",

@@ -22,6 +22,7 @@ from nightcopy.engine.copy_stream import limit_heap_retention
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.foreign_keys import add_foreign_keys
+from nightcopy.engine.freshness import checks_of as freshness_checks
 from nightcopy.engine.invocation_report import ReportWriter, write_report
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.run_id import new_run_id
@@ -166,7 +167,8 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                             lock_timeout=options.lock_timeout,
                             lock_attempts=options.lock_attempts, swap_scope=options.swap_scope,
                             cancel_blockers_after=options.cancel_blockers_after, trust=trust,
-                            shrink=options.shrink_policy())
+                            shrink=options.shrink_policy(),
+                            freshness=freshness_checks(parse_table_entries(options.tables)))
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}

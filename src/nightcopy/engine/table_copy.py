@@ -27,7 +27,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2.extensions import connection, cursor
 
-from nightcopy.engine import matviews, shrink_guard, swap_strategy, truncate_strategy
+from nightcopy.engine import freshness, matviews, shrink_guard, swap_strategy, truncate_strategy
 from nightcopy.engine.connection import Connection, apply_settings
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.ledger import RECORD_TABLE_SQL
@@ -101,6 +101,8 @@ class TableCopier:
                                        old)
             # Before the staged copy commits: refused, it is rolled back and the unit not swapped.
             shrink_guard.check_loaded(cur, self.events, self.settings.shrink, d, out.rows, old)
+            freshness.report(cur, self.events, self._freshness(d), d,
+                             staged(d.ref.schema, d.ref.name))
             tgt.commit()
         except BaseException:
             _rollback_quietly(tgt)
@@ -162,6 +164,7 @@ class TableCopier:
                     truncate_strategy.truncate_and_load(load, current)
                 else:
                     swap_strategy.build_and_swap(load, None, self.listed, self.target_roles)
+                freshness.report(cur, self.events, self._freshness(d), d, d.ref.qualified)
                 self.guard.after_load(cur, d.ref, self.settings.run_id, current)
             for out in outs:
                 out.seconds = time.monotonic() - started
@@ -289,6 +292,9 @@ class TableCopier:
             tgt.commit()
         except psycopg2.Error:
             _rollback_quietly(tgt)
+
+    def _freshness(self, d: TableDef) -> freshness.FreshnessCheck | None:
+        return self.settings.freshness.get((d.ref.schema, d.ref.name))
 
     def _record(self, cur: cursor, out: TableOutcome) -> None:
         cur.execute(RECORD_TABLE_SQL, {

@@ -18,6 +18,7 @@ accepted-but-ignored `exclude_columns` would copy the very column it was meant t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,9 +35,29 @@ def _option_value(parse: Callable[[object], Any]) -> Callable[[object], Any]:
     return check
 
 
+def _column_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("must be a column name (as the catalog spells it: updated_at)")
+    return value
+
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*")
+
+
+def _duration(value: object) -> tuple[str, float]:
+    """An age such as "36h", "2d", "90m", "1w": (the text, its seconds)."""
+    m = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if m is None or float(m.group(1)) <= 0:
+        raise ConfigError("must be an age such as \"90m\", \"36h\", \"2d\" or \"1w\"")
+    return str(value).strip(), float(m.group(1)) * _UNITS[m.group(2)]
+
+
 # key -> parser of its value (ConfigError 'must be ...' for a bad one). "table" is the name.
 ENTRY_KEYS: dict[str, Callable[[object], Any]] = {
     "shrink_guard": _option_value(SHRINK_GUARD.parse),
+    "freshness_column": _column_name,  # engine/freshness.py
+    "max_age": _duration,  # needs freshness_column
 }
 KNOWN_KEYS = ("table", *ENTRY_KEYS)
 
@@ -62,4 +83,7 @@ def parse_entry_object(item: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         except ConfigError as exc:
             raise ConfigError(f"table list entry for {name}: {key} {exc}, not "
                               f"{json.dumps(value, default=str)}") from None
+    if "max_age" in settings and "freshness_column" not in settings:
+        raise ConfigError(f"table list entry for {name}: max_age needs freshness_column (the "
+                          "date or timestamp column whose newest value it limits)")
     return name, settings

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nightcopy.engine.freshness import FreshnessCheck
 from nightcopy.engine.shrink_guard import ShrinkPolicy
 from nightcopy.engine.table_locks import LockRetryPolicy
 from nightcopy.engine.trust import Trust
@@ -34,6 +35,8 @@ class CopySettings:
     trust: Trust = field(default_factory=Trust)
     # Which tables may not shrink beyond a threshold (engine/shrink_guard).
     shrink: ShrinkPolicy = field(default_factory=ShrinkPolicy)
+    # The tables whose newest row is reported (engine/freshness), by (schema, name).
+    freshness: dict[tuple[str, str], FreshnessCheck] = field(default_factory=dict)
 
     @property
     def lock_policy(self) -> LockRetryPolicy:
