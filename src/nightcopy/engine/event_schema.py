@@ -72,6 +72,7 @@ TABLE_COPIED: Final = "table_copied"
 TABLE_FAILED: Final = "table_failed"
 WARNING: Final = "warning"
 TABLE_FRESHNESS: Final = "table_freshness"
+SCHEMA_CHANGED: Final = "schema_changed"
 RUN_SUMMARY: Final = "run_summary"
 
 # --------------------------------------------------------------------------- fields
@@ -152,6 +153,17 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
         Field("table", "string", "the table concerned; null for the invocation as a whole",
               nullable=True),
         Field("message", "string", "the warning, one line"),
+    )),
+    EventSpec(SCHEMA_CHANGED, "the table's source definition changed since its last successful "
+              "copy (the ledger's table_definitions); said before it is loaded, whether or not "
+              "the copy then succeeds", (
+        _TABLE,
+        Field("changes", "array of strings", "one phrase per change: `column x added (text)`, "
+              "`column x dropped`, `column x renamed to y`, `column x retyped a -> b`, "
+              "`index i added` / `dropped` / `changed: ...`, the same for constraints and "
+              "partitions"),
+        Field("views", "array of strings", "target views reading the table, when a column "
+              "was dropped, renamed or retyped: they may break"),
     )),
     EventSpec(TABLE_FRESHNESS, "the newest value of a table's freshness column (set in its "
               "table-list entry; docs/tables.md), read from the rows just loaded", (
