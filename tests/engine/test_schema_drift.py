@@ -66,3 +66,26 @@ def test_changes_of_constraints_partitions_and_types():
         "constraint old_key dropped", "constraint c_pos changed: CHECK ((id > 1))",
         "index v_idx added", "partition public.p_3 added", "partition public.p_1 dropped"]
     assert changes(after, after) == []
+
+
+def test_the_report_file_and_the_slack_message_carry_the_changes(copy, dbs, tmp_path):
+    import json
+
+    from nightcopy_notifier.slack_message import build_report
+
+    dbs.source.execute(SOURCE_SQL)
+    assert copy("public.orders").returncode == 0
+    dbs.target.execute("CREATE VIEW public.order_emails AS SELECT id, email FROM public.orders")
+    dbs.source.execute("ALTER TABLE public.orders DROP COLUMN note, ADD COLUMN channel text")
+    result = copy("public.orders", "--run-id", "night-2", "--group", "g1", "--report-uri",
+                  tmp_path.as_uri())
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "night-2" / "g1.json").read_text())
+    assert report["schema_changes"] == [{
+        "table": "public.orders", "changes": ["column channel added (text)",
+                                              "column note dropped"],
+        "views": ["public.order_emails"]}]
+    blocks = build_report([report], run_id="night-2")["blocks"]
+    text = "\n".join(b["text"]["text"] for b in blocks if "text" in b)
+    assert ("*Schema changes on the source*\n• `public.orders`: column channel added (text); "
+            "column note dropped (may break view public.order_emails)") in text

@@ -210,6 +210,9 @@ REPORT_FIELDS: Final = (
     Field("started_at", "string", "when the invocation started (ISO 8601, UTC)"),
     Field("finished_at", "string", "when it finished (ISO 8601, UTC)"),
     Field("results", "array of objects", "one object per table, in list order (below)"),
+    Field("schema_changes", "array of objects", "the tables whose source definition changed "
+          "since their last successful copy, in list order, each as its `schema_changed` "
+          "event's `table`, `changes` and `views`", required=False),
 )
 
 

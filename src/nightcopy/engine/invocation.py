@@ -272,6 +272,10 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
                       results=[{"table": o.table, "status": o.status, "rows": o.rows,
                                 "bytes": o.bytes, "seconds": round(o.seconds, 3),
                                 **({"error": o.error} if o.error else {})} for o in ordered])
+        drift = [settings.schema_changes[t.qualified] for t in tables
+                 if t.qualified in settings.schema_changes]
+        if drift:
+            report["schema_changes"] = drift
         try:
             where = write_report(options.report_writer, options.run_id, options.group, report)
             summary["report"] = where

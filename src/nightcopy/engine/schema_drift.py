@@ -86,8 +86,9 @@ def changes(before: Definition, after: Definition) -> list[str]:
 
 
 def report(src: connection, cur: cursor, events: EventWriter, d: TableDef,
-           old: TargetTable | None) -> None:
-    """Emit schema_changed when the source definition changed since the last recorded copy."""
+           old: TargetTable | None, found_by_table: dict[str, dict]) -> None:
+    """Emit schema_changed when the source definition changed since the last recorded copy,
+    and keep it in `found_by_table` for the report file (a retried table replaces its own)."""
     q = d.ref.qualified
     before = fetch_value(cur, _LATEST_SQL, (q,))
     if before is None:
@@ -97,8 +98,9 @@ def report(src: connection, cur: cursor, events: EventWriter, d: TableDef,
         return
     views = [v.qualified for v in old.views] if old is not None else []
     column_change = any(c.startswith("column ") and " added " not in c for c in found)
-    events.emit("schema_changed", table=q, changes=found,
-                views=views if column_change else [])
+    change = {"table": q, "changes": found, "views": views if column_change else []}
+    found_by_table[q] = change
+    events.emit("schema_changed", table=q, changes=found, views=change["views"])
 
 
 def record(src: connection, cur: cursor, d: TableDef, run_id: str) -> None:

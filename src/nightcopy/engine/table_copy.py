@@ -104,7 +104,7 @@ class TableCopier:
             cur = tgt.cursor()
             apply_settings(cur, tgt.nightcopy_settings, local=True)
             self.guard.before_load(cur, d, old)
-            schema_drift.report(src, cur, self.events, d, old)
+            schema_drift.report(src, cur, self.events, d, old, self.settings.schema_changes)
             swap_strategy.build_staged(TableLoad(src, cur, d, out, self.settings, self.events),
                                        old)
             # Before the staged copy commits: refused, it is rolled back and the unit not swapped.
@@ -168,7 +168,8 @@ class TableCopier:
                 current = inspection.inspect(cur, d.ref.schema, d.ref.name, self.listed)
                 _refuse_non_table(d, current)
                 self.guard.before_load(cur, d, current)
-                schema_drift.report(src, cur, self.events, d, current)
+                schema_drift.report(src, cur, self.events, d, current,
+                                    self.settings.schema_changes)
                 load = TableLoad(src, cur, d, out, self.settings, self.events)
                 if current is not None:
                     truncate_strategy.truncate_and_load(load, current)

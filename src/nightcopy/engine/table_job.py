@@ -37,6 +37,9 @@ class CopySettings:
     shrink: ShrinkPolicy = field(default_factory=ShrinkPolicy)
     # The tables whose newest row is reported (engine/freshness), by (schema, name).
     freshness: dict[tuple[str, str], FreshnessCheck] = field(default_factory=dict)
+    # Filled by the loads (engine/schema_drift.report), by table: the report file's
+    # schema_changes, which the Slack notifier renders.
+    schema_changes: dict[str, dict] = field(default_factory=dict)
 
     @property
     def lock_policy(self) -> LockRetryPolicy:
