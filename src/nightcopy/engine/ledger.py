@@ -81,6 +81,9 @@ CREATE TABLE {TABLE_DEFINITIONS} (
 CREATE INDEX table_definitions_latest_idx ON {TABLE_DEFINITIONS} (table_name, recorded_at);
 COMMENT ON TABLE {TABLE_DEFINITIONS} IS 'each table''s source definition as copied, per run: '
     'what the schema-drift report compares tonight''s definition with';
+-- The shrink guard reads each table's latest copied row count before every load: without this
+-- index that is a scan of every result of every night.
+CREATE INDEX table_results_table_idx ON {TABLE_RESULTS} (table_name, finished_at);
 """
 
 # What an upgrade from version 2 records: the tables whose latest result is `copied`, under
