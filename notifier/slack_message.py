@@ -26,6 +26,8 @@ MAX_GROUP_LINES = 25     # group lines before "…and N more"
 MAX_FAILED_GROUPS = 10   # failed groups with a section of their own
 MAX_FAILED_TABLES = 5    # failed tables listed per failed group
 MAX_ERROR_TEXT = 500     # characters of one error message
+MAX_DRIFT_TABLES = 10    # tables whose schema changes are listed
+MAX_DRIFT_TEXT = 300     # characters of one table's changes
 
 
 def escape(text: Any) -> str:
@@ -246,6 +248,23 @@ def _enforce_limits(blocks: list[dict]) -> list[dict]:
     return head + body + tail
 
 
+def _drift_section(summaries: list[dict]) -> dict | None:
+    """What changed in the source definitions tonight (the reports' `schema_changes`, from the
+    schema-drift report), one line per table, naming the target views a change may break."""
+    lines = []
+    for s in sorted(summaries, key=lambda s: str(s.get("group"))):
+        for change in s.get("schema_changes") or []:
+            text = "; ".join(str(c) for c in change.get("changes") or [])
+            views = change.get("views") or []
+            if views:
+                text += f" (may break view{'s' if len(views) > 1 else ''} {', '.join(views)})"
+            lines.append(f"• `{escape(change.get('table'))}`: {escape(clip(text, MAX_DRIFT_TEXT))}")
+    if not lines:
+        return None
+    return _section("*Schema changes on the source*\n"
+                    + _lines(lines, MAX_DRIFT_TABLES, MAX_SECTION_TEXT - 100))
+
+
 def build_report(summaries: list[dict], *, run_id: str, execution_url: str | None = None,
                  failed_groups: list[dict] | None = None) -> dict:
     """The Slack message for one night: `{"text": fallback, "blocks": [...]}`.
@@ -257,6 +276,9 @@ def build_report(summaries: list[dict], *, run_id: str, execution_url: str | Non
         text, blocks = _failure(summaries, failed_groups, run_id, execution_url)
     else:
         text, blocks = _success(summaries, run_id, execution_url)
+    drift = _drift_section(summaries)
+    if drift is not None:
+        blocks.insert(len(blocks) - 1, drift)  # before the links, the last block of both forms
     return {"text": clip(text, MAX_FALLBACK_TEXT), "blocks": _enforce_limits(blocks)}
 
 

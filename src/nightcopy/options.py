@@ -51,6 +51,9 @@ class Option(Generic[T]):
     belongs: str = ""
     # For a string that becomes part of a path or a name elsewhere (group, run id): its form.
     pattern: re.Pattern[str] | None = None
+    # A number that may also be switched off: the word "off" (or false in TOML/JSON) is kept
+    # as the string "off" (not None, which means "not set here" to resolve()).
+    off_word: bool = False
 
     @property
     def flag(self) -> str:
@@ -73,6 +76,8 @@ class Option(Generic[T]):
         """What a valid value is, for messages: 'a number from 1 to 64', 'one of swap, ...'."""
         if self.kind is bool:
             return "true or false"
+        if self.off_word:
+            return f"a number from {self.low:g} to {self.high:g}, or off"
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.pattern is not None:
@@ -97,6 +102,9 @@ class Option(Generic[T]):
         options are often written {"jobs": "4"}); booleans never are.
         """
         problem = f"must be {self.describe()}"
+        if self.off_word and (value is False or (isinstance(value, str)
+                                                 and value.strip().lower() == "off")):
+            return cast(T, "off")
         if self.kind is bool:
             return cast(T, _parse_bool(value, problem))
         if self.kind is str:
@@ -284,6 +292,22 @@ ADOPT: Option[bool] = Option(
     "record them as nightcopy's); without it such a table fails unless it is named explicitly",
     "BOOL", EVERYWHERE)
 
+# The shrink guard (issue 17, engine/shrink_guard.py): on by default, because a night that
+# propagates a source accident (a table truncated by mistake) destroys last night's good copy.
+ShrinkThreshold = float | str  # a percentage, or "off"
+SHRINK_GUARD: Option[ShrinkThreshold] = Option(
+    "shrink_guard", float, 50.0,
+    "Refuse to replace a table when more than PCT % of the reporting copy's rows would go (it "
+    "keeps last night's copy and fails); off: never refuse", "PCT|off", EVERYWHERE,
+    low=0, high=100, off_word=True)
+SHRINK_GUARD_MIN_ROWS: Option[int] = _number(
+    "shrink_guard_min_rows", int, 1000, 0, None,
+    "The shrink guard never refuses a table whose reporting copy holds fewer rows", "N")
+ALLOW_SHRINK: Option[str | None] = Option(
+    "allow_shrink", str, None,
+    "Tables (the --tables grammar) the shrink guard lets shrink tonight, after a deliberate "
+    "purge", "TABLES", EVERYWHERE)
+
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
     "parallel", int, None, 1, None, "Groups run at once", "N",
@@ -292,7 +316,7 @@ PARALLEL: Option[int | None] = _number(
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
     REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
-    ADOPT, CREATE_EXTENSIONS, PARALLEL)
+    ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

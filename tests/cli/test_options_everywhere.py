@@ -43,12 +43,14 @@ VALID: dict[str, Any] = {
     "report_uri": "file:///tmp/nightcopy-reports", "jobs": 5, "strategy": "truncate",
     "verify": "checksum", "retries": 3, "lock_timeout": 0.25, "lock_attempts": 9, "parallel": 3,
     "trust": "app.ok, util.*", "adopt": True, "create_extensions": False,
-    "swap_scope": "group", "cancel_blockers_after": 30.0,
+    "swap_scope": "group", "cancel_blockers_after": 30.0, "shrink_guard": 80.0,
+    "shrink_guard_min_rows": 10, "allow_shrink": "public.orders, sales.*",
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
                            "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,
                            "adopt": "maybe", "create_extensions": "maybe",
-                           "swap_scope": "all", "cancel_blockers_after": 0}
+                           "swap_scope": "all", "cancel_blockers_after": 0,
+                           "shrink_guard": 101, "shrink_guard_min_rows": -1}
 BASE_COPY_ARGS = ["--tables", "public.t", "--source", SRC, "--target", TGT]
 
 
@@ -276,7 +278,8 @@ def test_identity_options_are_refused_in_the_configs_options(name, ssm, tmp_path
 def test_unknown_option_is_one_message_everywhere(ssm, tmp_path):
     messages = _refusals("paralel", 2, ssm, tmp_path)
     assert len(set(messages.values())) == 1
-    assert ("unknown option 'paralel' (known: adopt, cancel_blockers_after, create_extensions, "
+    assert ("unknown option 'paralel' (known: adopt, allow_shrink, cancel_blockers_after, "
+            "create_extensions, "
             "jobs, lock_attempts, lock_timeout, parallel") in messages["config file"]
 
 

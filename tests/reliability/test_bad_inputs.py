@@ -130,7 +130,7 @@ CASES: list[Case] = [
     Case("tables-trailing-comma", "public.orders,", 1, [r"empty item"]),
     Case("tables-malformed-json", '["public.orders",', 1, [r"not valid JSON", r"JSON array"]),
     Case("tables-json-numbers", "[1, 2]", 1, [r"must be strings"]),
-    Case("tables-json-objects", '[{"name": "public.orders"}]', 1, [r"must be strings"]),
+    Case("tables-json-objects", '[{"name": "public.orders"}]', 1, [r'has no "table" name']),
     Case("unknown-table", "public.nosuch", 1, [r"public\.nosuch does not exist on the source"]),
     Case("glob-matches-nothing", "nosuchschema.*", 1, [r"matches no table"]),
     Case("same-table-twice", "orders, public.orders", 1, [r"listed twice"]),

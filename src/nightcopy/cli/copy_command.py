@@ -102,5 +102,8 @@ def _resolve(given: dict) -> CopyOptions:
                        adopt=bool(values["adopt"]),
                        create_extensions=bool(values["create_extensions"]),
                        swap_scope=str(values["swap_scope"]),
-                       cancel_blockers_after=values.get("cancel_blockers_after"))
+                       cancel_blockers_after=values.get("cancel_blockers_after"),
+                       shrink_guard=values["shrink_guard"],
+                       shrink_guard_min_rows=int(values["shrink_guard_min_rows"]),
+                       allow_shrink=values.get("allow_shrink"))
 

@@ -71,6 +71,8 @@ TABLE_PROGRESS: Final = "table_progress"
 TABLE_COPIED: Final = "table_copied"
 TABLE_FAILED: Final = "table_failed"
 WARNING: Final = "warning"
+TABLE_FRESHNESS: Final = "table_freshness"
+SCHEMA_CHANGED: Final = "schema_changed"
 RUN_SUMMARY: Final = "run_summary"
 
 # --------------------------------------------------------------------------- fields
@@ -152,6 +154,28 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
               nullable=True),
         Field("message", "string", "the warning, one line"),
     )),
+    EventSpec(SCHEMA_CHANGED, "the table's source definition changed since its last successful "
+              "copy (the ledger's table_definitions); said before it is loaded, whether or not "
+              "the copy then succeeds", (
+        _TABLE,
+        Field("changes", "array of strings", "one phrase per change: `column x added (text)`, "
+              "`column x dropped`, `column x renamed to y`, `column x retyped a -> b`, "
+              "`index i added` / `dropped` / `changed: ...`, the same for constraints and "
+              "partitions"),
+        Field("views", "array of strings", "target views reading the table, when a column "
+              "was dropped, renamed or retyped: they may break"),
+    )),
+    EventSpec(TABLE_FRESHNESS, "the newest value of a table's freshness column (set in its "
+              "table-list entry; docs/tables.md), read from the rows just loaded", (
+        _TABLE,
+        Field("column", "string", "the freshness column (`freshness_column`)"),
+        Field("newest", "string", "its newest value (ISO 8601, UTC); null when the table has "
+              "no rows with a value", nullable=True),
+        Field("age_seconds", "number", "how old the newest value is, in seconds", nullable=True),
+        Field("max_age_seconds", "number", "the entry's `max_age` in seconds; null when none is "
+              "set", nullable=True),
+        Field("stale", "boolean", "older than max_age (or no value at all): also a warning"),
+    )),
     EventSpec(RUN_SUMMARY, "the invocation is done (last line); exit status 0 iff succeeded", (
         Field("status", "string", "succeeded when every table was copied (or skipped)",
               values=_STATUSES),
@@ -186,6 +210,9 @@ REPORT_FIELDS: Final = (
     Field("started_at", "string", "when the invocation started (ISO 8601, UTC)"),
     Field("finished_at", "string", "when it finished (ISO 8601, UTC)"),
     Field("results", "array of objects", "one object per table, in list order (below)"),
+    Field("schema_changes", "array of objects", "the tables whose source definition changed "
+          "since their last successful copy, in list order, each as its `schema_changed` "
+          "event's `table`, `changes` and `views`", required=False),
 )
 
 

@@ -22,9 +22,11 @@ from nightcopy.engine.copy_stream import limit_heap_retention
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.foreign_keys import add_foreign_keys
+from nightcopy.engine.freshness import checks_of as freshness_checks
 from nightcopy.engine.invocation_report import ReportWriter, write_report
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.run_id import new_run_id
+from nightcopy.engine.shrink_guard import ShrinkPolicy, parse_allow_shrink, per_table_thresholds
 from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.source_catalog.collations import read_collations
 from nightcopy.engine.source_catalog.definitions import load_definitions
@@ -40,7 +42,7 @@ from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_locks import lock_tables_for_run
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
-from nightcopy.engine.tablelist import parse_table_list
+from nightcopy.engine.tablelist import parse_table_entries, parse_table_list
 from nightcopy.engine.trust import Trust, parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import (
@@ -51,6 +53,8 @@ from nightcopy.options import (
     LOCK_ATTEMPTS,
     LOCK_TIMEOUT,
     RETRIES,
+    SHRINK_GUARD,
+    SHRINK_GUARD_MIN_ROWS,
     STRATEGY,
     SWAP_SCOPE,
     TRUST,
@@ -77,6 +81,15 @@ class CopyOptions:
     create_extensions: bool = CREATE_EXTENSIONS.default  # target_catalog/extensions
     swap_scope: str = SWAP_SCOPE.default  # table | linked | group (nightcopy.engine.swap_units)
     cancel_blockers_after: float | None = CANCEL_BLOCKERS_AFTER.default
+    shrink_guard: float | str = SHRINK_GUARD.default  # percent, or "off" (engine/shrink_guard)
+    shrink_guard_min_rows: int = SHRINK_GUARD_MIN_ROWS.default
+    allow_shrink: str | None = None  # tables the guard lets shrink tonight (table-list grammar)
+
+    def shrink_policy(self) -> ShrinkPolicy:
+        """The shrink guard's policy (ConfigError for a malformed allow_shrink)."""
+        return ShrinkPolicy(self.shrink_guard, self.shrink_guard_min_rows,
+                            parse_allow_shrink(self.allow_shrink),
+                            per_table_thresholds(parse_table_entries(self.tables)))
 
 
 @dataclass
@@ -101,6 +114,7 @@ def _same_database(snapshot: Snapshot, tgt: connection) -> bool:
 def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
     specs = parse_table_list(options.tables)
     trust = parse_trust(options.trust)
+    options.shrink_policy()  # its input checked before anything is connected to
     limit_heap_retention()
     parse(options.source_dsn, "source")
     parse(options.target_dsn, "target")
@@ -152,7 +166,9 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                             strategy=options.strategy, verify=options.verify,
                             lock_timeout=options.lock_timeout,
                             lock_attempts=options.lock_attempts, swap_scope=options.swap_scope,
-                            cancel_blockers_after=options.cancel_blockers_after, trust=trust)
+                            cancel_blockers_after=options.cancel_blockers_after, trust=trust,
+                            shrink=options.shrink_policy(),
+                            freshness=freshness_checks(parse_table_entries(options.tables)))
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}
@@ -256,6 +272,10 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
                       results=[{"table": o.table, "status": o.status, "rows": o.rows,
                                 "bytes": o.bytes, "seconds": round(o.seconds, 3),
                                 **({"error": o.error} if o.error else {})} for o in ordered])
+        drift = [settings.schema_changes[t.qualified] for t in tables
+                 if t.qualified in settings.schema_changes]
+        if drift:
+            report["schema_changes"] = drift
         try:
             where = write_report(options.report_writer, options.run_id, options.group, report)
             summary["report"] = where

@@ -17,6 +17,9 @@ than this release knows is refused before anything is written: its meaning may h
 3 adds `managed_tables`: every target table nightcopy created or replaced (or adopted), by oid,
 written in the same transaction as the swap or the load; a glob replaces only those (issue 12,
 engine/table_guard.py). Its migration seeds it with the tables whose latest result was copied.
+4 adds `table_definitions` (issue 17): each table's definition as copied, one row per run id
+and table, written in the transaction of its swap or load; the schema-drift report
+(engine/schema_drift.py) compares tonight's source definition with the latest one recorded.
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ from nightcopy.errors import NightcopyError
 from nightcopy.secrets import scrub
 
 LEDGER_SCHEMA = "nightcopy"
-LEDGER_VERSION = 3
+LEDGER_VERSION = 4
 INVOCATIONS = f"{LEDGER_SCHEMA}.invocations"
 TABLE_RESULTS = f"{LEDGER_SCHEMA}.table_results"
 MANAGED_TABLES = f"{LEDGER_SCHEMA}.managed_tables"
+TABLE_DEFINITIONS = f"{LEDGER_SCHEMA}.table_definitions"
 # The invocations table's name in each ledger version (readers accept every older version).
-_INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS, 3: INVOCATIONS}
+_INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS, 3: INVOCATIONS,
+                           4: INVOCATIONS}
 
 _INVOCATIONS_COMMENT = (
     f"COMMENT ON TABLE {INVOCATIONS} IS 'one row per invocation: a group''s worker in a run "
@@ -61,6 +66,24 @@ CREATE TABLE {MANAGED_TABLES} (
 );
 COMMENT ON TABLE {MANAGED_TABLES} IS 'the target tables nightcopy created, replaced or '
     'adopted, by oid: a glob in a table list replaces only these';
+"""
+
+# Version 4 (issue 17): the definitions as copied, for the schema-drift report. Its own
+# statements, so that another version-4 addition joins it without touching these.
+_TABLE_DEFINITIONS_DDL = f"""
+CREATE TABLE {TABLE_DEFINITIONS} (
+    run_id      text NOT NULL,
+    table_name  text NOT NULL,            -- format('%I.%I', schema, table)
+    definition  jsonb NOT NULL,           -- engine/schema_drift.definition_of
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, table_name)
+);
+CREATE INDEX table_definitions_latest_idx ON {TABLE_DEFINITIONS} (table_name, recorded_at);
+COMMENT ON TABLE {TABLE_DEFINITIONS} IS 'each table''s source definition as copied, per run: '
+    'what the schema-drift report compares tonight''s definition with';
+-- The shrink guard reads each table's latest copied row count before every load: without this
+-- index that is a scan of every result of every night.
+CREATE INDEX table_results_table_idx ON {TABLE_RESULTS} (table_name, finished_at);
 """
 
 # What an upgrade from version 2 records: the tables whose latest result is `copied`, under
@@ -119,6 +142,7 @@ CREATE TABLE {TABLE_RESULTS} (
 CREATE INDEX table_results_finished_idx ON {TABLE_RESULTS} (finished_at);
 {_RUNS_VIEW};
 {_MANAGED_TABLES_DDL}
+{_TABLE_DEFINITIONS_DDL}
 """
 
 # MIGRATIONS[v] upgrades a ledger from version v to v + 1 (in ensure_ledger's transaction).
@@ -144,6 +168,8 @@ END $$;
 INSERT INTO {MANAGED_TABLES} (table_oid, table_name, run_id)
 {_SEED_SQL};
 """,
+    # Nothing to seed: the first night after the upgrade records the definitions it copies.
+    3: _TABLE_DEFINITIONS_DDL,
 }
 
 

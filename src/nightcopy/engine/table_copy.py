@@ -27,7 +27,14 @@ import psycopg2
 import psycopg2.errors
 from psycopg2.extensions import connection, cursor
 
-from nightcopy.engine import matviews, swap_strategy, truncate_strategy
+from nightcopy.engine import (
+    freshness,
+    matviews,
+    schema_drift,
+    shrink_guard,
+    swap_strategy,
+    truncate_strategy,
+)
 from nightcopy.engine.connection import Connection, apply_settings
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.ledger import RECORD_TABLE_SQL
@@ -97,8 +104,13 @@ class TableCopier:
             cur = tgt.cursor()
             apply_settings(cur, tgt.nightcopy_settings, local=True)
             self.guard.before_load(cur, d, old)
+            schema_drift.report(src, cur, self.events, d, old, self.settings.schema_changes)
             swap_strategy.build_staged(TableLoad(src, cur, d, out, self.settings, self.events),
                                        old)
+            # Before the staged copy commits: refused, it is rolled back and the unit not swapped.
+            shrink_guard.check_loaded(cur, self.events, self.settings.shrink, d, out.rows, old)
+            freshness.report(cur, self.events, self._freshness(d), d,
+                             staged(d.ref.schema, d.ref.name))
             tgt.commit()
         except BaseException:
             _rollback_quietly(tgt)
@@ -126,6 +138,7 @@ class TableCopier:
                                                 self.events), current, self.listed,
                                       self.target_roles, unit_matviews)
                 self.guard.after_load(cur, d.ref, self.settings.run_id, current)
+                schema_drift.record(src, cur, d, self.settings.run_id)
 
         outs = [item.out for item in loaded]
         what = "take the lock for the swap" if len(names) == 1 else "take the locks for the swap"
@@ -155,12 +168,16 @@ class TableCopier:
                 current = inspection.inspect(cur, d.ref.schema, d.ref.name, self.listed)
                 _refuse_non_table(d, current)
                 self.guard.before_load(cur, d, current)
+                schema_drift.report(src, cur, self.events, d, current,
+                                    self.settings.schema_changes)
                 load = TableLoad(src, cur, d, out, self.settings, self.events)
                 if current is not None:
                     truncate_strategy.truncate_and_load(load, current)
                 else:
                     swap_strategy.build_and_swap(load, None, self.listed, self.target_roles)
+                freshness.report(cur, self.events, self._freshness(d), d, d.ref.qualified)
                 self.guard.after_load(cur, d.ref, self.settings.run_id, current)
+                schema_drift.record(src, cur, d, self.settings.run_id)
             for out in outs:
                 out.seconds = time.monotonic() - started
                 self._record(cur, out)
@@ -287,6 +304,9 @@ class TableCopier:
             tgt.commit()
         except psycopg2.Error:
             _rollback_quietly(tgt)
+
+    def _freshness(self, d: TableDef) -> freshness.FreshnessCheck | None:
+        return self.settings.freshness.get((d.ref.schema, d.ref.name))
 
     def _record(self, cur: cursor, out: TableOutcome) -> None:
         cur.execute(RECORD_TABLE_SQL, {

@@ -68,9 +68,9 @@ def parse_table_groups(value: str | list, *, check_names: bool = True) -> list[T
         if not tables:
             raise ConfigError(f"group {name!r} in table_groups has no tables; remove it or add some")
         for t in tables:
-            if not isinstance(t, str):
+            if not isinstance(t, str | dict):
                 raise ConfigError(f"group {name!r} in table_groups holds {json.dumps(t)}: "
-                                  "table names must be strings")
+                                  'table names must be strings or {"table": ...} objects')
         try:
             parse_table_list(tables)
         except ConfigError as exc:

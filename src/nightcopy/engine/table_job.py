@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nightcopy.engine.freshness import FreshnessCheck
+from nightcopy.engine.shrink_guard import ShrinkPolicy
 from nightcopy.engine.table_locks import LockRetryPolicy
 from nightcopy.engine.trust import Trust
 from nightcopy.options import (
@@ -31,6 +33,13 @@ class CopySettings:
     cancel_blockers_after: float | None = CANCEL_BLOCKERS_AFTER.default  # seconds; None: never
     # What a materialized view the worker owns may call when it is refreshed (engine/matviews).
     trust: Trust = field(default_factory=Trust)
+    # Which tables may not shrink beyond a threshold (engine/shrink_guard).
+    shrink: ShrinkPolicy = field(default_factory=ShrinkPolicy)
+    # The tables whose newest row is reported (engine/freshness), by (schema, name).
+    freshness: dict[tuple[str, str], FreshnessCheck] = field(default_factory=dict)
+    # Filled by the loads (engine/schema_drift.report), by table: the report file's
+    # schema_changes, which the Slack notifier renders.
+    schema_changes: dict[str, dict] = field(default_factory=dict)
 
     @property
     def lock_policy(self) -> LockRetryPolicy:

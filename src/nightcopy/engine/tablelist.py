@@ -3,6 +3,9 @@
 A list is comma-separated (whitespace around items ignored) or a JSON array of strings. Items
 follow SQL: `schema.table` or `table` (= public); unquoted names fold to lower case; quoted names
 keep case, spaces, commas and doubled quotes. `*` and `?` in unquoted parts are globs.
+
+In a JSON (or TOML) list an item may also be an object naming one table with settings of its
+own, `{"table": "public.orders", "shrink_guard": 80}` (engine/table_entry.py declares its keys).
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from nightcopy.engine.table_entry import parse_entry_object
 from nightcopy.errors import ConfigError
 
 # What PostgreSQL accepts as an unquoted identifier, plus the two glob characters.
@@ -36,6 +41,13 @@ class TableSpec:
     def matches(self, schema: str, name: str) -> bool:
         return _match(self.schema, self.schema_is_glob, schema) and _match(
             self.name, self.name_is_glob, name)
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """One item of a table list: the name (or glob) and, for the object form, its settings."""
+    spec: TableSpec
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def _match(pattern: str, is_glob: bool, value: str) -> bool:
@@ -206,6 +218,11 @@ def _not_identifier(item: str) -> ConfigError:
 
 def parse_table_list(value: str | list) -> list[TableSpec]:
     """Parse LIST (a string, comma-separated or JSON array; or an already decoded list)."""
+    return [entry.spec for entry in parse_table_entries(value)]
+
+
+def parse_table_entries(value: str | list) -> list[TableEntry]:
+    """Parse LIST into its entries: each item's name and, for an object, its settings."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -214,28 +231,38 @@ def parse_table_list(value: str | list) -> list[TableSpec]:
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"the table list looks like JSON but is not valid JSON "
                                   f"({exc.msg} at character {exc.pos}); write a JSON array of "
-                                  'strings like ["public.orders", "sales.*"]') from None
+                                  'strings (or {"table": ...} objects) like ["public.orders", '
+                                  '"sales.*"]') from None
         else:
             if not text:
                 raise ConfigError("the table list is empty: name at least one table "
                                   "(--tables, NIGHTCOPY_TABLES or the group's list)")
             value = _split_items(text)
     if not isinstance(value, list):
-        raise ConfigError("the table list must be a JSON array of strings")
+        raise ConfigError("the table list must be a JSON array of strings (or {\"table\": ...} "
+                          "objects)")
     if not value:
         raise ConfigError("the table list is empty: name at least one table "
                           "(--tables, NIGHTCOPY_TABLES or the group's list)")
-    specs: list[TableSpec] = []
+    entries: list[TableEntry] = []
     seen: dict[tuple[str, str], str] = {}
     for item in value:
-        if not isinstance(item, str):
-            raise ConfigError(f"table list items must be strings, not {json.dumps(item)}")
+        settings: dict[str, Any] = {}
+        if isinstance(item, dict):
+            item, settings = parse_entry_object(item)
+        elif not isinstance(item, str):
+            raise ConfigError(f"table list items must be strings or {{\"table\": ...}} objects, "
+                              f"not {json.dumps(item, default=str)}")
         spec = parse_name(item)
+        if settings and spec.is_glob:
+            raise ConfigError(f"table list entry for {spec.text}: an object names one table, not "
+                              "a glob; set the option for all tables instead ([options] or SSM "
+                              "options), or name each table")
         if not spec.is_glob:
             key = (spec.schema, spec.name)
             if key in seen:
                 raise ConfigError(f"table {spec.text!r} is listed twice "
                                   f"(also as {seen[key]!r}); list each table once")
             seen[key] = spec.text
-        specs.append(spec)
-    return specs
+        entries.append(TableEntry(spec, settings))
+    return entries

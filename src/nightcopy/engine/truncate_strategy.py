@@ -9,7 +9,7 @@ shows one night and two workers never wait for each other in a cycle.
 
 from __future__ import annotations
 
-from nightcopy.engine import matviews, target_ddl
+from nightcopy.engine import matviews, shrink_guard, target_ddl
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_load import TableLoad
 from nightcopy.engine.table_locks import with_lock_retries
@@ -21,6 +21,7 @@ def truncate_and_load(load: TableLoad, old: TargetTable) -> None:
     cur, d = load.cur, load.table
     q = d.ref.qualified
     _check_same_shape(load, old)
+    shrink_guard.check_before_truncate(load.src, cur, load.events, load.settings.shrink, d, old)
 
     # The unit's locks are held (swap_units.lock_closure): the children are in its closure.
     for child, conname in old.incoming_fks:
