@@ -33,6 +33,7 @@ from nightcopy.engine.source_catalog.types import load_types
 from nightcopy.engine.table_copy import TableCopier
 from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
+from nightcopy.engine.table_units import form_units, spread_failures
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_table_list
 from nightcopy.engine.trust import parse_trust, refused_tables
@@ -130,23 +131,25 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     for t in tables:
         if t.qualified in done:
             outcomes.skipped(t.qualified, "already copied by this run (resumed)")
+    # Units: an inheritance hierarchy listed whole is copied in one transaction, and fails
+    # whole when one of its tables cannot be copied.
+    units = form_units([defs[t.oid] for t in tables if t.qualified not in done], events.warn)
+    refused = spread_failures(units, refused)
     for t in tables:
         if t.qualified not in done and t.oid in refused:
             outcomes.failed(defs[t.oid], refused[t.oid], tgt)
-    todo = [defs[t.oid] for t in tables if t.qualified not in done and t.oid not in refused]
+    units = [u for u in units if u.ref.oid not in refused]
+    todo = [d for u in units for d in u.unit]
     for d in todo:
-        if d.inherits_from:
-            events.warn(f"{d.ref.qualified} inherits from {', '.join(d.inherits_from)}: it is "
-                        "copied as a table of its own with only its own rows", d.ref.qualified)
         if not d.binary:
             events.emit("table_format", table=d.ref.qualified, format="text", reason=d.text_reason)
-    prepare_failures = _prepare_target(tgt, todo, types, events)
+    prepare_failures = spread_failures(units, _prepare_target(tgt, todo, types, events))
     for d in todo:
         if d.ref.oid in prepare_failures:
             outcomes.failed(d, prepare_failures[d.ref.oid], tgt)
     workers = WorkerPool(snapshot, options.target_dsn, app, copier, outcomes, events,
                          options.retries)
-    workers.copy_all([d for d in todo if d.ref.oid not in prepare_failures], options.jobs)
+    workers.copy_all([u for u in units if u.ref.oid not in prepare_failures], options.jobs)
 
     replaced = None
     if not is_alive(tgt):

@@ -43,7 +43,73 @@ def blocked_message(table: str, blockers: list[str]) -> str:
 def build_and_swap(load: TableLoad, old: TargetTable | None, listed: set[str],
                    target_roles: set[str]) -> None:
     """Load into a staged table, then swap it in for `old` (None: the table is new here)."""
-    _Swap(load, listed, target_roles).run(old)
+    build_and_swap_unit([load], [old], listed, target_roles)
+
+
+def build_and_swap_unit(loads: list[TableLoad], olds: list[TargetTable | None],
+                        listed: set[str], target_roles: set[str]) -> None:
+    """A unit (one table, or an inheritance hierarchy, parents first): each table loaded into
+    its staged table (children INHERITS their staged parents), then all swapped in at once,
+    under one lock, in the one transaction: readers see the old hierarchy or the new one."""
+    swaps = [_Swap(load, listed, target_roles) for load in loads]
+    for swap, old in zip(swaps, olds, strict=True):
+        swap.build(old)
+    lead = loads[0]
+    with_lock_retries(lead.cur, lambda: _swap_unit(swaps, olds), lead.settings.lock_policy,
+                      lead.out.table, "take the lock for the swap", lead.out.add_lock_wait)
+
+
+def _swap_unit(swaps: list[_Swap], olds: list[TargetTable | None]) -> None:
+    cur = swaps[0].cur
+    if len(swaps) > 1:
+        # Parents before children: the order a reader of the parent locks them in, so the
+        # reader queues behind the swap instead of deadlocking with it.
+        for swap, old in zip(swaps, olds, strict=True):
+            if old is not None:
+                cur.execute(f"LOCK TABLE {swap.load.table.ref.qualified} IN ACCESS EXCLUSIVE MODE")
+    currents = [swap.lock_and_look(old) for swap, old in zip(swaps, olds, strict=True)]
+    _refuse_foreign_children(swaps, currents)
+    _claim_shared_dependents(currents)
+    pairs = list(zip(swaps, currents, strict=True))
+    for swap, current in reversed(pairs):  # children before their parents
+        if current is not None:
+            swap.drop_old(current)
+    for swap, current in pairs:
+        swap.move_in(current)
+    for swap, current in pairs:
+        if current is not None:
+            swap.restore_target_side(current)
+
+
+def _refuse_foreign_children(swaps: list[_Swap], currents: list[TargetTable | None]) -> None:
+    """An old target table with inheritance children the unit does not replace cannot be
+    dropped (and the new one would not have them): refuse it with the fix."""
+    unit = {swap.load.table.ref.qualified for swap in swaps}
+    for swap, current in zip(swaps, currents, strict=True):
+        if current is None or current.kind != "r":
+            continue
+        others = [name for name in current.leaves if name not in unit]
+        if others:
+            q = swap.load.table.ref.qualified
+            raise TableError(
+                f"cannot replace {q} on the target: it has inheritance children there that "
+                f"are not copied with it ({', '.join(others)}); list them too, or drop them "
+                f"or their inheritance (ALTER TABLE ... NO INHERIT {q}) on the target")
+
+
+def _claim_shared_dependents(currents: list[TargetTable | None]) -> None:
+    """The target's view of a parent covers its children (views and foreign keys on them):
+    each is dropped and re-created once, by the last table of the unit it depends on, so it
+    is re-created after every table it reads is in place."""
+    seen_views: set[int] = set()
+    seen_fks: set[tuple[str, str]] = set()
+    for current in reversed(currents):
+        if current is None:
+            continue
+        current.views = [v for v in current.views if v.oid not in seen_views]
+        seen_views.update(v.oid for v in current.views)
+        current.incoming_fks = [fk for fk in current.incoming_fks if fk not in seen_fks]
+        seen_fks.update(current.incoming_fks)
 
 
 def _refuse_untrusted_indexes(table: str, old: TargetTable | None, names: set[str]) -> None:
@@ -69,7 +135,8 @@ class _Swap:
         self.listed = listed
         self.target_roles = target_roles
 
-    def run(self, old: TargetTable | None) -> None:
+    def build(self, old: TargetTable | None) -> None:
+        """The staged table, loaded, indexed, verified and analysed (no lock on the old one)."""
         load, d = self.load, self.load.table
         if old is not None and old.blockers:
             raise TableError(blocked_message(d.ref.qualified, old.blockers))
@@ -84,10 +151,9 @@ class _Swap:
         _refuse_untrusted_indexes(d.ref.qualified, old, {i.name for i in target_only})
         load.build_indexes(target_only)
         load.finish(staged_table)
-        with_lock_retries(self.cur, lambda: self._swap(old), load.settings.lock_policy,
-                          load.out.table, "take the lock for the swap", load.out.add_lock_wait)
 
-    def _swap(self, old: TargetTable | None) -> None:
+    def lock_and_look(self, old: TargetTable | None) -> TargetTable | None:
+        """Lock the old table (and what its swap touches); describe it again under the lock."""
         d, out = self.load.table, self.load.out
         current = None
         if old is not None:
@@ -99,13 +165,12 @@ class _Swap:
             current = inspection.inspect(self.cur, d.ref.schema, d.ref.name, self.listed)
             if current is not None and current.blockers:
                 raise TableError(blocked_message(d.ref.qualified, current.blockers))
-        self._swap_in(current)
+        return current
 
-    def _swap_in(self, old: TargetTable | None) -> None:
+    def move_in(self, old: TargetTable | None) -> None:
+        """The staged table moved into place, with its comments, grants and sequences."""
         cur, d, events = self.cur, self.load.table, self.load.events
         q = d.ref.qualified
-        if old is not None:
-            self._drop_old(old)
         cur.execute(f"ALTER TABLE {target_ddl.staged(d.ref.schema, d.ref.name)} SET SCHEMA "
                     f"{quote_ident(d.ref.schema)}")
         for p in d.partitions:  # SET SCHEMA moves a table's indexes, not its partitions
@@ -128,10 +193,8 @@ class _Swap:
             if s.owner_table_oid == d.ref.oid and s.owner_column:
                 cur.execute(f"ALTER SEQUENCE {s.qualified} OWNED BY {q}.{quote_ident(s.owner_column)}")
             target_ddl.set_sequence_value(cur, s, s.qualified)
-        if old is not None:
-            self._restore_target_side(old)
 
-    def _drop_old(self, old: TargetTable) -> None:
+    def drop_old(self, old: TargetTable) -> None:
         cur, d = self.cur, self.load.table
         q = d.ref.qualified
         keep_sequences = {s.qualified for s in d.sequences}
@@ -148,7 +211,7 @@ class _Swap:
             self.load.events.warn(f"{q}: the target's {lost} on the old table was not carried "
                                   "over by the swap", table=q)
 
-    def _restore_target_side(self, old: TargetTable) -> None:
+    def restore_target_side(self, old: TargetTable) -> None:
         """What the target had on and around the old table, put back on the new one."""
         cur, q = self.cur, self.load.table.ref.qualified
         for head, tail in old.carry_over:

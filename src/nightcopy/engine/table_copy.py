@@ -33,28 +33,42 @@ class TableCopier:
         self.listed = listed
         self.target_roles = target_roles
 
-    def copy(self, src: Connection, tgt: Connection, d: TableDef) -> TableOutcome:
-        out = TableOutcome(d.ref.qualified, "copied", format="binary" if d.binary else "text")
+    def copy(self, src: Connection, tgt: Connection, d: TableDef) -> list[TableOutcome]:
+        """Copy the unit `d` leads (the table, or its inheritance hierarchy) in one
+        transaction; each table's outcome, in the unit's order."""
+        unit = d.unit
+        outs = [TableOutcome(m.ref.qualified, "copied", format="binary" if m.binary else "text")
+                for m in unit]
         started = time.monotonic()
         cur = tgt.cursor()
         try:
             apply_settings(cur, tgt.nightcopy_settings, local=True)
-            lock_table_for_run(cur, d.ref.qualified)
-            old = inspection.inspect(cur, d.ref.schema, d.ref.name, self.listed)
-            if old is not None and old.kind not in ("r", "p"):
-                raise TableError(
-                    f"{d.ref.qualified} on the target is {KIND_NAMES.get(old.kind, 'not a table')}"
-                    ", not a table; drop or rename it there, or remove the table from the list")
-            load = TableLoad(src, cur, d, out, self.settings, self.events)
-            if self.settings.strategy == "truncate" and old is not None:
-                truncate_strategy.truncate_and_load(load, old)
+            olds = []
+            for m in unit:
+                lock_table_for_run(cur, m.ref.qualified)
+                old = inspection.inspect(cur, m.ref.schema, m.ref.name, self.listed)
+                if old is not None and old.kind not in ("r", "p"):
+                    raise TableError(
+                        f"{m.ref.qualified} on the target is "
+                        f"{KIND_NAMES.get(old.kind, 'not a table')}, not a table; drop or rename "
+                        "it there, or remove the table from the list")
+                olds.append(old)
+            loads = [TableLoad(src, cur, m, out, self.settings, self.events)
+                     for m, out in zip(unit, outs, strict=True)]
+            existing = [old for old in olds if old is not None]
+            if self.settings.strategy == "truncate" and len(existing) == len(olds):
+                truncate_strategy.truncate_and_load_unit(loads, existing)
             else:
-                swap_strategy.build_and_swap(load, old, self.listed, self.target_roles)
-            out.seconds = time.monotonic() - started
-            self._record(cur, out)
+                # A unit with a table new to the target is created whole by the swap.
+                swap_strategy.build_and_swap_unit(loads, olds, self.listed, self.target_roles)
+            for out in outs:
+                # A hierarchy's tables share one transaction: each reports its elapsed time.
+                out.seconds = time.monotonic() - started
+                self._record(cur, out)
             tgt.commit()
         except BaseException:
-            out.seconds = time.monotonic() - started
+            for out in outs:
+                out.seconds = time.monotonic() - started
             # psycopg2.Error: the connection is gone and the server rolls back on its own.
             with contextlib.suppress(psycopg2.Error):
                 tgt.rollback()
@@ -62,7 +76,7 @@ class TableCopier:
         finally:
             if not cur.closed and not tgt.closed:
                 cur.close()
-        return out
+        return outs
 
     def _record(self, cur: cursor, out: TableOutcome) -> None:
         cur.execute(RECORD_TABLE_SQL, {

@@ -78,7 +78,9 @@ class WorkerPool:
 
     def copy_all(self, tables: list[TableDef], jobs: int) -> None:
         work: queue.Queue[TableDef] = queue.Queue()
-        for d in sorted(tables, key=lambda d: d.ref.size_bytes, reverse=True):
+        # A hierarchy is one unit (tables: the units' first tables): its size is its tables'.
+        for d in sorted(tables, key=lambda d: sum(m.ref.size_bytes for m in d.unit),
+                        reverse=True):
             work.put(d)
         threads = [threading.Thread(target=_Worker(self).run, args=(work,),
                                     name=f"nightcopy-worker-{i}", daemon=True)
@@ -121,11 +123,12 @@ class _Worker:
             attempts += 1
             try:
                 src, tgt = self._open_connections(d)
-                pool.events.emit("table_started", table=d.ref.qualified, attempt=attempts,
-                                 size_bytes=d.ref.size_bytes)
-                out = pool.copier.copy(src, tgt, d)
-                out.attempts = attempts
-                pool.outcomes.copied(out)
+                for m in d.unit:
+                    pool.events.emit("table_started", table=m.ref.qualified,
+                                     attempt=attempts, size_bytes=m.ref.size_bytes)
+                for out in pool.copier.copy(src, tgt, d):
+                    out.attempts = attempts
+                    pool.outcomes.copied(out)
                 return
             except Exception as exc:  # noqa: BLE001 - every failure is reported
                 message, lost = self._diagnose(d, exc)
@@ -139,7 +142,8 @@ class _Worker:
                         self.tgt = pool.connect_target()
                     except NightcopyError:
                         self.tgt = None
-                pool.outcomes.failed(d, message, self.tgt, attempts)
+                for m in d.unit:  # a hierarchy fails as a whole: its transaction did
+                    pool.outcomes.failed(m, message, self.tgt, attempts)
                 return
 
     def _open_connections(self, d: TableDef) -> tuple[Connection, Connection]:

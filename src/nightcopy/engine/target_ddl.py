@@ -213,16 +213,21 @@ def _column_sql(col: Column, stage: str) -> str:
 def create_table_sql(d: TableDef) -> list[str]:
     """CREATE TABLE (+ partitions) in the staging schemas, checks inline, no indexes yet."""
     stage = stage_schema(d.ref.schema)
-    elements = [_column_sql(c, stage) for c in d.columns]
+    # A child of a hierarchy copied with it lists only its local columns (attislocal) and
+    # local checks (the constraints reader reads only those); the others come from INHERITS.
+    inherited = d.inherited_only_columns if d.hierarchy_parents else set()
+    elements = [_column_sql(c, stage) for c in d.columns if c.name not in inherited]
     elements += [f"CONSTRAINT {quote_ident(k.name)} {k.definition}"
                  for k in d.constraints if k.kind == "c"]
     sql = (f"CREATE {'UNLOGGED ' if d.unlogged else ''}TABLE {staged(d.ref.schema, d.ref.name)} "
            f"({', '.join(elements)})")
+    if d.hierarchy_parents:
+        sql += f" INHERITS ({', '.join(staged(p.ref.schema, p.ref.name) for p in d.hierarchy_parents)})"
     if d.partkey:
         sql += f" PARTITION BY {d.partkey}"
     if d.reloptions and not d.partkey:
         sql += f" WITH ({', '.join(d.reloptions)})"
-    statements = [sql]
+    statements = [sql, *_inherited_column_changes(d)]
     names = {d.ref.oid: staged(d.ref.schema, d.ref.name)}
     for p in d.partitions:
         names[p.oid] = staged(p.schema, p.name)
@@ -236,6 +241,29 @@ def create_table_sql(d: TableDef) -> list[str]:
             psql += f" PARTITION BY {p.partkey}"
         statements.append(psql)
     return statements
+
+
+def _inherited_column_changes(d: TableDef) -> list[str]:
+    """Where an inherited-only column of a child differs from what INHERITS gives it (its
+    own default, or NOT NULL the parents lack): ALTER it, as pg_dump does."""
+    if not d.hierarchy_parents:
+        return []
+    table = staged(d.ref.schema, d.ref.name)
+    out = []
+    for c in d.columns:
+        if c.name not in d.inherited_only_columns or c.generated or c.identity:
+            continue
+        from_parent = next((pc for p in d.hierarchy_parents
+                            if (pc := p.column(c.name)) is not None), None)
+        if from_parent is None:
+            continue
+        column = f"ALTER TABLE {table} ALTER COLUMN {quote_ident(c.name)}"
+        if c.default != from_parent.default:
+            out.append(f"{column} DROP DEFAULT" if c.default is None
+                       else f"{column} SET DEFAULT {c.default}")
+        if c.not_null and not from_parent.not_null:
+            out.append(f"{column} SET NOT NULL")
+    return out
 
 
 def index_sql(index: IndexDef, table: str) -> str:

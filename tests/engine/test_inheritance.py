@@ -1,0 +1,206 @@
+"""Plain inheritance hierarchies (INHERITS, not partitioning; issue 13): a parent copied with
+its children is reproduced as a hierarchy, in one transaction, each table with its own rows."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg2
+import pytest
+
+# Deep (vehicles > cars > sports_cars), multiple inheritance (amphibians of cars and boats),
+# a column both inherited and local (cars.wheels), a child's own default and NOT NULL on an
+# inherited column, inherited, local and NO INHERIT checks, a check both local and inherited,
+# an index and a primary key of a child's own.
+HIERARCHY = """
+CREATE TABLE public.vehicles (id int NOT NULL, name text DEFAULT 'unnamed', wheels int,
+    CONSTRAINT id_positive CHECK (id > 0),
+    CONSTRAINT parent_only CHECK (name <> 'nobody') NO INHERIT);
+CREATE TABLE public.boats (hull text DEFAULT 'wood', CONSTRAINT hull_known CHECK (hull <> ''));
+CREATE TABLE public.cars (wheels int DEFAULT 4, doors int NOT NULL DEFAULT 4,
+    CONSTRAINT id_positive CHECK (id > 0), CONSTRAINT few_doors CHECK (doors < 10))
+    INHERITS (public.vehicles);
+ALTER TABLE public.cars ALTER COLUMN name SET DEFAULT 'car';
+ALTER TABLE public.cars ALTER COLUMN wheels SET NOT NULL;
+ALTER TABLE public.cars ADD PRIMARY KEY (id);
+CREATE TABLE public.sports_cars (top_speed int) INHERITS (public.cars);
+CREATE INDEX sports_cars_speed ON public.sports_cars (top_speed);
+CREATE TABLE public.amphibians (depth int) INHERITS (public.cars, public.boats);
+INSERT INTO public.vehicles (id, name) VALUES (1, 'cart'), (2, 'sled');
+INSERT INTO public.boats VALUES ('steel');
+INSERT INTO public.cars (id, name, wheels) VALUES (10, 'mini', 4), (11, 'van', 4), (12, 'bus', 6);
+INSERT INTO public.sports_cars (id, wheels, top_speed) VALUES (20, 4, 300);
+INSERT INTO public.amphibians (id, wheels, hull, depth) VALUES (30, 4, 'steel', 2);
+"""
+TABLES = ["public.vehicles", "public.boats", "public.cars", "public.sports_cars",
+          "public.amphibians"]
+OWN_ROWS = {"public.vehicles": 2, "public.boats": 1, "public.cars": 3, "public.sports_cars": 1,
+            "public.amphibians": 1}
+
+# The definition as the catalog has it: parents in order, columns with attislocal and
+# attinhcount, constraints with conislocal, coninhcount and connoinherit, the indexes.
+CATALOG = """
+SELECT 'inherits', c.relname, ARRAY(
+         SELECT p.relname || ':' || i.inhseqno FROM pg_inherits i
+           JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid ORDER BY i.inhseqno)::text
+  FROM pg_class c WHERE c.relname = ANY(%(names)s)
+UNION ALL
+SELECT 'column', c.relname, concat_ws(' ', a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
+       a.attnotnull, a.attislocal, a.attinhcount, pg_get_expr(d.adbin, d.adrelid))
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+ WHERE c.relname = ANY(%(names)s)
+UNION ALL
+SELECT 'constraint', c.relname, concat_ws(' ', k.conname, k.contype, pg_get_constraintdef(k.oid),
+       k.conislocal, k.coninhcount, k.connoinherit)
+  FROM pg_class c JOIN pg_constraint k ON k.conrelid = c.oid WHERE c.relname = ANY(%(names)s)
+UNION ALL
+SELECT 'index', c.relname, pg_get_indexdef(i.indexrelid)
+  FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid WHERE c.relname = ANY(%(names)s)
+ORDER BY 1, 2, 3
+"""
+
+
+def catalog(db, tables: list[str]) -> list[tuple]:
+    return db.query(CATALOG, {"names": [t.split(".")[1] for t in tables]})
+
+
+def own_rows(db, tables: list[str]) -> dict[str, list[tuple]]:
+    return {t: db.query(f"SELECT * FROM ONLY {t} ORDER BY 1") for t in tables}
+
+
+def assert_same_hierarchy(dbs, tables: list[str]) -> None:
+    assert catalog(dbs.target, tables) == catalog(dbs.source, tables)
+    assert own_rows(dbs.target, tables) == own_rows(dbs.source, tables)
+    for t in tables:  # with the children's rows, as readers of the parent see them
+        assert dbs.target.query(f"SELECT count(*) FROM {t}") == \
+            dbs.source.query(f"SELECT count(*) FROM {t}"), t
+
+
+def test_hierarchy_is_copied_with_its_definition_and_each_tables_own_rows(copy, dbs):
+    dbs.source.execute(HIERARCHY)
+    result = copy("public.*", "--verify", "checksum")
+    assert result.returncode == 0, result.stderr
+    assert_same_hierarchy(dbs, TABLES)
+    # Each table of the hierarchy reports its own rows (not its children's).
+    assert {e["table"]: e["rows"] for e in result.events_of("table_copied")} == OWN_ROWS
+    assert not [e for e in result.events_of("warning") if "inherit" in e["message"]]
+    # A child keeps its own default and NOT NULL; NO INHERIT stays on the parent alone.
+    assert dbs.target.scalar("INSERT INTO public.cars (id) VALUES (99) RETURNING name") == "car"
+    with pytest.raises(psycopg2.errors.NotNullViolation):
+        dbs.target.execute("INSERT INTO public.cars (id, wheels) VALUES (98, NULL)")
+    dbs.target.execute("INSERT INTO public.cars (id, name, wheels) VALUES (97, 'nobody', 4)")
+
+
+def test_multiple_inheritance_joins_both_parents_in_one_unit(copy, dbs):
+    dbs.source.execute("""
+        CREATE TABLE public.people (name text);
+        CREATE TABLE public.workers (salary int);
+        CREATE TABLE public.working_students (school text) INHERITS (public.people, public.workers);
+        INSERT INTO public.people VALUES ('ann');
+        INSERT INTO public.workers VALUES (10);
+        INSERT INTO public.working_students VALUES ('bob', 20, 'mit')""")
+    tables = ["public.people", "public.workers", "public.working_students"]
+    result = copy(",".join(tables))
+    assert result.returncode == 0, result.stderr
+    assert_same_hierarchy(dbs, tables)
+    assert dbs.target.query("SELECT p.relname FROM pg_inherits i JOIN pg_class p ON "
+                            "p.oid = i.inhparent WHERE i.inhrelid = "
+                            "'public.working_students'::regclass ORDER BY i.inhseqno") == \
+        [("people",), ("workers",)]
+
+
+@pytest.mark.parametrize("strategy", ["swap", "truncate"])
+def test_second_copy_over_the_populated_hierarchy(copy, dbs, strategy):
+    dbs.source.execute(HIERARCHY)
+    assert copy("public.*").returncode == 0
+    before = dict(dbs.target.query("SELECT relname, oid::int FROM pg_class WHERE relname = "
+                                   "ANY(%s)", ([t.split(".")[1] for t in TABLES],)))
+    dbs.source.execute("DELETE FROM ONLY public.cars WHERE id = 11;"
+                       "INSERT INTO public.vehicles (id) VALUES (3);"
+                       "INSERT INTO public.sports_cars (id, wheels) VALUES (21, 4), (22, 4)")
+    result = copy("public.*", "--strategy", strategy, "--verify", "checksum")
+    assert result.returncode == 0, result.stderr
+    assert_same_hierarchy(dbs, TABLES)
+    assert {e["table"]: e["rows"] for e in result.events_of("table_copied")} == \
+        dict(OWN_ROWS, **{"public.vehicles": 3, "public.cars": 2, "public.sports_cars": 3})
+    after = dict(dbs.target.query("SELECT relname, oid::int FROM pg_class WHERE relname = "
+                                  "ANY(%s)", ([t.split(".")[1] for t in TABLES],)))
+    # truncate keeps the tables (TRUNCATE ONLY each: a parent's would empty its children);
+    # swap replaces them all.
+    if strategy == "truncate":
+        assert after == before
+    else:
+        assert not set(after.values()) & set(before.values())
+
+
+def test_a_reader_of_the_parent_never_sees_a_half_swapped_hierarchy(copy, dbs):
+    dbs.source.execute("""
+        CREATE TABLE public.events (id int, night int);
+        CREATE TABLE public.clicks (url text) INHERITS (public.events);
+        CREATE TABLE public.views (page text) INHERITS (public.events);
+        INSERT INTO public.events SELECT g, 1 FROM generate_series(1, 10) g;
+        INSERT INTO public.clicks SELECT g, 1, 'u' FROM generate_series(1, 100000) g;
+        INSERT INTO public.views SELECT g, 1, 'p' FROM generate_series(1, 50000) g""")
+    assert copy("public.*").returncode == 0, "first copy"
+    dbs.source.execute("UPDATE public.events SET night = 2")  # every table's rows, night 2
+    seen: set[tuple] = set()
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        conn = psycopg2.connect(dbs.target.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                try:
+                    cur.execute("SELECT night, count(*) FROM public.events GROUP BY night")
+                    seen.add(tuple(sorted(cur.fetchall())))
+                except psycopg2.Error as exc:
+                    errors.append(str(exc).strip())
+                time.sleep(0.002)
+        conn.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        result = copy("public.*")
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        reader.join(10)
+    assert result.returncode == 0, result.stderr
+    assert errors == []
+    # The whole old hierarchy, then the whole new one: never a parent without its children.
+    assert seen <= {((1, 150010),), ((2, 150010),)}, seen
+    assert ((2, 150010),) in seen
+
+
+def test_a_child_listed_without_its_parent_is_a_table_of_its_own(copy, dbs):
+    dbs.source.execute("CREATE TABLE public.animals (id int, name text);"
+                       "CREATE TABLE public.cats (lives int) INHERITS (public.animals);"
+                       "INSERT INTO public.animals VALUES (1, 'generic');"
+                       "INSERT INTO public.cats VALUES (2, 'tom', 9)")
+    result = copy("public.cats", "--verify", "checksum")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.query("SELECT id, name, lives FROM public.cats") == [(2, "tom", 9)]
+    assert dbs.target.scalar("SELECT count(*) FROM pg_inherits") == 0
+    assert any("public.cats inherits from public.animals" in e["message"]
+               for e in result.events_of("warning"))
+
+
+def test_a_parent_listed_without_its_children_gets_its_own_rows_and_a_warning(copy, dbs):
+    dbs.source.execute("CREATE TABLE public.animals (id int, name text);"
+                       "CREATE TABLE public.cats (lives int) INHERITS (public.animals);"
+                       "CREATE TABLE public.dogs () INHERITS (public.animals);"
+                       "INSERT INTO public.animals VALUES (1, 'generic');"
+                       "INSERT INTO public.cats VALUES (2, 'tom', 9);"
+                       "INSERT INTO public.dogs VALUES (3, 'rex')")
+    result = copy("public.animals,public.dogs")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.query("SELECT id FROM public.animals ORDER BY id") == [(1,), (3,)]
+    assert dbs.target.scalar("SELECT to_regclass('public.cats')") is None
+    warnings = [e["message"] for e in result.events_of("warning")]
+    assert any("public.animals has inheritance children that are not copied with it "
+               "(public.cats)" in w for w in warnings), warnings
