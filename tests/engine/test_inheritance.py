@@ -9,10 +9,14 @@ import time
 import psycopg2
 import pytest
 
+from tests.conftest import Db
+from tests.engine.test_cross_version import pg15  # noqa: F401 - the PostgreSQL 15 fixture
+
 # Deep (vehicles > cars > sports_cars), multiple inheritance (amphibians of cars and boats),
 # a column both inherited and local (cars.wheels), a child's own default and NOT NULL on an
 # inherited column, inherited, local and NO INHERIT checks, a check both local and inherited,
-# an index and a primary key of a child's own.
+# an index and a primary key of a child's own, a column redeclared by a child whose NOT NULL
+# comes from the parent only (trucks.id: the not-null constraint stays inherited, not local).
 HIERARCHY = """
 CREATE TABLE public.vehicles (id int NOT NULL, name text DEFAULT 'unnamed', wheels int,
     CONSTRAINT id_positive CHECK (id > 0),
@@ -27,16 +31,18 @@ ALTER TABLE public.cars ADD PRIMARY KEY (id);
 CREATE TABLE public.sports_cars (top_speed int) INHERITS (public.cars);
 CREATE INDEX sports_cars_speed ON public.sports_cars (top_speed);
 CREATE TABLE public.amphibians (depth int) INHERITS (public.cars, public.boats);
+CREATE TABLE public.trucks (id int, load int) INHERITS (public.vehicles);
 INSERT INTO public.vehicles (id, name) VALUES (1, 'cart'), (2, 'sled');
 INSERT INTO public.boats VALUES ('steel');
 INSERT INTO public.cars (id, name, wheels) VALUES (10, 'mini', 4), (11, 'van', 4), (12, 'bus', 6);
 INSERT INTO public.sports_cars (id, wheels, top_speed) VALUES (20, 4, 300);
 INSERT INTO public.amphibians (id, wheels, hull, depth) VALUES (30, 4, 'steel', 2);
+INSERT INTO public.trucks (id, load) VALUES (40, 9);
 """
 TABLES = ["public.vehicles", "public.boats", "public.cars", "public.sports_cars",
-          "public.amphibians"]
+          "public.amphibians", "public.trucks"]
 OWN_ROWS = {"public.vehicles": 2, "public.boats": 1, "public.cars": 3, "public.sports_cars": 1,
-            "public.amphibians": 1}
+            "public.amphibians": 1, "public.trucks": 1}
 
 # The definition as the catalog has it: parents in order, columns with attislocal and
 # attinhcount, constraints with conislocal, coninhcount and connoinherit, the indexes.
@@ -202,5 +208,31 @@ def test_a_parent_listed_without_its_children_gets_its_own_rows_and_a_warning(co
     assert dbs.target.query("SELECT id FROM public.animals ORDER BY id") == [(1,), (3,)]
     assert dbs.target.scalar("SELECT to_regclass('public.cats')") is None
     warnings = [e["message"] for e in result.events_of("warning")]
-    assert any("public.animals has inheritance children that are not copied with it "
-               "(public.cats)" in w for w in warnings), warnings
+    assert any("public.animals has inheritance children that are not copied with it as its "
+               "children (public.cats)" in w for w in warnings), warnings
+
+
+def test_from_pg15_a_child_pg18_cannot_inherit_is_its_own(pg15, pg_servers, cli):  # noqa: F811
+    # PostgreSQL 15 let a child generate a column its parent does not; 16 and later refuse it.
+    source = Db(pg15.create_database("inh_src"))
+    target = Db(pg_servers[1].create_database("inh_tgt"))
+    source.execute("""
+        CREATE TABLE public.readings (a int PRIMARY KEY, b int);
+        CREATE TABLE public.doubled (a int, b int GENERATED ALWAYS AS (a * 2) STORED)
+            INHERITS (public.readings);
+        CREATE TABLE public.plain (a int NOT NULL, b int) INHERITS (public.readings);
+        INSERT INTO public.readings VALUES (1, 1);
+        INSERT INTO public.doubled (a) VALUES (2);
+        INSERT INTO public.plain VALUES (3, 3)""")
+    result = cli(["copy", "--source", source.dsn, "--target", target.dsn, "--tables", "public.*"])
+    assert result.returncode == 0, result.stderr
+    assert target.query("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON "
+                        "c.oid = i.inhrelid") == [("plain",)]
+    assert target.query("SELECT * FROM public.doubled") == [(2, 4)]
+    assert target.query("SELECT * FROM public.readings ORDER BY a") == [(1, 1), (3, 3)]
+    assert any("public.doubled inherits from public.readings, but its column b is generated"
+               in e["message"] for e in result.events_of("warning"))
+    # plain.a's NOT NULL comes from the parent's key (PostgreSQL 15 records no more): it is
+    # inherited on the target, as pg_dump shows it, not declared by the child.
+    assert target.query("SELECT conislocal, coninhcount FROM pg_constraint WHERE contype = 'n' "
+                        "AND conrelid = 'public.plain'::regclass") == [(False, 1)]

@@ -143,6 +143,9 @@ class TableDef:
     parent_oids: list[int] = field(default_factory=list)  # the same parents' oids
     inheritance_children: list[str] = field(default_factory=list)  # qualified, on the source
     inherited_only_columns: set[str] = field(default_factory=set)  # NOT attislocal
+    # Inherited columns whose NOT NULL the table also declares itself (PostgreSQL 18's
+    # pg_constraint conislocal; older servers do not record it: taken as inherited only).
+    local_not_null_columns: set[str] = field(default_factory=set)
     # Set by table_units when the table's parents are all copied with it: created INHERITS
     # them (staged), with only its local columns. On a hierarchy's first table, `hierarchy`
     # holds the hierarchy's other tables, parents before children: one unit, one transaction.

@@ -22,10 +22,23 @@ def form_units(defs: list[TableDef], warn: Warn) -> list[TableDef]:
     by_oid = {d.ref.oid: d for d in defs}
     for d in defs:
         d.hierarchy, d.hierarchy_parents = [], []
-    joined = [d for d in defs if d.parent_oids and all(p in by_oid for p in d.parent_oids)]
-    for d in joined:
-        d.hierarchy_parents = [by_oid[p] for p in d.parent_oids]
+    joined = []
     for d in defs:
+        if not d.parent_oids or not all(p in by_oid for p in d.parent_oids):
+            continue
+        parents = [by_oid[p] for p in d.parent_oids]
+        unfit = _generation_mismatch(d, parents)
+        if unfit is not None:
+            warn(f"{d.ref.qualified} inherits from {', '.join(d.inherits_from)}, but {unfit}, "
+                 "which PostgreSQL 16 and later refuse in an inheritance hierarchy: it is "
+                 "copied as a table of its own with only its own rows", d.ref.qualified)
+            continue
+        d.hierarchy_parents = parents
+        joined.append(d)
+    for d in defs:
+        if d.inherits_from and not d.hierarchy_parents and all(p in by_oid
+                                                               for p in d.parent_oids):
+            continue  # warned above
         if d.inherits_from and not d.hierarchy_parents:
             missing = [n for n, p in zip(d.inherits_from, d.parent_oids, strict=True)
                        if p not in by_oid]
@@ -40,8 +53,8 @@ def form_units(defs: list[TableDef], warn: Warn) -> list[TableDef]:
         missing = [c for c in d.inheritance_children
                    if c not in copied_children.get(d.ref.oid, set())]
         if missing:
-            warn(f"{d.ref.qualified} has inheritance children that are not copied with it "
-                 f"({', '.join(missing)}): on the target it holds only its own rows"
+            warn(f"{d.ref.qualified} has inheritance children that are not copied with it as "
+                 f"its children ({', '.join(missing)}): on the target it holds only its own rows"
                  + (" and its copied children's" if d.ref.oid in copied_children else ""),
                  d.ref.qualified)
 
@@ -66,6 +79,18 @@ def form_units(defs: list[TableDef], warn: Warn) -> list[TableDef]:
         ordered[0].hierarchy = ordered[1:]
         units.append(ordered[0])
     return units
+
+
+def _generation_mismatch(d: TableDef, parents: list[TableDef]) -> str | None:
+    """Why the child cannot be created INHERITS its parents on a current server: a column
+    generated on one side of the inheritance only (older servers allowed it)."""
+    for c in d.columns:
+        for p in parents:
+            pc = p.column(c.name)
+            if pc is not None and bool(pc.generated) != bool(c.generated):
+                return (f"its column {c.name} is {'' if c.generated else 'not '}generated and "
+                        f"{p.ref.qualified}'s {'is' if pc.generated else 'is not'}")
+    return None
 
 
 def _parents_first(group: list[TableDef]) -> list[TableDef]:

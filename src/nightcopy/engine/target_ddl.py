@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 
 import psycopg2
 from psycopg2.extensions import connection, cursor
@@ -216,7 +217,8 @@ def create_table_sql(d: TableDef) -> list[str]:
     # A child of a hierarchy copied with it lists only its local columns (attislocal) and
     # local checks (the constraints reader reads only those); the others come from INHERITS.
     inherited = d.inherited_only_columns if d.hierarchy_parents else set()
-    elements = [_column_sql(c, stage) for c in d.columns if c.name not in inherited]
+    elements = [_column_sql(_own_not_null(d, c), stage) for c in d.columns
+                if c.name not in inherited]
     elements += [f"CONSTRAINT {quote_ident(k.name)} {k.definition}"
                  for k in d.constraints if k.kind == "c"]
     sql = (f"CREATE {'UNLOGGED ' if d.unlogged else ''}TABLE {staged(d.ref.schema, d.ref.name)} "
@@ -241,6 +243,16 @@ def create_table_sql(d: TableDef) -> list[str]:
             psql += f" PARTITION BY {p.partkey}"
         statements.append(psql)
     return statements
+
+
+def _own_not_null(d: TableDef, col: Column) -> Column:
+    """A local column of a child that a parent's NOT NULL column also defines inherits the
+    NOT NULL: it is declared again only where the source's child declares it too."""
+    if (not d.hierarchy_parents or not col.not_null or col.name in d.local_not_null_columns
+            or not any((pc := p.column(col.name)) is not None and pc.not_null
+                       for p in d.hierarchy_parents)):
+        return col
+    return replace(col, not_null=False)
 
 
 def _inherited_column_changes(d: TableDef) -> list[str]:

@@ -37,3 +37,10 @@ def read_inheritance(cur: cursor, found: DefinitionSet) -> None:
          WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
            AND a.attinhcount > 0 AND NOT a.attislocal""", (oids,)):
         found.tables[relid].inherited_only_columns.add(column)
+    if cur.connection.server_version >= 180000:
+        for relid, column in fetch_all(cur, """
+            SELECT k.conrelid, a.attname FROM pg_catalog.pg_constraint k
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+             WHERE k.conrelid = ANY(%s::oid[]) AND k.contype = 'n' AND k.conislocal
+               AND k.coninhcount > 0""", (oids,)):
+            found.tables[relid].local_not_null_columns.add(column)
