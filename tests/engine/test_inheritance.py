@@ -236,3 +236,12 @@ def test_from_pg15_a_child_pg18_cannot_inherit_is_its_own(pg15, pg_servers, cli)
     # inherited on the target, as pg_dump shows it, not declared by the child.
     assert target.query("SELECT conislocal, coninhcount FROM pg_constraint WHERE contype = 'n' "
                         "AND conrelid = 'public.plain'::regclass") == [(False, 1)]
+    # A PostgreSQL 15 target takes the hierarchy as the source has it.
+    target15 = Db(pg15.create_database("inh_tgt15"))
+    result = cli(["copy", "--source", source.dsn, "--target", target15.dsn, "--tables",
+                  "public.*"])
+    assert result.returncode == 0, result.stderr
+    assert target15.query("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON "
+                          "c.oid = i.inhrelid ORDER BY 1") == [("doubled",), ("plain",)]
+    assert target15.query("SELECT * FROM public.readings ORDER BY a") == [(1, 1), (2, 4), (3, 3)]
+    assert not [e for e in result.events_of("warning") if "inherit" in e["message"]]

@@ -133,7 +133,8 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
             outcomes.skipped(t.qualified, "already copied by this run (resumed)")
     # Units: an inheritance hierarchy listed whole is copied in one transaction, and fails
     # whole when one of its tables cannot be copied.
-    units = form_units([defs[t.oid] for t in tables if t.qualified not in done], events.warn)
+    units = form_units([defs[t.oid] for t in tables if t.qualified not in done], events.warn,
+                       tgt.server_version)
     refused = spread_failures(units, refused)
     for t in tables:
         if t.qualified not in done and t.oid in refused:

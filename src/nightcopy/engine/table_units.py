@@ -16,9 +16,10 @@ from nightcopy.engine.table_model import TableDef
 Warn = Callable[[str, str], None]  # (message, table)
 
 
-def form_units(defs: list[TableDef], warn: Warn) -> list[TableDef]:
+def form_units(defs: list[TableDef], warn: Warn, target_version: int) -> list[TableDef]:
     """Each unit's first table (a root of its hierarchy), its `hierarchy` set; a table not in
-    any hierarchy is a unit of its own. Warns of children and parents that are not copied."""
+    any hierarchy is a unit of its own. Warns of children and parents that are not copied.
+    target_version: the target's server_version (what hierarchies it accepts)."""
     by_oid = {d.ref.oid: d for d in defs}
     for d in defs:
         d.hierarchy, d.hierarchy_parents = [], []
@@ -27,10 +28,10 @@ def form_units(defs: list[TableDef], warn: Warn) -> list[TableDef]:
         if not d.parent_oids or not all(p in by_oid for p in d.parent_oids):
             continue
         parents = [by_oid[p] for p in d.parent_oids]
-        unfit = _generation_mismatch(d, parents)
+        unfit = _generation_mismatch(d, parents) if target_version >= 160000 else None
         if unfit is not None:
             warn(f"{d.ref.qualified} inherits from {', '.join(d.inherits_from)}, but {unfit}, "
-                 "which PostgreSQL 16 and later refuse in an inheritance hierarchy: it is "
+                 "which the target (PostgreSQL 16 or later) refuses in an inheritance hierarchy: it is "
                  "copied as a table of its own with only its own rows", d.ref.qualified)
             continue
         d.hierarchy_parents = parents
