@@ -245,3 +245,37 @@ def test_from_pg15_a_child_pg18_cannot_inherit_is_its_own(pg15, pg_servers, cli)
                           "c.oid = i.inhrelid ORDER BY 1") == [("doubled",), ("plain",)]
     assert target15.query("SELECT * FROM public.readings ORDER BY a") == [(1, 1), (2, 4), (3, 3)]
     assert not [e for e in result.events_of("warning") if "inherit" in e["message"]]
+
+
+def test_a_hierarchy_fails_whole_when_one_of_its_tables_cannot_be_copied(copy, dbs):
+    # The child's check calls a function that is not trusted: the child is refused before
+    # anything is written, and so is its parent (swapped alone it would lose its child).
+    dbs.source.execute("""
+        CREATE FUNCTION public.is_even(n int) RETURNS boolean LANGUAGE sql IMMUTABLE
+            AS 'SELECT n % 2 = 0';
+        CREATE TABLE public.numbers (n int);
+        CREATE TABLE public.evens (CONSTRAINT even CHECK (public.is_even(n)))
+            INHERITS (public.numbers);
+        CREATE TABLE public.unrelated (x int);
+        INSERT INTO public.numbers VALUES (1); INSERT INTO public.evens VALUES (2)""")
+    result = copy("public.*")
+    assert result.returncode == 1
+    failed = {e["table"]: e["error"] for e in result.events_of("table_failed")}
+    assert set(failed) == {"public.numbers", "public.evens"}
+    assert "public.evens of that hierarchy cannot be copied" in failed["public.numbers"]
+    assert [e["table"] for e in result.events_of("table_copied")] == ["public.unrelated"]
+    assert dbs.target.scalar("SELECT to_regclass('public.numbers')") is None
+
+
+@pytest.mark.parametrize("strategy", ["swap", "truncate"])
+def test_a_target_parent_with_children_not_copied_fails_naming_them(copy, dbs, strategy):
+    dbs.source.execute("CREATE TABLE public.animals (id int); INSERT INTO public.animals "
+                       "VALUES (1)")
+    assert copy("public.animals").returncode == 0
+    dbs.target.execute("CREATE TABLE public.pets (owner text) INHERITS (public.animals);"
+                       "INSERT INTO public.pets VALUES (7, 'ann')")
+    result = copy("public.animals", "--strategy", strategy)
+    assert result.returncode == 1
+    [error] = [e["error"] for e in result.events_of("table_failed")]
+    assert "inheritance children that are not copied with it (public.pets)" in error, error
+    assert dbs.target.query("SELECT id FROM public.animals ORDER BY id") == [(1,), (7,)]

@@ -92,7 +92,7 @@ def _refuse_foreign_children(swaps: list[_Swap], currents: list[TargetTable | No
         if others:
             q = swap.load.table.ref.qualified
             raise TableError(
-                f"cannot replace {q} on the target: it has inheritance children there that "
+                f"cannot replace {q} on the target: it has inheritance children that "
                 f"are not copied with it ({', '.join(others)}); list them too, or drop them "
                 f"or their inheritance (ALTER TABLE ... NO INHERIT {q}) on the target")
 
