@@ -44,8 +44,9 @@ def form_units(defs: list[TableDef], warn: Warn, target_version: int) -> list[Ta
             missing = [n for n, p in zip(d.inherits_from, d.parent_oids, strict=True)
                        if p not in by_oid]
             warn(f"{d.ref.qualified} inherits from {', '.join(d.inherits_from)}: it is copied "
-                 "as a table of its own with only its own rows and local columns' definitions "
-                 f"(list {', '.join(missing)} too to copy the hierarchy)", d.ref.qualified)
+                 "as a table of its own with only its own rows, without the checks it "
+                 f"inherits (list {', '.join(missing)} too to copy the hierarchy)",
+                 d.ref.qualified)
     copied_children: dict[int, set[str]] = {}
     for d in joined:
         for p in d.hierarchy_parents:
