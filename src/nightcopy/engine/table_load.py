@@ -213,9 +213,9 @@ class TableLoad:
         d = self.table
         cols = [c.name for c in d.copy_columns]
         # A partitioned table is read with its partitions; a plain one without inheritance
-        # children, exactly as COPY read it.
+        # children, exactly as COPY read it (on both sides: a target hierarchy has children).
         source = verify.checksum(self.src, d.ref.qualified, cols, only=not d.partkey)
-        self.cur.execute(verify.checksum_sql(table_name, cols))
+        self.cur.execute(verify.checksum_sql(table_name, cols, only=not d.partkey))
         count, total = one_row(self.cur)
         if (int(count), str(total)) != source:
             raise TableError(f"{d.ref.qualified}: checksum mismatch between source and target "
