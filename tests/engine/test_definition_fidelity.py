@@ -55,6 +55,29 @@ def test_not_valid_constraints_stay_not_valid_and_keep_the_rows_breaking_them(co
     _same(dbs, CONSTRAINTS)
 
 
+def test_truncate_keeps_rows_a_not_valid_foreign_key_of_the_table_itself_lets_through(copy, dbs):
+    """The table's own keys are dropped for the load and re-added from the source's definition
+    after it (NOT VALID stays NOT VALID): a self-referencing key cannot depend on load order."""
+    dbs.source.execute("""
+        CREATE TABLE public.tree (id int PRIMARY KEY, up int);
+        INSERT INTO public.tree VALUES (1, NULL), (2, 1), (3, 99);
+        ALTER TABLE public.tree ADD CONSTRAINT tree_up_fkey FOREIGN KEY (up)
+              REFERENCES public.tree NOT VALID;
+        CREATE TABLE public.leaf (id int PRIMARY KEY, tree int);
+        INSERT INTO public.leaf VALUES (1, 3), (2, 77);
+        ALTER TABLE public.leaf ADD CONSTRAINT leaf_tree_fkey FOREIGN KEY (tree)
+              REFERENCES public.tree NOT VALID;
+    """)
+    for strategy in ("swap", "truncate", "truncate"):
+        result = copy("public.leaf,public.tree", "--strategy", strategy, "--jobs", "1")
+        assert result.returncode == 0, result.stderr
+        assert dbs.target.query("SELECT id, up FROM public.tree ORDER BY id") == [
+            (1, None), (2, 1), (3, 99)]
+        assert dbs.target.query("SELECT id, tree FROM public.leaf ORDER BY id") == [
+            (1, 3), (2, 77)]
+        _same(dbs, CONSTRAINTS)
+
+
 SEQUENCES = """
     SELECT c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin,
            s.seqmax, s.seqcache, s.seqcycle

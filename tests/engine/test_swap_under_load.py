@@ -265,10 +265,12 @@ def test_view_joining_tables_of_one_invocation_never_mixes_two_nights(dbs, cli) 
 
 
 def test_stress_harness_two_nights_swap(dbs) -> None:
-    """scripts/swap-stress reduced for CI: 2 nights, --strategy swap, --jobs 4, 4 readers."""
+    """scripts/swap-stress reduced for CI: 2 nights, --strategy swap, --jobs 4, 4 readers, with
+    nightcopy's default lock settings (shorter ones than a user gets made the swap's success
+    depend on how loaded the CI machine is; what is asserted is the same: no reader error, no
+    deadlock, no mixed nights, every table swapped)."""
     world.ensure_reader_role(dbs.target.dsn)
-    config = StressConfig(nights=2, strategy="swap", lock_timeout=0.5, lock_attempts=3,
-                          sizes=world.Sizes().scaled(0.25))
+    config = StressConfig(nights=2, strategy="swap", sizes=world.Sizes().scaled(0.25))
     result = run_stress(dbs.source.dsn, dbs.target.dsn, config)
     assert result.clean, details(result)
 

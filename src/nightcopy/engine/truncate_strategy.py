@@ -31,6 +31,10 @@ def truncate_and_load(load: TableLoad, old: TargetTable, unit: frozenset[str] = 
     # The unit's locks are held (swap_units.lock_closure): the children are in its closure.
     for child, conname in old.incoming_fks:
         cur.execute(f"ALTER TABLE {child} DROP CONSTRAINT {quote_ident(conname)}")
+    for conname in old.outgoing_fks:
+        # Its parents are in the closure too; the key comes back (as on the source, NOT VALID
+        # included) with the foreign-key phase, as after a swap.
+        cur.execute(f"ALTER TABLE {q} DROP CONSTRAINT {quote_ident(conname)}")
     cur.execute(f"TRUNCATE {'' if d.partkey else 'ONLY '}{q}")
     load.copy_rows(lambda part: q if part is None else part.qualified, freeze=True)
     load.finish(q)

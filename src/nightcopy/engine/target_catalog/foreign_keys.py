@@ -1,5 +1,6 @@
 """Foreign keys into the table (from listed tables: dropped and re-added; from others: they
-block the swap) and the tables its own foreign keys reference (locked in order for the swap)."""
+block the swap), its own keys into listed tables (dropped and re-added by a truncate) and the
+tables its own foreign keys reference (locked in order for the swap)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def read_foreign_keys(cur: cursor, table: TargetTable, listed: set[str]) -> None
         else:
             table.blockers.append(f"foreign key {conname} of table {child} (not in this copy) "
                                   "references it")
+    # A key of its own into a table of this copy (itself too) is re-added after the load from
+    # the source's definition: loading with it in place would check every row against the
+    # target's other tables mid-night, and reject the rows a NOT VALID key lets the source keep.
+    table.outgoing_fks = [conname for conname, in fetch_all(cur, """
+        SELECT k.conname FROM pg_catalog.pg_constraint k
+          JOIN pg_catalog.pg_class c ON c.oid = k.confrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE k.contype = 'f' AND k.conrelid = %s AND k.conparentid = 0
+           AND format('%%I.%%I', n.nspname, c.relname) = ANY(%s::text[])
+         ORDER BY k.conname""", (table.oid, sorted(listed)))]
     table.referenced_tables = sorted(name for name, in fetch_all(cur, """
         SELECT DISTINCT format('%%I.%%I', n.nspname, c.relname)
           FROM pg_catalog.pg_constraint k

@@ -52,6 +52,9 @@ class TargetTable:
     carry_over: list[tuple[str, str | None]] = field(default_factory=list)
     publications: list[str] = field(default_factory=list)
     incoming_fks: list[tuple[str, str]] = field(default_factory=list)  # (table, constraint)
+    # Its own foreign keys into tables of this copy (itself included): re-added from the
+    # source's definitions after all tables are in (foreign_keys), so a truncate drops them.
+    outgoing_fks: list[str] = field(default_factory=list)
     owned_sequences: list[str] = field(default_factory=list)
     referenced_tables: list[str] = field(default_factory=list)  # its foreign keys point there
     indexes: list[IndexDef] = field(default_factory=list)  # not owned by a constraint
