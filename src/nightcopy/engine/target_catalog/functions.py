@@ -28,6 +28,7 @@ from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import FunctionDef, TableDef
+from nightcopy.engine.target_catalog.signatures import lookup
 from nightcopy.engine.trust import HOW_TO_TRUST, Trust
 
 Warn = Callable[[str], None]
@@ -56,7 +57,7 @@ def ensure_functions(cur: cursor, defs: list[TableDef], trust: Trust, run_id: st
 def _ensure(cur: cursor, f: FunctionDef, trust: Trust, run_id: str, warn: Warn) -> str | None:
     item = qualified_name(f.schema, f.name)
     trusted = any(e.spec.matches(f.schema, f.name) for e in trust.entries)
-    exists = fetch_value(cur, "SELECT pg_catalog.to_regprocedure(%s)::oid", (f.signature,))
+    exists = lookup(cur, "function", f.signature)
     ours = exists is not None and created_by_nightcopy(cur, f.signature)
     if exists is not None and not ours:
         if not trusted or trust.names(f.schema, f.name):
