@@ -245,7 +245,9 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
             outcomes: dict[str, TableOutcome], settings: CopySettings, started_at: datetime,
             run_started: float) -> RunResult:
     """Foreign keys, the summary, the ledger's run row and the report."""
-    add_foreign_keys(tgt, defs, settings.lock_policy, events)
+    add_foreign_keys(tgt, defs, settings.lock_policy, events,
+                     {d.ref.oid for d in defs.values()
+                      if (o := outcomes.get(d.ref.qualified)) is not None and o.status == "failed"})
 
     ordered = [outcomes[t.qualified] for t in tables if t.qualified in outcomes]
     failed = [o for o in ordered if o.status == "failed"]
