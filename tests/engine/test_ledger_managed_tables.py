@@ -32,7 +32,7 @@ def test_upgrade_from_v2_keeps_glob_nights_replacing_what_they_copied(dbs, copy)
         CREATE TABLE public.b (id int PRIMARY KEY); INSERT INTO public.b VALUES (1);""")
     a_before = dbs.target.scalar("SELECT 'public.a'::regclass::oid")
     result = copy("public.*")
-    assert ledger_version(dbs.target) == LEDGER_VERSION == 3
+    assert ledger_version(dbs.target) == LEDGER_VERSION
     assert [e["table"] for e in result.events_of("table_copied")] == ["public.a"], result.stderr
     assert dbs.target.scalar("SELECT count(*) FROM public.a") == 10
     assert [e["table"] for e in result.events_of("table_failed")] == ["public.b"]

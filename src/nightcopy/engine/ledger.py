@@ -28,17 +28,21 @@ import psycopg2
 from psycopg2.extensions import connection, cursor
 
 from nightcopy import __version__
+from nightcopy.engine.copied_functions import COPIED_MARK
 from nightcopy.engine.target_catalog import schema_owners
 from nightcopy.errors import NightcopyError
 from nightcopy.secrets import scrub
 
 LEDGER_SCHEMA = "nightcopy"
-LEDGER_VERSION = 3
+LEDGER_VERSION = 4
 INVOCATIONS = f"{LEDGER_SCHEMA}.invocations"
 TABLE_RESULTS = f"{LEDGER_SCHEMA}.table_results"
 MANAGED_TABLES = f"{LEDGER_SCHEMA}.managed_tables"
+COPIED_FUNCTIONS = f"{LEDGER_SCHEMA}.copied_functions"
+_COPIED_MARK_SQL = "'" + COPIED_MARK.replace("'", "''") + "'"
 # The invocations table's name in each ledger version (readers accept every older version).
-_INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS, 3: INVOCATIONS}
+_INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS, 3: INVOCATIONS,
+                           4: INVOCATIONS}
 
 _INVOCATIONS_COMMENT = (
     f"COMMENT ON TABLE {INVOCATIONS} IS 'one row per invocation: a group''s worker in a run "
@@ -62,6 +66,40 @@ CREATE TABLE {MANAGED_TABLES} (
 COMMENT ON TABLE {MANAGED_TABLES} IS 'the target tables nightcopy created, replaced or '
     'adopted, by oid: a glob in a table list replaces only these';
 """
+
+
+
+def _copied_functions_ddl() -> str:
+    """The functions nightcopy copied to the target under --trust (engine/copied_functions),
+    by signature and oid: a later night refreshes only these, never another role's function
+    of the same signature (one created under that name after nightcopy's was dropped has
+    another oid)."""
+    return f"""
+CREATE TABLE {COPIED_FUNCTIONS} (
+    signature    text PRIMARY KEY,        -- schema.name(argument types), as on the source
+    function_oid oid NOT NULL,            -- the target's pg_proc oid
+    run_id       text NOT NULL,           -- the run that created or last refreshed it
+    copied_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE {COPIED_FUNCTIONS} IS 'the functions nightcopy copied from the source under '
+    '--trust: a later night may replace only these';
+"""
+
+
+def _copied_functions_migration() -> str:
+    """Version 3 to 4: the copied-functions table, seeded with what ledgers before it recorded
+    on the function itself (owned by the worker's role, nightcopy's comment)."""
+    return _copied_functions_ddl() + f"""
+-- signatures as the worker's sessions print them: every name schema-qualified
+SELECT pg_catalog.set_config('search_path', '', true);
+INSERT INTO {COPIED_FUNCTIONS} (signature, function_oid, run_id)
+SELECT p.oid::pg_catalog.regprocedure::text, p.oid, 'before ledger version 4'
+  FROM pg_catalog.pg_proc p
+ WHERE p.proowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+   AND pg_catalog.obj_description(p.oid, 'pg_proc') = {_COPIED_MARK_SQL}
+ON CONFLICT (signature) DO NOTHING;
+"""
+
 
 # What an upgrade from version 2 records: the tables whose latest result is `copied`, under
 # their current oid (one recreated by someone else since then is taken as it stands: the
@@ -119,6 +157,7 @@ CREATE TABLE {TABLE_RESULTS} (
 CREATE INDEX table_results_finished_idx ON {TABLE_RESULTS} (finished_at);
 {_RUNS_VIEW};
 {_MANAGED_TABLES_DDL}
+{_copied_functions_ddl()}
 """
 
 # MIGRATIONS[v] upgrades a ledger from version v to v + 1 (in ensure_ledger's transaction).
@@ -144,6 +183,7 @@ END $$;
 INSERT INTO {MANAGED_TABLES} (table_oid, table_name, run_id)
 {_SEED_SQL};
 """,
+    3: _copied_functions_migration(),
 }
 
 
