@@ -25,6 +25,7 @@ from psycopg2.extensions import cursor
 
 from nightcopy.engine.copied_functions import created_by_nightcopy, record_copied_function
 from nightcopy.engine.failure_messages import pg_message
+from nightcopy.engine.needed_objects import needed_by_tables
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import FunctionDef, TableDef
@@ -39,12 +40,7 @@ def ensure_functions(cur: cursor, defs: list[TableDef], trust: Trust, run_id: st
                      warn: Warn) -> dict[int, str]:
     """Copy or check the functions the tables name; the tables that cannot have theirs, by
     oid, with the reason."""
-    users: dict[str, list[TableDef]] = {}
-    wanted: dict[str, FunctionDef] = {}
-    for d in defs:
-        for f in d.functions:
-            wanted.setdefault(f.signature, f)
-            users.setdefault(f.signature, []).append(d)
+    wanted, users = needed_by_tables(defs, lambda d: d.functions, lambda f: f.signature)
     failures: dict[int, str] = {}
     for signature, f in wanted.items():  # each table lists a function after its callees
         reason = _ensure(cur, f, trust, run_id, warn)
