@@ -162,12 +162,15 @@ class TableLoad:
             self.force_after = True
 
     def _require_access_method(self) -> None:
-        am = self.table.access_method
-        if am is not None and fetch_value(self.cur, "SELECT count(*) FROM pg_catalog.pg_am "
-                                          "WHERE amname = %s AND amtype = 't'", (am,)) == 0:
-            raise TableError(f"{self.table.ref.qualified}: the source stores it with the table "
-                             f"access method {am}, which the target does not have: create it "
-                             "on the target (CREATE EXTENSION or CREATE ACCESS METHOD) first")
+        d = self.table
+        # The table's and its partitions' (each may have its own).
+        for what, am in [(d.ref.qualified, d.access_method),
+                         *((p.qualified, p.access_method) for p in d.partitions)]:
+            if am is not None and fetch_value(self.cur, "SELECT count(*) FROM pg_catalog.pg_am "
+                                              "WHERE amname = %s AND amtype = 't'", (am,)) == 0:
+                raise TableError(f"{what}: the source stores it with the table access method "
+                                 f"{am}, which the target does not have: create it on the "
+                                 "target (CREATE EXTENSION or CREATE ACCESS METHOD) first")
 
     def _unsupported_compression(self) -> frozenset[str]:
         """Columns compressed with a method the target lacks (lz4 needs a server built with it;

@@ -167,6 +167,10 @@ class PartitionDef:
     partkey: str | None  # set when the partition is itself partitioned
     indexes: list[IndexDef] = field(default_factory=list)  # local (not inherited) ones
     constraints: list[Constraint] = field(default_factory=list)  # local checks
+    # Its own storage, as a plain table's (source_catalog/partitions): reloptions with its
+    # TOAST table's as toast.*, and a table access method other than heap (leaves only).
+    reloptions: list[str] = field(default_factory=list)
+    access_method: str | None = None
 
     @property
     def qualified(self) -> str:

@@ -286,6 +286,10 @@ def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozense
         psql += f" {p.bound}"
         if p.partkey:
             psql += f" PARTITION BY {p.partkey}"
+        if p.access_method:
+            psql += f" USING {quote_ident(p.access_method)}"
+        if p.reloptions and not p.partkey:
+            psql += f" WITH ({', '.join(p.reloptions)})"
         statements.append(psql)
     # After the partitions: on a partitioned table these recurse to them, as on the source.
     statements += table_details_ddl.column_storage_sql(table, d.columns, set(without_compression))
