@@ -224,6 +224,34 @@ def test_column_and_table_storage_and_index_details_are_copied(copy, dbs, again)
         _same(dbs, query)
 
 
+@pytest.mark.parametrize("again", ["swap", "truncate"])
+def test_partitions_keep_their_own_storage_options_and_access_method(copy, dbs, again):
+    dbs.source.execute("""
+        CREATE ACCESS METHOD heap2 TYPE TABLE HANDLER heap_tableam_handler;
+        CREATE TABLE public.pt (id int, body text) PARTITION BY RANGE (id);
+        CREATE TABLE public.pt_1 PARTITION OF public.pt FOR VALUES FROM (0) TO (10)
+               WITH (fillfactor = 60, toast.autovacuum_enabled = false);
+        CREATE TABLE public.pt_2 PARTITION OF public.pt FOR VALUES FROM (10) TO (20)
+               PARTITION BY LIST (id);
+        CREATE TABLE public.pt_2a PARTITION OF public.pt_2 FOR VALUES IN (10, 11)
+               USING heap2 WITH (autovacuum_vacuum_scale_factor = 0.01);
+        CREATE TABLE public.pt_2b PARTITION OF public.pt_2 DEFAULT;
+        INSERT INTO public.pt VALUES (1, 'a'), (10, 'b'), (15, 'c');
+    """)
+    dbs.target.execute("CREATE ACCESS METHOD heap2 TYPE TABLE HANDLER heap_tableam_handler")
+    result = copy("public.pt")
+    assert result.returncode == 0, result.stderr
+    rows = _same(dbs, TABLE_STORAGE)
+    assert ("pt_2a", "heap2", ["autovacuum_vacuum_scale_factor=0.01"]) in [r[:3] for r in rows]
+    assert ("pt_1", "heap", ["fillfactor=60"], ["autovacuum_enabled=false"]) in \
+        [r[:4] for r in rows]
+    result = copy("public.pt", "--strategy", again)
+    assert result.returncode == 0, result.stderr
+    _same(dbs, TABLE_STORAGE)
+    assert dbs.target.query("SELECT * FROM public.pt ORDER BY 1") == \
+        [(1, "a"), (10, "b"), (15, "c")]
+
+
 def test_a_table_access_method_the_target_lacks_fails_that_table_naming_it(copy, dbs):
     dbs.source.execute("""
         CREATE ACCESS METHOD heap2 TYPE TABLE HANDLER heap_tableam_handler;

@@ -1,4 +1,4 @@
-"""Table definitions on the target: the edge corpus, enums, inheritance."""
+"""Table definitions on the target: the edge corpus, enums (inheritance: test_inheritance)."""
 
 from __future__ import annotations
 
@@ -58,16 +58,3 @@ def test_enum_values_added_on_the_source_reach_the_target(copy, dbs):
                             "'public.status'::regtype ORDER BY enumsortorder") == \
         [("new",), ("refunded",), ("paid",)]
     assert dbs.target.query("SELECT id FROM public.o ORDER BY s, id") == [(1,), (3,), (2,)]
-
-
-def test_inheritance_parent_is_copied_with_its_own_rows_only(copy, dbs):
-    dbs.source.execute("CREATE TABLE public.animals (id int, name text);"
-                       "CREATE TABLE public.cats (lives int) INHERITS (public.animals);"
-                       "INSERT INTO public.animals VALUES (1, 'generic');"
-                       "INSERT INTO public.cats VALUES (2, 'tom', 9)")
-    result = copy("public.animals,public.cats", "--verify", "checksum")
-    assert result.returncode == 0, result.stderr
-    assert dbs.target.query("SELECT id, name FROM public.animals") == [(1, "generic")]
-    assert dbs.target.query("SELECT id, name, lives FROM public.cats") == [(2, "tom", 9)]
-    assert any("inherits from public.animals" in e["message"]
-               for e in result.events_of("warning"))

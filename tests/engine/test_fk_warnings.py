@@ -44,3 +44,26 @@ def test_a_key_that_does_not_validate_is_left_not_valid_with_a_warning(copy, dbs
     # Readers still see the key (enforced for new rows), marked as not validated.
     assert _fk(dbs) == [("child_parent_fk", False)]
     assert dbs.target.scalar("SELECT count(*) FROM public.child") == 11
+
+
+def test_keys_into_a_table_that_is_not_on_the_target_are_skipped_in_one_line(copy, dbs):
+    # The parent is refused before anything is written (its CHECK calls an untrusted user
+    # function), so on a first night it never reaches the target: its keys are not tried.
+    dbs.source.execute("""
+        CREATE FUNCTION public.is_small(n int) RETURNS boolean LANGUAGE sql IMMUTABLE
+            AS 'SELECT n < 100';
+        CREATE TABLE public.parent (id int PRIMARY KEY CHECK (public.is_small(id)));
+        CREATE TABLE public.child (id int PRIMARY KEY,
+            parent_id int CONSTRAINT child_parent_fk REFERENCES public.parent,
+            other_id int CONSTRAINT child_other_fk REFERENCES public.parent);
+        INSERT INTO public.parent VALUES (1);
+        INSERT INTO public.child VALUES (1, 1, 1);""")
+    result = copy("public.parent,public.child")
+    assert result.returncode == 1
+    assert [e["table"] for e in result.events_of("table_failed")] == ["public.parent"]
+    warnings = [e["message"] for e in result.events_of("warning") if "foreign key" in e["message"]]
+    assert warnings == ["public.parent was not copied tonight and is not on the target: its "
+                        "foreign keys were not added (public.child.child_other_fk, "
+                        "public.child.child_parent_fk); the next copy of it adds them"], warnings
+    assert "does not exist" not in result.stderr
+    assert dbs.target.scalar("SELECT count(*) FROM public.child") == 1

@@ -31,8 +31,8 @@ def test_a_v1_ledger_is_upgraded_in_place_and_its_runs_resume_and_read_back(cli,
     assert dbs.target.query("SELECT c.relname, c.relkind::text FROM pg_class c JOIN "
                             "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
                             "'nightcopy' AND c.relkind IN ('r', 'v') ORDER BY 1") == [
-        ("invocations", "r"), ("managed_tables", "r"), ("meta", "r"), ("runs", "v"),
-        ("table_definitions", "r"), ("table_results", "r")]
+        ("copied_functions", "r"), ("invocations", "r"), ("managed_tables", "r"), ("meta", "r"),
+        ("runs", "v"), ("table_definitions", "r"), ("table_results", "r")]
     assert dbs.target.query("SELECT run_id, status, host, tables FROM nightcopy.invocations "
                             "ORDER BY run_id") == [
         ("night-0", "succeeded", "old-host", 2), ("night-1", "succeeded", "old-host", 2)]

@@ -13,13 +13,21 @@ from psycopg2.extensions import connection
 
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import pg_message
+from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_locks import LockRetryPolicy, run_with_lock_retries
 from nightcopy.engine.table_model import Constraint, TableDef
 
 
 def add_foreign_keys(tgt: connection, defs: dict[int, TableDef], policy: LockRetryPolicy,
-                     events: EventWriter) -> None:
+                     events: EventWriter, not_copied: frozenset[int] | set[int] = frozenset()
+                     ) -> None:
+    """The keys between the invocation's tables. `not_copied`: the oids of the tables that
+    failed tonight; a key from or into one that is not on the target (its preparation or its
+    first copy failed) is skipped, all of that table's in one warning, instead of one
+    "relation does not exist" per key. One whose tables are both there (a failed swap keeps
+    last night's table) is added as on every night."""
+    skipped: dict[int, list[str]] = {}
     for d in defs.values():
         for k in d.constraints:
             if k.kind != "f":
@@ -28,7 +36,23 @@ def add_foreign_keys(tgt: connection, defs: dict[int, TableDef], policy: LockRet
                 events.warn(f"{d.ref.qualified}: foreign key {k.name} references a table "
                             "outside this copy and was skipped", d.ref.qualified)
                 continue
+            missing = [oid for oid in (d.ref.oid, k.ref_table_oid)
+                       if oid in not_copied and not _on_target(tgt, defs[oid].ref.qualified)]
+            if missing:
+                skipped.setdefault(missing[0], []).append(f"{d.ref.qualified}.{k.name}")
+                continue
             _add_foreign_key(tgt, d, k, defs[k.ref_table_oid].ref.kind == "p", policy, events)
+    for oid, keys in skipped.items():
+        q = defs[oid].ref.qualified
+        events.warn(f"{q} was not copied tonight and is not on the target: its foreign keys "
+                    f"were not added ({', '.join(sorted(keys))}); the next copy of it adds them", q)
+
+
+def _on_target(tgt: connection, table: str) -> bool:
+    with tgt.cursor() as cur:
+        found = fetch_value(cur, "SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (table,))
+    tgt.commit()
+    return bool(found)
 
 
 def _add_foreign_key(tgt: connection, d: TableDef, k: Constraint, into_partitioned: bool,

@@ -41,6 +41,7 @@ from nightcopy.engine.table_guard import TableGuard
 from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_locks import lock_tables_for_run
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
+from nightcopy.engine.table_units import form_units, spread_failures
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_table_entries, parse_table_list
 from nightcopy.engine.trust import Trust, parse_trust, refused_tables
@@ -178,25 +179,32 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     for t in tables:
         if t.qualified in done:
             outcomes.skipped(t.qualified, "already copied by this run (resumed)")
+    # Units: an inheritance hierarchy listed whole is copied as one (loaded in one
+    # transaction, one swap unit), and fails whole when one of its tables cannot be copied.
+    hierarchies = form_units([defs[t.oid] for t in tables if t.qualified not in done],
+                             events.warn, tgt.server_version)
+    refused = spread_failures(hierarchies, refused)
     for t in tables:
         if t.qualified not in done and t.oid in refused:
             outcomes.failed(defs[t.oid], refused[t.oid], tgt)
-    todo = [defs[t.oid] for t in tables if t.qualified not in done and t.oid not in refused]
+    hierarchies = [u for u in hierarchies if u.ref.oid not in refused]
+    todo = [d for u in hierarchies for d in u.unit]  # a hierarchy's tables: parents first
     # The run lock of every table, held by this session until the invocation ends: the staged
     # tables outlive their load's transaction (docs/swap.md).
-    held_elsewhere = lock_tables_for_run(tgt, [d.ref.qualified for d in todo])
+    by_name = {d.ref.qualified: d for d in todo}
+    locked_elsewhere = lock_tables_for_run(tgt, list(by_name))
+    held_elsewhere = spread_failures(hierarchies, {by_name[name].ref.oid: message
+                                                   for name, message in locked_elsewhere.items()})
     for d in todo:
-        if d.ref.qualified in held_elsewhere:
-            outcomes.failed(d, held_elsewhere[d.ref.qualified], tgt)
-    todo = [d for d in todo if d.ref.qualified not in held_elsewhere]
+        if d.ref.oid in held_elsewhere:
+            outcomes.failed(d, held_elsewhere[d.ref.oid], tgt)
+    todo = [d for d in todo if d.ref.oid not in held_elsewhere]
     drop_staged_leftovers(tgt, {d.ref.qualified for d in todo})
     for d in todo:
-        if d.inherits_from:
-            events.warn(f"{d.ref.qualified} inherits from {', '.join(d.inherits_from)}: it is "
-                        "copied as a table of its own with only its own rows", d.ref.qualified)
         if not d.binary:
             events.emit("table_format", table=d.ref.qualified, format="text", reason=d.text_reason)
-    prepare_failures = _prepare_target(tgt, todo, types, events, options, trust)
+    prepare_failures = spread_failures(
+        hierarchies, _prepare_target(tgt, todo, types, events, options, trust))
     for d in todo:
         if d.ref.oid in prepare_failures:
             outcomes.failed(d, prepare_failures[d.ref.oid], tgt)
@@ -253,7 +261,9 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
             outcomes: dict[str, TableOutcome], settings: CopySettings, started_at: datetime,
             run_started: float) -> RunResult:
     """Foreign keys, the summary, the ledger's run row and the report."""
-    add_foreign_keys(tgt, defs, settings.lock_policy, events)
+    add_foreign_keys(tgt, defs, settings.lock_policy, events,
+                     {d.ref.oid for d in defs.values()
+                      if (o := outcomes.get(d.ref.qualified)) is not None and o.status == "failed"})
 
     ordered = [outcomes[t.qualified] for t in tables if t.qualified in outcomes]
     failed = [o for o in ordered if o.status == "failed"]

@@ -31,6 +31,7 @@ import psycopg2
 from psycopg2.extensions import connection, cursor
 
 from nightcopy import __version__
+from nightcopy.engine.copied_functions import COPIED_MARK
 from nightcopy.engine.target_catalog import schema_owners
 from nightcopy.errors import NightcopyError
 from nightcopy.secrets import scrub
@@ -41,6 +42,8 @@ INVOCATIONS = f"{LEDGER_SCHEMA}.invocations"
 TABLE_RESULTS = f"{LEDGER_SCHEMA}.table_results"
 MANAGED_TABLES = f"{LEDGER_SCHEMA}.managed_tables"
 TABLE_DEFINITIONS = f"{LEDGER_SCHEMA}.table_definitions"
+COPIED_FUNCTIONS = f"{LEDGER_SCHEMA}.copied_functions"
+_COPIED_MARK_SQL = "'" + COPIED_MARK.replace("'", "''") + "'"
 # The invocations table's name in each ledger version (readers accept every older version).
 _INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS, 3: INVOCATIONS,
                            4: INVOCATIONS}
@@ -85,6 +88,39 @@ COMMENT ON TABLE {TABLE_DEFINITIONS} IS 'each table''s source definition as copi
 -- index that is a scan of every result of every night.
 CREATE INDEX table_results_table_idx ON {TABLE_RESULTS} (table_name, finished_at);
 """
+
+
+def _copied_functions_ddl() -> str:
+    """The functions nightcopy copied to the target under --trust (engine/copied_functions),
+    by signature and oid: a later night refreshes only these, never another role's function
+    of the same signature (one created under that name after nightcopy's was dropped has
+    another oid)."""
+    return f"""
+CREATE TABLE {COPIED_FUNCTIONS} (
+    signature    text PRIMARY KEY,        -- schema.name(argument types), as on the source
+    function_oid oid NOT NULL,            -- the target's pg_proc oid
+    run_id       text NOT NULL,           -- the run that created or last refreshed it
+    copied_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE {COPIED_FUNCTIONS} IS 'the functions nightcopy copied from the source under '
+    '--trust: a later night may replace only these';
+"""
+
+
+def _copied_functions_migration() -> str:
+    """Version 3 to 4: the copied-functions table, seeded with what ledgers before it recorded
+    on the function itself (owned by the worker's role, nightcopy's comment)."""
+    return _copied_functions_ddl() + f"""
+-- signatures as the worker's sessions print them: every name schema-qualified
+SELECT pg_catalog.set_config('search_path', '', true);
+INSERT INTO {COPIED_FUNCTIONS} (signature, function_oid, run_id)
+SELECT p.oid::pg_catalog.regprocedure::text, p.oid, 'before ledger version 4'
+  FROM pg_catalog.pg_proc p
+ WHERE p.proowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+   AND pg_catalog.obj_description(p.oid, 'pg_proc') = {_COPIED_MARK_SQL}
+ON CONFLICT (signature) DO NOTHING;
+"""
+
 
 # What an upgrade from version 2 records: the tables whose latest result is `copied`, under
 # their current oid (one recreated by someone else since then is taken as it stands: the
@@ -143,6 +179,7 @@ CREATE INDEX table_results_finished_idx ON {TABLE_RESULTS} (finished_at);
 {_RUNS_VIEW};
 {_MANAGED_TABLES_DDL}
 {_TABLE_DEFINITIONS_DDL}
+{_copied_functions_ddl()}
 """
 
 # MIGRATIONS[v] upgrades a ledger from version v to v + 1 (in ensure_ledger's transaction).
@@ -168,8 +205,9 @@ END $$;
 INSERT INTO {MANAGED_TABLES} (table_oid, table_name, run_id)
 {_SEED_SQL};
 """,
-    # Nothing to seed: the first night after the upgrade records the definitions it copies.
-    3: _TABLE_DEFINITIONS_DDL,
+    # Version 4: the definitions as copied (schema-drift report: nothing to seed, the first
+    # night after the upgrade records what it copies) and the copied functions.
+    3: _TABLE_DEFINITIONS_DDL + _copied_functions_migration(),
 }
 
 

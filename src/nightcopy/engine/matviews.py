@@ -92,6 +92,16 @@ def prepare(cur: cursor, matviews: list[MatviewDef], staged: dict[str, str], tru
     return prepared
 
 
+def _run_or_refuse(cur: cursor, statement: str, what: str, fix: str) -> None:
+    """A step of replacing a materialized view that the worker's role may lack the privilege
+    for: the table fails with one line saying what could not be done and the fixes."""
+    try:
+        cur.execute(statement)
+    except psycopg2.errors.InsufficientPrivilege as exc:
+        raise TableError(f"{what} ({pg_message(exc, detail=False)}); {fix}, drop the "
+                         "materialized view, or use --strategy truncate") from None
+
+
 def swap_in(cur: cursor, prepared: list[PreparedMatview], current: list[MatviewDef],
             target_roles: set[str], table: str) -> None:
     """Under the swap's locks, once the plain views over them are dropped: replace the old
@@ -109,26 +119,20 @@ def swap_in(cur: cursor, prepared: list[PreparedMatview], current: list[MatviewD
         if m is not None and (m.qualified, m.owner) != (p.old.qualified, p.old.owner):
             raise TableError(f"{table}: the materialized view {p.old.qualified} was renamed or "
                              "given to another owner during the copy; rerun the copy")
-        try:
-            cur.execute(f"DROP MATERIALIZED VIEW {p.old.qualified if m is not None else p.staged}")
-        except psycopg2.errors.InsufficientPrivilege as exc:
-            raise TableError(
-                f"{table}: the target's materialized view {p.old.qualified} cannot be replaced "
-                f"by the rebuilt one ({pg_message(exc, detail=False)}); grant the worker's "
-                f"role membership in {p.old.owner} with INHERIT, drop the materialized view, "
-                "or use --strategy truncate") from None
+        _run_or_refuse(cur, f"DROP MATERIALIZED VIEW "
+                       f"{p.old.qualified if m is not None else p.staged}",
+                       f"{table}: the target's materialized view {p.old.qualified} cannot be "
+                       "replaced by the rebuilt one",
+                       f"grant the worker's role membership in {p.old.owner} with INHERIT")
     for p in prepared:
         m = now.get(p.old.oid)
         if m is None:
             continue  # dropped on the target during the copy: so is its rebuilt copy
-        try:
-            cur.execute(f"ALTER MATERIALIZED VIEW {p.staged} SET SCHEMA {quote_ident(m.schema)}")
-        except psycopg2.errors.InsufficientPrivilege as exc:
-            raise TableError(
-                f"{table}: the rebuilt materialized view {m.qualified} cannot be moved into "
-                f"place ({pg_message(exc, detail=False)}); grant the worker's role CREATE on "
-                f"schema {quote_ident(m.schema)}, drop the materialized view, or use "
-                "--strategy truncate") from None
+        _run_or_refuse(cur, f"ALTER MATERIALIZED VIEW {p.staged} SET SCHEMA "
+                       f"{quote_ident(m.schema)}",
+                       f"{table}: the rebuilt materialized view {m.qualified} cannot be moved "
+                       "into place",
+                       f"grant the worker's role CREATE on schema {quote_ident(m.schema)}")
         for statement in grants_sql(m.qualified, m.grants, target_roles)[0]:
             cur.execute(statement)
         # Literals inlined, no parameters: a name may hold a '%'.

@@ -68,11 +68,15 @@ class UnitMatviews:
 
 
 def swap_in(load: TableLoad, current: TargetTable | None, listed: set[str],
-            target_roles: set[str], unit_matviews: UnitMatviews | None = None) -> None:
+            target_roles: set[str], unit_matviews: UnitMatviews | None = None,
+            unit: frozenset[str] = frozenset()) -> None:
     """The swap phase, under the unit's locks: `current` is what the target has now (looked
-    at again under those locks; None: the table is new here)."""
+    at again under those locks; None: the table is new here). `unit`: the qualified names of
+    the unit's tables (a hierarchy's are swapped in children first)."""
     if current is not None and current.blockers:
         raise TableError(blocked_message(load.table.ref.qualified, current.blockers))
+    if current is not None:
+        _refuse_foreign_children(load.table.ref.qualified, current, unit)
     if current is not None:
         # The load's check, again: a target-only index may have appeared since.
         source_names = ({i.name for i in load.table.indexes}
@@ -88,6 +92,20 @@ def build_and_swap(load: TableLoad, old: TargetTable | None, listed: set[str],
     truncate: the unit's locks are already held)."""
     build_staged(load, old)
     swap_in(load, old, listed, target_roles)
+
+
+def _refuse_foreign_children(table: str, current: TargetTable, unit: frozenset[str]) -> None:
+    """An old target table with inheritance children the unit does not replace cannot be
+    dropped (and the new one would not have them): refuse it with the fix. The unit's own
+    children are dropped before it (children first)."""
+    if current.kind != "r":
+        return
+    others = [name for name in current.leaves if name not in unit | {table}]
+    if others:
+        raise TableError(
+            f"cannot replace {table} on the target: it has inheritance children that are not "
+            f"copied with it ({', '.join(others)}); list them too, or drop them or their "
+            f"inheritance (ALTER TABLE ... NO INHERIT {table}) on the target")
 
 
 def _refuse_untrusted_indexes(table: str, old: TargetTable | None, names: set[str]) -> None:

@@ -138,15 +138,19 @@ SELECT f.name, 'fk', k.conrelid, 0 FROM family f
 
 
 def plan_units(conn: connection, tables: list[TableDef], scope: str) -> list[SwapUnit]:
-    """The invocation's units, largest first (read in a short transaction of its own)."""
+    """The invocation's units, largest first (read in a short transaction of its own); each
+    unit's tables in the order of `tables` (a hierarchy's: parents first)."""
+    # An inheritance hierarchy copied as one (table_units) is always one unit, whatever the
+    # scope: its staged tables inherit from each other, so they can only flip together.
     if scope == "group":
         return [SwapUnit(list(tables))] if tables else []
-    if scope == "table":
-        return [SwapUnit([d]) for d in tables]
     by_name = {d.ref.qualified: d for d in tables}
-    with conn.cursor() as cur:
-        rows = fetch_all(cur, _LINKS_SQL, (list(by_name),))
-    conn.commit()
+    if scope == "table":
+        rows = []
+    else:
+        with conn.cursor() as cur:
+            rows = fetch_all(cur, _LINKS_SQL, (list(by_name),))
+        conn.commit()
     # Tables linked through a shared relation (a view over both, one's foreign key to the
     # other, a partition of both) belong to one unit: union-find over the shared oids.
     parent = {name: name for name in by_name}
@@ -168,6 +172,10 @@ def plan_units(conn: connection, tables: list[TableDef], scope: str) -> list[Swa
             parent[root(name)] = root(owner_of[oid])
         else:
             owner_of[oid] = name
+    for d in tables:
+        for member in d.hierarchy:
+            if member.ref.qualified in by_name:
+                parent[root(member.ref.qualified)] = root(d.ref.qualified)
     groups: dict[str, list[TableDef]] = {}
     for d in tables:
         groups.setdefault(root(d.ref.qualified), []).append(d)

@@ -56,6 +56,7 @@ from nightcopy.engine.table_job import CopySettings, TableOutcome
 from nightcopy.engine.table_load import TableLoad
 from nightcopy.engine.table_locks import release_run_lock, try_run_lock, with_lock_retries
 from nightcopy.engine.table_model import KIND_NAMES, TableDef
+from nightcopy.engine.table_units import children_first
 from nightcopy.engine.target_catalog import inspection
 from nightcopy.engine.target_catalog.target_table import TargetTable
 from nightcopy.engine.target_ddl import STAGE_PREFIX, stage_schema, staged
@@ -96,26 +97,35 @@ class TableCopier:
         self.hooks = hooks or UnitHooks()
 
     # ------------------------------------------------------------------ swap: load phase
-    def load(self, src: Connection, tgt: Connection, d: TableDef) -> LoadedTable:
-        out = TableOutcome(d.ref.qualified, "copied", format="binary" if d.binary else "text")
+    def load(self, src: Connection, tgt: Connection, d: TableDef) -> list[LoadedTable]:
+        """The staged copy of `d`, or of the inheritance hierarchy it leads (table_units:
+        parents first, in one transaction, each child's staged table INHERITS its staged
+        parents), committed; each table's LoadedTable in that order."""
+        members = d.unit
         started = time.monotonic()
+        outs = [TableOutcome(m.ref.qualified, "copied", format="binary" if m.binary else "text")
+                for m in members]
         try:
-            old = self._look(tgt, d)
+            olds = [self._look(tgt, m) for m in members]
             cur = tgt.cursor()
             apply_settings(cur, tgt.nightcopy_settings, local=True)
-            self.guard.before_load(cur, d, old)
-            schema_drift.report(src, cur, self.events, d, old, self.settings.schema_changes)
-            swap_strategy.build_staged(TableLoad(src, cur, d, out, self.settings, self.events),
-                                       old)
-            # Before the staged copy commits: refused, it is rolled back and the unit not swapped.
-            shrink_guard.check_loaded(cur, self.events, self.settings.shrink, d, out.rows, old)
-            freshness.report(cur, self.events, self._freshness(d), d,
-                             staged(d.ref.schema, d.ref.name))
+            for m, old, out in zip(members, olds, outs, strict=True):
+                self.guard.before_load(cur, m, old)
+                schema_drift.report(src, cur, self.events, m, old, self.settings.schema_changes)
+                swap_strategy.build_staged(TableLoad(src, cur, m, out, self.settings,
+                                                     self.events), old)
+                # Before the staged copy commits: refused, it is rolled back and the unit not
+                # swapped.
+                shrink_guard.check_loaded(cur, self.events, self.settings.shrink, m, out.rows,
+                                          old)
+                freshness.report(cur, self.events, self._freshness(m), m,
+                                 staged(m.ref.schema, m.ref.name))
             tgt.commit()
         except BaseException:
             _rollback_quietly(tgt)
             raise
-        return LoadedTable(d, out, started, old)
+        return [LoadedTable(m, out, started, old)
+                for m, out, old in zip(members, outs, olds, strict=True)]
 
     # ------------------------------------------------------------------ swap: swap phase
     def swap_unit(self, src: Connection, tgt: Connection, loaded: list[LoadedTable]
@@ -126,9 +136,14 @@ class TableCopier:
         self.hooks.after_loads(tgt, loaded)
         unit_matviews = self._prepare_matviews(tgt, loaded, names[0])
 
+        unit = frozenset(names)
+        by_table = {id(item.table): item for item in loaded}
+
         def swap_all(cur: cursor) -> None:
             self.hooks.swap_in(cur, loaded)
-            for item in loaded:
+            # Children first: an old parent can be dropped once its old children are (the new
+            # children inherit the staged parents, which move in after them).
+            for item in (by_table[id(d)] for d in children_first([i.table for i in loaded])):
                 d = item.table
                 current = inspection.inspect(cur, d.ref.schema, d.ref.name, self.listed)
                 _refuse_non_table(d, current)
@@ -136,7 +151,7 @@ class TableCopier:
                 self.guard.before_load(cur, d, current)
                 swap_strategy.swap_in(TableLoad(src, cur, d, item.out, self.settings,
                                                 self.events), current, self.listed,
-                                      self.target_roles, unit_matviews)
+                                      self.target_roles, unit_matviews, unit)
                 self.guard.after_load(cur, d.ref, self.settings.run_id, current)
                 schema_drift.record(src, cur, d, self.settings.run_id)
 
@@ -153,8 +168,13 @@ class TableCopier:
         outs = [TableOutcome(d.ref.qualified, "copied", format="binary" if d.binary else "text")
                 for d in tables]
         started = time.monotonic()
-        for d in tables:
-            self._look(tgt, d)  # refuse what is not a table before locking anything
+        # Refuse what is not a table before locking anything.
+        looked = {d.ref.qualified: self._look(tgt, d) for d in tables}
+        unit = frozenset(looked)
+        # An inheritance hierarchy with a table new to the target is built whole, staged, and
+        # swapped in (a staged child can only inherit staged parents); the others in place.
+        rebuilt = {m.ref.qualified for d in tables if d.hierarchy
+                   if any(looked[x.ref.qualified] is None for x in d.unit) for m in d.unit}
 
         def load_all(cur: cursor) -> None:
             pass  # the loads run after the locks' savepoint, below
@@ -164,6 +184,7 @@ class TableCopier:
                                         else "lock the tables for the truncate", started=[])
         try:
             cur.execute(f"SET LOCAL lock_timeout = '{FURTHER_LOCK_TIMEOUT_MS}ms'")
+            staged_loads: dict[int, tuple[TableLoad, TargetTable | None]] = {}
             for d, out in zip(tables, outs, strict=True):
                 current = inspection.inspect(cur, d.ref.schema, d.ref.name, self.listed)
                 _refuse_non_table(d, current)
@@ -171,11 +192,22 @@ class TableCopier:
                 schema_drift.report(src, cur, self.events, d, current,
                                     self.settings.schema_changes)
                 load = TableLoad(src, cur, d, out, self.settings, self.events)
+                if d.ref.qualified in rebuilt:
+                    swap_strategy.build_staged(load, current)
+                    shrink_guard.check_loaded(cur, self.events, self.settings.shrink, d,
+                                              out.rows, current)
+                    staged_loads[id(d)] = (load, current)
+                    continue
                 if current is not None:
-                    truncate_strategy.truncate_and_load(load, current)
+                    truncate_strategy.truncate_and_load(load, current, unit)
                 else:
                     swap_strategy.build_and_swap(load, None, self.listed, self.target_roles)
                 freshness.report(cur, self.events, self._freshness(d), d, d.ref.qualified)
+                self.guard.after_load(cur, d.ref, self.settings.run_id, current)
+                schema_drift.record(src, cur, d, self.settings.run_id)
+            for d in children_first([t for t in tables if id(t) in staged_loads]):
+                load, current = staged_loads[id(d)]
+                swap_strategy.swap_in(load, current, self.listed, self.target_roles, unit=unit)
                 self.guard.after_load(cur, d.ref, self.settings.run_id, current)
                 schema_drift.record(src, cur, d, self.settings.run_id)
             for out in outs:
@@ -299,7 +331,7 @@ class TableCopier:
         try:
             with tgt.cursor() as cur:
                 cur.execute(f"SET LOCAL lock_timeout = '{self.settings.lock_policy.timeout_ms}ms'")
-                for d in tables:
+                for d in children_first(tables):  # a staged parent after its children
                     cur.execute(f"DROP TABLE IF EXISTS {staged(d.ref.schema, d.ref.name)}")
             tgt.commit()
         except psycopg2.Error:
@@ -346,7 +378,16 @@ def drop_staged_leftovers(tgt: connection, own: set[str]) -> list[str]:
             SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname LIKE %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-             ORDER BY 1, 2""", (STAGE_PREFIX.replace("_", "\\_") + "%",))
+             -- a staged inheritance child before its staged parents (DROP refuses a parent
+             -- with children): the deepest first
+             ORDER BY (WITH RECURSIVE up AS (
+                           SELECT c.oid AS oid, 0 AS depth
+                           UNION ALL
+                           SELECT i.inhparent, up.depth + 1 FROM up
+                             JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.oid
+                            WHERE up.depth < 50)
+                       SELECT max(depth) FROM up) DESC, 1, 2""",
+                      (STAGE_PREFIX.replace("_", "\\_") + "%",))
         for staging_schema, name in found:
             schema = staging_schema[len(STAGE_PREFIX):]
             if stage_schema(schema) != staging_schema:

@@ -162,12 +162,15 @@ class TableLoad:
             self.force_after = True
 
     def _require_access_method(self) -> None:
-        am = self.table.access_method
-        if am is not None and fetch_value(self.cur, "SELECT count(*) FROM pg_catalog.pg_am "
-                                          "WHERE amname = %s AND amtype = 't'", (am,)) == 0:
-            raise TableError(f"{self.table.ref.qualified}: the source stores it with the table "
-                             f"access method {am}, which the target does not have: create it "
-                             "on the target (CREATE EXTENSION or CREATE ACCESS METHOD) first")
+        d = self.table
+        # The table's and its partitions' (each may have its own).
+        for what, am in [(d.ref.qualified, d.access_method),
+                         *((p.qualified, p.access_method) for p in d.partitions)]:
+            if am is not None and fetch_value(self.cur, "SELECT count(*) FROM pg_catalog.pg_am "
+                                              "WHERE amname = %s AND amtype = 't'", (am,)) == 0:
+                raise TableError(f"{what}: the source stores it with the table access method "
+                                 f"{am}, which the target does not have: create it on the "
+                                 "target (CREATE EXTENSION or CREATE ACCESS METHOD) first")
 
     def _unsupported_compression(self) -> frozenset[str]:
         """Columns compressed with a method the target lacks (lz4 needs a server built with it;
@@ -213,9 +216,9 @@ class TableLoad:
         d = self.table
         cols = [c.name for c in d.copy_columns]
         # A partitioned table is read with its partitions; a plain one without inheritance
-        # children, exactly as COPY read it.
+        # children, exactly as COPY read it (on both sides: a target hierarchy has children).
         source = verify.checksum(self.src, d.ref.qualified, cols, only=not d.partkey)
-        self.cur.execute(verify.checksum_sql(table_name, cols))
+        self.cur.execute(verify.checksum_sql(table_name, cols, only=not d.partkey))
         count, total = one_row(self.cur)
         if (int(count), str(total)) != source:
             raise TableError(f"{d.ref.qualified}: checksum mismatch between source and target "

@@ -167,6 +167,10 @@ class PartitionDef:
     partkey: str | None  # set when the partition is itself partitioned
     indexes: list[IndexDef] = field(default_factory=list)  # local (not inherited) ones
     constraints: list[Constraint] = field(default_factory=list)  # local checks
+    # Its own storage, as a plain table's (source_catalog/partitions): reloptions with its
+    # TOAST table's as toast.*, and a table access method other than heap (leaves only).
+    reloptions: list[str] = field(default_factory=list)
+    access_method: str | None = None
 
     @property
     def qualified(self) -> str:
@@ -191,7 +195,19 @@ class TableDef:
     reloptions: list[str] = field(default_factory=list)
     sequences: list[SequenceDef] = field(default_factory=list)  # named in column defaults
     type_oids: set[int] = field(default_factory=set)
-    inherits_from: list[str] = field(default_factory=list)  # plain inheritance (not reproduced)
+    # Plain inheritance (INHERITS, not partitioning), read by source_catalog/inheritance.
+    inherits_from: list[str] = field(default_factory=list)  # the source's parents, in order
+    parent_oids: list[int] = field(default_factory=list)  # the same parents' oids
+    inheritance_children: list[str] = field(default_factory=list)  # qualified, on the source
+    inherited_only_columns: set[str] = field(default_factory=set)  # NOT attislocal
+    # Inherited columns whose NOT NULL the table also declares itself (PostgreSQL 18's
+    # pg_constraint conislocal; older servers do not record it: taken as inherited only).
+    local_not_null_columns: set[str] = field(default_factory=set)
+    # Set by table_units when the table's parents are all copied with it: created INHERITS
+    # them (staged), with only its local columns. On a hierarchy's first table, `hierarchy`
+    # holds the hierarchy's other tables, parents before children: one unit, one transaction.
+    hierarchy_parents: list[TableDef] = field(default_factory=list)
+    hierarchy: list[TableDef] = field(default_factory=list)
     binary: bool = True
     text_reason: str | None = None
     expression_calls: list[ExpressionCall] = field(default_factory=list)
@@ -213,6 +229,11 @@ class TableDef:
     def copy_columns(self) -> list[Column]:
         """Columns that go through COPY: generated columns are computed by the target."""
         return [c for c in self.columns if not c.generated]
+
+    @property
+    def unit(self) -> list[TableDef]:
+        """The tables copied in this table's transaction: itself and its hierarchy."""
+        return [self, *self.hierarchy]
 
     @property
     def leaves(self) -> list[PartitionDef]:

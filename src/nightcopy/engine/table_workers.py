@@ -2,7 +2,8 @@
 
 Each worker has its own source connection (in the run's shared snapshot) and its own target
 connection. Under --strategy swap a worker takes the next table (units largest first, each
-unit's tables largest first), loads it (its staged copy committed), and when that was the last
+unit's tables largest first; an inheritance hierarchy's tables are one item, loaded in one
+transaction), loads it (its staged copy committed), and when that was the last
 table its unit waited for, swaps the whole unit in at once (table_copy). A unit one of whose
 tables failed is not swapped: its other tables keep last night's rows (and say why), so a view
 over them keeps showing one night. Under --strategy truncate a worker takes a whole unit and
@@ -99,18 +100,19 @@ class UnitProgress:
         self.loaded: dict[int, list[LoadedTable]] = {id(unit): [] for unit in units}
         self.failed: dict[int, list[str]] = {id(unit): [] for unit in units}
 
-    def done(self, d: TableDef, loaded: LoadedTable | None
+    def done(self, d: TableDef, loaded: list[LoadedTable] | None
              ) -> tuple[SwapUnit, list[LoadedTable], list[str]] | None:
-        """Record a table's load (None: it failed); the unit, its loaded tables and its failed
-        ones when this was the last table the unit waited for."""
+        """Record the load of `d` and of the hierarchy it leads (None: it failed); the unit,
+        its loaded tables and its failed ones when these were the last the unit waited for."""
         unit = self.unit_of[d.ref.qualified]
         key = id(unit)
         with self.lock:
-            self.waiting[key].discard(d.ref.qualified)
+            for member in d.unit:
+                self.waiting[key].discard(member.ref.qualified)
             if loaded is not None:
-                self.loaded[key].append(loaded)
+                self.loaded[key].extend(loaded)
             else:
-                self.failed[key].append(d.ref.qualified)
+                self.failed[key].extend(member.ref.qualified for member in d.unit)
             if self.waiting[key]:
                 return None
         order = {t.ref.qualified: i for i, t in enumerate(unit.tables)}
@@ -138,7 +140,10 @@ class WorkerPool:
             if truncate:
                 work.put(unit)
                 continue
-            for d in sorted(unit.tables, key=lambda d: d.ref.size_bytes, reverse=True):
+            # A hierarchy's tables load in one work item, its first table's (table_units).
+            members = {id(m) for d in unit.tables for m in d.hierarchy}
+            for d in sorted((d for d in unit.tables if id(d) not in members),
+                            key=lambda d: sum(m.ref.size_bytes for m in d.unit), reverse=True):
                 work.put(d)
         threads = [threading.Thread(target=_Worker(self).run, args=(work,),
                                     name=f"nightcopy-worker-{i}", daemon=True)
@@ -180,18 +185,20 @@ class _Worker:
     def _load(self, d: TableDef) -> None:
         """Load one table; swap its unit when it was the last one the unit waited for."""
         loaded = self._with_retries(
-            d, [d], lambda src, tgt, attempt: self._load_once(src, tgt, d, attempt))
-        ready = self.pool.progress.done(d, loaded[0] if loaded else None)
+            d, d.unit, lambda src, tgt, attempt: self._load_once(src, tgt, d, attempt))
+        ready = self.pool.progress.done(d, loaded)
         if ready is not None:
             self._swap_unit(*ready)
 
     def _load_once(self, src: Connection, tgt: Connection, d: TableDef, attempt: int
                    ) -> list[LoadedTable]:
-        self.pool.events.emit("table_started", table=d.ref.qualified, attempt=attempt,
-                              size_bytes=d.ref.size_bytes)
+        for m in d.unit:
+            self.pool.events.emit("table_started", table=m.ref.qualified, attempt=attempt,
+                                  size_bytes=m.ref.size_bytes)
         loaded = self.pool.copier.load(src, tgt, d)
-        loaded.out.attempts = attempt
-        return [loaded]
+        for item in loaded:
+            item.out.attempts = attempt
+        return loaded
 
     def _swap_unit(self, unit: SwapUnit, loaded: list[LoadedTable], failed: list[str]) -> None:
         pool = self.pool

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 
 import psycopg2
 from psycopg2.extensions import connection, cursor
@@ -252,8 +253,11 @@ def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozense
     """CREATE TABLE (+ partitions) in the staging schemas, valid checks inline, no indexes yet."""
     stage = stage_schema(d.ref.schema)
     typed = d.of_type is not None
-    elements = [_column_sql(c, stage, typed) for c in d.columns
-                if not typed or _typed_column_needs_options(c)]
+    # A child of a hierarchy copied with it lists only its local columns (attislocal) and
+    # local checks (the constraints reader reads only those); the others come from INHERITS.
+    inherited = d.inherited_only_columns if d.hierarchy_parents else set()
+    elements = [_column_sql(_own_not_null(d, c), stage, typed) for c in d.columns
+                if c.name not in inherited and (not typed or _typed_column_needs_options(c))]
     elements += [f"CONSTRAINT {quote_ident(k.name)} {k.definition}"
                  for k in d.constraints if _loads_valid(k)]
     table = staged(d.ref.schema, d.ref.name)
@@ -262,13 +266,15 @@ def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozense
         sql += f" OF {d.of_type}" + (f" ({', '.join(elements)})" if elements else "")
     else:
         sql += f" ({', '.join(elements)})"
+    if d.hierarchy_parents:
+        sql += f" INHERITS ({', '.join(staged(p.ref.schema, p.ref.name) for p in d.hierarchy_parents)})"
     if d.partkey:
         sql += f" PARTITION BY {d.partkey}"
     if d.access_method:
         sql += f" USING {quote_ident(d.access_method)}"
     if d.reloptions and not d.partkey:
         sql += f" WITH ({', '.join(d.reloptions)})"
-    statements = [sql]
+    statements = [sql, *_inherited_column_changes(d)]
     names = {d.ref.oid: table}
     for p in d.partitions:
         names[p.oid] = staged(p.schema, p.name)
@@ -280,6 +286,10 @@ def create_table_sql(d: TableDef, without_compression: frozenset[str] = frozense
         psql += f" {p.bound}"
         if p.partkey:
             psql += f" PARTITION BY {p.partkey}"
+        if p.access_method:
+            psql += f" USING {quote_ident(p.access_method)}"
+        if p.reloptions and not p.partkey:
+            psql += f" WITH ({', '.join(p.reloptions)})"
         statements.append(psql)
     # After the partitions: on a partitioned table these recurse to them, as on the source.
     statements += table_details_ddl.column_storage_sql(table, d.columns, set(without_compression))
@@ -300,6 +310,39 @@ def self_reference_path(d: TableDef) -> str | None:
     schemas = list(dict.fromkeys([d.ref.schema, *(p.schema for p in d.partitions)]))
     return ", ".join([quote_ident(stage_schema(s)) for s in schemas]
                      + [quote_ident(s) for s in schemas])
+
+
+def _own_not_null(d: TableDef, col: Column) -> Column:
+    """A local column of a child that a parent's NOT NULL column also defines inherits the
+    NOT NULL: it is declared again only where the source's child declares it too."""
+    if (not d.hierarchy_parents or not col.not_null or col.name in d.local_not_null_columns
+            or not any((pc := p.column(col.name)) is not None and pc.not_null
+                       for p in d.hierarchy_parents)):
+        return col
+    return replace(col, not_null=False)
+
+
+def _inherited_column_changes(d: TableDef) -> list[str]:
+    """Where an inherited-only column of a child differs from what INHERITS gives it (its
+    own default, or NOT NULL the parents lack): ALTER it, as pg_dump does."""
+    if not d.hierarchy_parents:
+        return []
+    table = staged(d.ref.schema, d.ref.name)
+    out = []
+    for c in d.columns:
+        if c.name not in d.inherited_only_columns or c.generated or c.identity:
+            continue
+        from_parent = next((pc for p in d.hierarchy_parents
+                            if (pc := p.column(c.name)) is not None), None)
+        if from_parent is None:
+            continue
+        column = f"ALTER TABLE {table} ALTER COLUMN {quote_ident(c.name)}"
+        if c.default != from_parent.default:
+            out.append(f"{column} DROP DEFAULT" if c.default is None
+                       else f"{column} SET DEFAULT {c.default}")
+        if c.not_null and not from_parent.not_null:
+            out.append(f"{column} SET NOT NULL")
+    return out
 
 
 def index_sql(index: IndexDef, table: str) -> str:

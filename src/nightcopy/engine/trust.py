@@ -26,6 +26,7 @@ from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import ExpressionCall, TableDef
 from nightcopy.engine.tablelist import TableSpec, parse_name
 from nightcopy.engine.target_catalog.domain_calls import read_domain_calls
+from nightcopy.engine.target_catalog.signatures import lookup as signatures_lookup
 from nightcopy.errors import ConfigError, NightcopyError
 
 HOW_TO_TRUST = "--trust (NIGHTCOPY_TRUST, options.trust)"
@@ -196,16 +197,19 @@ def _on_target(tgt: connection, wanted: list[tuple[str, str]]) -> dict[tuple[str
     kinds = [k for k, _ in wanted]
     signatures = [s for _, s in wanted]
     with tgt.cursor() as cur:
+        # Functions and operators looked up one by one (signatures.lookup: before PostgreSQL
+        # 16 a signature naming a type the target lacks raises instead of finding nothing).
+        oids = [signatures_lookup(cur, k, s) if k in ("function", "operator") else None
+                for k, s in wanted]
         rows = fetch_all(cur, """
-        WITH w(kind, signature) AS (SELECT * FROM unnest(%s::text[], %s::text[])),
+        WITH w(kind, signature, oid) AS (
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::oid[])),
         o(kind, signature, classid, objid) AS (
             SELECT w.kind, w.signature,
                    CASE w.kind WHEN 'function' THEN 'pg_catalog.pg_proc'::pg_catalog.regclass
                                WHEN 'operator' THEN 'pg_catalog.pg_operator'::pg_catalog.regclass
                                ELSE 'pg_catalog.pg_opclass'::pg_catalog.regclass END,
-                   CASE w.kind
-                     WHEN 'function' THEN pg_catalog.to_regprocedure(w.signature)::oid
-                     WHEN 'operator' THEN pg_catalog.to_regoperator(w.signature)::oid
+                   CASE WHEN w.kind IN ('function', 'operator') THEN w.oid
                      ELSE (SELECT oc.oid FROM pg_catalog.pg_opclass oc
                              JOIN pg_catalog.pg_namespace n ON n.oid = oc.opcnamespace
                              JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
@@ -217,6 +221,6 @@ def _on_target(tgt: connection, wanted: list[tuple[str, str]]) -> dict[tuple[str
                   JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
                  WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype = 'e'
                    AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass LIMIT 1)
-          FROM o WHERE o.objid IS NOT NULL""", (kinds, signatures))
+          FROM o WHERE o.objid IS NOT NULL""", (kinds, signatures, oids))
     tgt.commit()
     return {(r[0], r[1]): r[2] for r in rows}

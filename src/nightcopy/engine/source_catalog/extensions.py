@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psycopg2.extensions import connection
 
+from nightcopy.engine.needed_objects import dependencies_first
 from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.source_catalog.dependencies import DEFINITION_OBJECTS_CTE, definition_params
 from nightcopy.engine.table_model import ExtensionDef, TableDef
@@ -53,21 +54,4 @@ def read_extensions(conn: connection, tables: dict[int, TableDef],
             found.setdefault(root, {})[name] = ExtensionDef(name, version, schema,
                                                             tuple(requires))
     for root, by_name in found.items():
-        tables[root].extensions = dependencies_first(by_name)
-
-
-def dependencies_first(by_name: dict[str, ExtensionDef]) -> list[ExtensionDef]:
-    ordered: list[ExtensionDef] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen or name not in by_name:
-            return
-        seen.add(name)
-        for required in by_name[name].requires:
-            visit(required)
-        ordered.append(by_name[name])
-
-    for name in sorted(by_name):
-        visit(name)
-    return ordered
+        tables[root].extensions = dependencies_first(by_name, lambda e: e.requires)

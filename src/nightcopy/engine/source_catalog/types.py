@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from psycopg2.extensions import connection
 
+from nightcopy.engine.needed_objects import dependencies_first
 from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.table_model import TypeDef
 
@@ -71,17 +72,4 @@ def load_types(conn: connection, type_oids: set[int]) -> list[TypeDef]:
                          io_functions=r[17])
             found[td.oid] = td
             pending.update(o for o in td.depends if o not in found)
-    ordered: list[TypeDef] = []
-    seen: set[int] = set()
-
-    def visit(oid: int) -> None:
-        if oid in seen or oid not in found:
-            return
-        seen.add(oid)
-        for dep in found[oid].depends:
-            visit(dep)
-        ordered.append(found[oid])
-
-    for oid in sorted(found):
-        visit(oid)
-    return ordered
+    return dependencies_first(found, lambda t: t.depends)

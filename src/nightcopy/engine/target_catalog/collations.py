@@ -12,6 +12,7 @@ import psycopg2
 from psycopg2.extensions import cursor
 
 from nightcopy.engine.failure_messages import pg_message
+from nightcopy.engine.needed_objects import needed_by_tables
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_model import CollationDef, TableDef
@@ -35,12 +36,7 @@ def create_collation_sql(cur: cursor, c: CollationDef) -> str:
 def ensure_collations(cur: cursor, defs: list[TableDef]) -> dict[int, str]:
     """Create the user collations the tables need and the target lacks (an existing one of the
     same name is used as it is); the tables whose collation could not be created, by oid."""
-    users: dict[int, list[TableDef]] = {}
-    wanted: dict[int, CollationDef] = {}
-    for d in defs:
-        for c in d.collations:
-            wanted.setdefault(c.oid, c)
-            users.setdefault(c.oid, []).append(d)
+    wanted, users = needed_by_tables(defs, lambda d: d.collations, lambda c: c.oid)
     failures: dict[int, str] = {}
     for oid, c in sorted(wanted.items(), key=lambda item: item[1].qualified):
         if c.extension is not None or fetch_value(

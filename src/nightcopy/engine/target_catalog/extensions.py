@@ -21,6 +21,7 @@ import psycopg2
 from psycopg2.extensions import cursor
 
 from nightcopy.engine.failure_messages import pg_message
+from nightcopy.engine.needed_objects import dependencies_first, needed_by_tables
 from nightcopy.engine.pg_rows import fetch_all, fetch_value
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_model import ExtensionDef, TableDef
@@ -40,12 +41,7 @@ def ensure_extensions(cur: cursor, defs: list[TableDef], create: bool,
                       warn: Warn) -> dict[int, str]:
     """Create the extensions the tables need and the target lacks; the tables whose extension
     could not be created, by oid, with the statement an administrator must run."""
-    users: dict[str, list[TableDef]] = {}
-    wanted: dict[str, ExtensionDef] = {}
-    for d in defs:
-        for ext in d.extensions:
-            wanted.setdefault(ext.name, ext)
-            users.setdefault(ext.name, []).append(d)
+    wanted, users = needed_by_tables(defs, lambda d: d.extensions, lambda e: e.name)
     if not wanted:
         return {}
     installed = {r[0] for r in fetch_all(cur, "SELECT extname FROM pg_catalog.pg_extension")}
@@ -57,7 +53,7 @@ def ensure_extensions(cur: cursor, defs: list[TableDef], create: bool,
     failures: dict[int, str] = {}
     failed: dict[str, str] = {}
     # Already in dependency order per table; across tables, an extension after its requirements.
-    for ext in _ordered(wanted):
+    for ext in dependencies_first(wanted, lambda e: e.requires):
         if ext.name in installed:
             continue
         statement = create_extension_sql(cur, ext, offered.get(ext.name, set()))
@@ -83,23 +79,6 @@ def ensure_extensions(cur: cursor, defs: list[TableDef], create: bool,
         for d in users[ext.name]:
             failures.setdefault(d.ref.oid, message)
     return failures
-
-
-def _ordered(wanted: dict[str, ExtensionDef]) -> list[ExtensionDef]:
-    out: list[ExtensionDef] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen or name not in wanted:
-            return
-        seen.add(name)
-        for required in wanted[name].requires:
-            visit(required)
-        out.append(wanted[name])
-
-    for name in sorted(wanted):
-        visit(name)
-    return out
 
 
 def _try_create(cur: cursor, ext: ExtensionDef, statement: str) -> str | None:

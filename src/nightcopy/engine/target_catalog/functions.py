@@ -25,9 +25,11 @@ from psycopg2.extensions import cursor
 
 from nightcopy.engine.copied_functions import created_by_nightcopy, record_copied_function
 from nightcopy.engine.failure_messages import pg_message
+from nightcopy.engine.needed_objects import needed_by_tables
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.sql_names import qualified_name, quote_ident
 from nightcopy.engine.table_model import FunctionDef, TableDef
+from nightcopy.engine.target_catalog.signatures import lookup
 from nightcopy.engine.trust import HOW_TO_TRUST, Trust
 
 Warn = Callable[[str], None]
@@ -38,12 +40,7 @@ def ensure_functions(cur: cursor, defs: list[TableDef], trust: Trust, run_id: st
                      warn: Warn) -> dict[int, str]:
     """Copy or check the functions the tables name; the tables that cannot have theirs, by
     oid, with the reason."""
-    users: dict[str, list[TableDef]] = {}
-    wanted: dict[str, FunctionDef] = {}
-    for d in defs:
-        for f in d.functions:
-            wanted.setdefault(f.signature, f)
-            users.setdefault(f.signature, []).append(d)
+    wanted, users = needed_by_tables(defs, lambda d: d.functions, lambda f: f.signature)
     failures: dict[int, str] = {}
     for signature, f in wanted.items():  # each table lists a function after its callees
         reason = _ensure(cur, f, trust, run_id, warn)
@@ -56,7 +53,7 @@ def ensure_functions(cur: cursor, defs: list[TableDef], trust: Trust, run_id: st
 def _ensure(cur: cursor, f: FunctionDef, trust: Trust, run_id: str, warn: Warn) -> str | None:
     item = qualified_name(f.schema, f.name)
     trusted = any(e.spec.matches(f.schema, f.name) for e in trust.entries)
-    exists = fetch_value(cur, "SELECT pg_catalog.to_regprocedure(%s)::oid", (f.signature,))
+    exists = lookup(cur, "function", f.signature)
     ours = exists is not None and created_by_nightcopy(cur, f.signature)
     if exists is not None and not ours:
         if not trusted or trust.names(f.schema, f.name):

@@ -22,6 +22,7 @@ from nightcopy.engine.source_catalog.expression_calls import (
 )
 from nightcopy.engine.table_model import IndexDef, index_body
 from nightcopy.engine.target_catalog.target_table import TargetTable
+from nightcopy.engine.target_catalog.views import DEPENDENTS_CTE
 
 
 @dataclass
@@ -41,22 +42,8 @@ class MatviewDef:
     reads: list[int] = field(default_factory=list)  # the relations its query reads (pg_depend)
 
 
-# Every relation that reads the table through rewrite rules (views, materialized views, rules
-# of other tables), and through those, as views.read_views walks them.
-_DEPENDENTS = """
-WITH RECURSIVE deps AS (
-    SELECT DISTINCT r.ev_class AS oid, 1 AS depth
-      FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-     WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.refobjid = ANY(%(rels)s::oid[]) AND r.ev_class <> ALL(%(rels)s::oid[])
-    UNION ALL
-    SELECT r.ev_class, deps.depth + 1
-      FROM deps JOIN pg_catalog.pg_depend d ON d.refobjid = deps.oid
-       AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-      JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-     WHERE r.ev_class <> deps.oid AND deps.depth < 50)
+# What reads the table through rewrite rules, as views.read_views walks them.
+_DEPENDENTS = DEPENDENTS_CTE + """
 SELECT c.oid, max(deps.depth), c.relkind, format('%%I.%%I', n.nspname, c.relname),
        n.nspname, c.relname, pg_catalog.pg_get_userbyid(c.relowner), c.reloptions,
        pg_catalog.obj_description(c.oid, 'pg_class'), c.relispopulated,

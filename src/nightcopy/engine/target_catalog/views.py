@@ -11,23 +11,27 @@ from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.table_model import KIND_NAMES
 from nightcopy.engine.target_catalog.target_table import TargetTable, ViewDef
 
+# Every relation that reads the relations %(rels)s through rewrite rules (views, materialized
+# views, rules of other tables), and through those, with its depth (1: reads one of them).
+DEPENDENTS_CTE = """
+WITH RECURSIVE deps AS (
+    SELECT DISTINCT r.ev_class AS oid, 1 AS depth
+      FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+     WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.refobjid = ANY(%(rels)s::oid[]) AND r.ev_class <> ALL(%(rels)s::oid[])
+    UNION ALL
+    SELECT r.ev_class, deps.depth + 1
+      FROM deps JOIN pg_catalog.pg_depend d ON d.refobjid = deps.oid
+       AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+     WHERE r.ev_class <> deps.oid AND deps.depth < 50)"""
+
 
 def read_views(cur: cursor, table: TargetTable, listed: set[str]) -> None:
     rel_oids = table.relation_oids
-    dependents = fetch_all(cur, """
-        WITH RECURSIVE deps AS (
-            SELECT DISTINCT r.ev_class AS oid, 1 AS depth
-              FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-             WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-               AND d.refobjid = ANY(%s::oid[]) AND r.ev_class <> ALL(%s::oid[])
-            UNION ALL
-            SELECT r.ev_class, deps.depth + 1
-              FROM deps JOIN pg_catalog.pg_depend d ON d.refobjid = deps.oid
-               AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-              JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-             WHERE r.ev_class <> deps.oid AND deps.depth < 50)
+    dependents = fetch_all(cur, DEPENDENTS_CTE + """
         SELECT c.oid, max(deps.depth), c.relkind, format('%%I.%%I', n.nspname, c.relname),
                CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END,
                c.reloptions, pg_catalog.pg_get_userbyid(c.relowner),
@@ -35,7 +39,7 @@ def read_views(cur: cursor, table: TargetTable, listed: set[str]) -> None:
           FROM deps JOIN pg_catalog.pg_class c ON c.oid = deps.oid
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          GROUP BY c.oid, c.relkind, n.nspname, c.relname
-         ORDER BY max(deps.depth), c.oid""", (rel_oids, rel_oids))
+         ORDER BY max(deps.depth), c.oid""", {"rels": rel_oids})
     view_oids = [oid for oid, _, kind, *_ in dependents if kind == "v"]
     grants = read_grants(cur, view_oids)
     column_comments = _column_comments(cur, view_oids)
