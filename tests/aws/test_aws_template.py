@@ -86,13 +86,16 @@ def test_state_machine_definition_comes_from_the_asl_file_with_substitutions():
     assert timeout.tag == "Join" and timeout.value[0] == ""
     assert timeout.value[1][0].value == "BuildTimeoutMinutes" and timeout.value[1][1] == "00"
     retries = {tuple(r["ErrorEquals"]): r for r in task["Retry"]}
-    assert retries[("States.TaskFailed",)]["MaxAttempts"] == 1
+    # no blanket retry of a failed build (it would rerun a TIMED_OUT or STOPPED one): the
+    # Catch -> MayRetry -> ReadWorkerReport -> IsRetryable loop decides, once
+    assert ("States.TaskFailed",) not in retries
     assert retries[("CodeBuild.AccountLimitExceededException",
                     "CodeBuild.CodeBuildException")]["BackoffRate"] == 2.0
     # secrets never in the overrides: only names and lists
     names = [e["Name"] for e in task["Parameters"]["EnvironmentVariablesOverride"]]
     assert names == ["NIGHTCOPY_GROUP", "NIGHTCOPY_TABLES", "NIGHTCOPY_RUN_ID",
-                     "NIGHTCOPY_SSM_PREFIX", "NIGHTCOPY_REPORT_URI"]
+                     "NIGHTCOPY_SSM_PREFIX", "NIGHTCOPY_REPORT_URI",
+                     "NIGHTCOPY_EXECUTION_OPTIONS"]
 
 
 def test_build_timeout_default_is_above_codebuild_default():
@@ -123,9 +126,12 @@ def test_no_wildcard_resource_where_a_narrower_one_exists():
 def test_sync_integration_permissions_and_kms():
     sm = statements(RES["StateMachine"])
     by_sid = {s["Sid"]: s for s in sm}
+    # no dead grant: startBuild.sync never reads test reports (BatchGetReports)
     assert set(by_sid["RunWorkers"]["Action"]) == {
-        "codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds",
-        "codebuild:BatchGetReports"}
+        "codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds"}
+    # the retry decision reads a failed worker's report, and nothing else of the bucket
+    assert by_sid["ReadFailedWorkerReports"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadFailedWorkerReports"]["Resource"].value.endswith("/reports/*")
     assert set(by_sid["SyncBuildCompletionRule"]["Action"]) == {
         "events:PutTargets", "events:PutRule", "events:DescribeRule"}
     assert by_sid["SyncBuildCompletionRule"]["Resource"].value.endswith(
@@ -222,9 +228,12 @@ def test_substitution_check_catches_a_missing_placeholder(tmp_path, missing):
 def test_build_overrides_are_options_the_worker_reads():
     """The state machine configures the worker only through environment variables: each one it
     sets must be one `nightcopy copy` reads (a renamed option would silently be ignored)."""
+    from nightcopy.aws.execution_input import EXECUTION_OPTIONS_VARIABLE
     from nightcopy.cli.copy_command import copy_command
 
-    worker_env = {p.envvar for p in copy_command.params if p.envvar}
+    # the flags' variables, and the execution input's options (read by the worker itself)
+    worker_env = {p.envvar for p in copy_command.params if p.envvar} | {
+        EXECUTION_OPTIONS_VARIABLE}
     asl = json.loads((ROOT / "statemachines" / "nightcopy.asl.json").read_text())
     task = asl["States"]["RunGroups"]["ItemProcessor"]["States"]["CopyGroup"]
     names = {e["Name"] for e in task["Parameters"]["EnvironmentVariablesOverride"]}
@@ -394,3 +403,14 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use():
     assert publishers and all(RES[k]["Type"] == "AWS::CloudWatch::Alarm" for k in publishers)
     # and the account keeps administering the key (or it could never be changed or deleted)
     assert policy["AccountAdministersTheKey"]["Principal"]["AWS"].value.endswith(":root")
+
+
+def test_asl_resource_arns_carry_the_partition():
+    """GovCloud and China: every integration ARN is arn:${Partition}:states:::..., with
+    Partition = AWS::Partition in the template's DefinitionSubstitutions."""
+    text = (ROOT / "statemachines" / "nightcopy.asl.json").read_text()
+    assert "arn:aws:" not in text
+    resources = re.findall(r'"Resource": "([^"]+)"', text)
+    assert resources and all(r.startswith("arn:${Partition}:states:::") for r in resources)
+    subs = RES["StateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert subs["Partition"].tag == "Ref" and subs["Partition"].value == "AWS::Partition"

@@ -186,6 +186,11 @@ REPORT_FIELDS: Final = (
     Field("started_at", "string", "when the invocation started (ISO 8601, UTC)"),
     Field("finished_at", "string", "when it finished (ISO 8601, UTC)"),
     Field("results", "array of objects", "one object per table, in list order (below)"),
+    Field("retryable", "boolean", "true when tables failed and every failure was transient (a "
+          "lost connection, a lock, a serialization or recovery conflict): the state machine "
+          "retries such a build once; false otherwise", required=False),
+    Field("schema_version", "integer", "this object's layout: 2 (1, or absent: a worker from "
+          "before retryable)", required=False),
 )
 
 

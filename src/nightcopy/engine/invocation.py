@@ -22,7 +22,12 @@ from nightcopy.engine.copy_stream import limit_heap_retention
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.foreign_keys import add_foreign_keys
-from nightcopy.engine.invocation_report import ReportWriter, write_report
+from nightcopy.engine.invocation_report import (
+    REPORT_SCHEMA_VERSION,
+    ReportWriter,
+    report_retryable,
+    write_report,
+)
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.run_id import new_run_id
 from nightcopy.engine.snapshot import Snapshot
@@ -255,7 +260,9 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
                       finished_at=datetime.now(UTC).isoformat(),
                       results=[{"table": o.table, "status": o.status, "rows": o.rows,
                                 "bytes": o.bytes, "seconds": round(o.seconds, 3),
-                                **({"error": o.error} if o.error else {})} for o in ordered])
+                                **({"error": o.error} if o.error else {})} for o in ordered],
+                      retryable=report_retryable([o.transient for o in failed]),
+                      schema_version=REPORT_SCHEMA_VERSION)
         try:
             where = write_report(options.report_writer, options.run_id, options.group, report)
             summary["report"] = where
