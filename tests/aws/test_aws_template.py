@@ -416,3 +416,25 @@ def test_asl_resource_arns_carry_the_partition():
     assert resources and all(r.startswith("arn:${Partition}:states:::") for r in resources)
     subs = RES["StateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert subs["Partition"].tag == "Ref" and subs["Partition"].value == "AWS::Partition"
+
+
+def test_a_start_that_fails_for_good_is_kept_and_alarms():
+    """The Scheduler invokes the starter asynchronously: a failure after Lambda's retries, or a
+    delivery the schedule gave up on, lands in one queue, and an alarm mails the first one."""
+    starter = RES["StarterFunction"]["Properties"]
+    invoke = starter["EventInvokeConfig"]
+    assert 0 <= invoke["MaximumRetryAttempts"] <= 2
+    assert 60 <= invoke["MaximumEventAgeInSeconds"] <= 21600
+    on_failure = invoke["DestinationConfig"]["OnFailure"]
+    assert on_failure["Type"] == "SQS"
+    assert on_failure["Destination"].tag == "GetAtt"
+    assert on_failure["Destination"].value in ("LostStartsQueue.Arn", ["LostStartsQueue", "Arn"])
+    schedule = starter["Events"]["Nightly"]["Properties"]
+    assert schedule["DeadLetterConfig"]["Arn"].value == on_failure["Destination"].value
+    send = [s for s in statements(RES["StarterFunction"]) if s.get("Sid") == "RecordALostStart"]
+    assert send and send[0]["Action"] == "sqs:SendMessage"
+    alarm = RES["LostStartAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS" and alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["Dimensions"][0]["Value"].value in ("LostStartsQueue.QueueName",
+                                                     ["LostStartsQueue", "QueueName"])
+    assert [a.value for a in alarm["AlarmActions"]] == ["AlarmTopic"]
