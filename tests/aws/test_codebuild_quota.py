@@ -64,3 +64,38 @@ def test_without_a_prefix_nothing_is_asked():
     checked: list[str] = []
     check_codebuild_quota(None, problems, checked)
     assert problems == checked == []
+
+
+@pytest.mark.parametrize(("expression", "zone", "skipped"), [
+    ("cron(30 2 * * ? *)", "Europe/Berlin", "2027-03-28"),     # the spring-forward gap
+    ("cron(0 1 * * ? *)", "Europe/London", "2027-03-28"),
+    ("cron(30 2 * * ? *)", "America/New_York", "2027-03-14"),
+    ("cron(0 2 * * ? *)", "UTC", None),                        # the default: never adjusted
+    ("cron(30 4 * * ? *)", "Europe/Berlin", None),             # after every zone's change
+    ("cron(30 3 * * ? *)", "Europe/Berlin", None),             # 03:30 exists (02:00 -> 03:00)
+    ("rate(1 day)", "Europe/Berlin", None),
+])
+def test_a_local_time_in_a_dst_gap_is_refused(expression, zone, skipped):
+    from datetime import date
+
+    from nightcopy.aws.schedule_dst import dst_gap_problem
+
+    problem = dst_gap_problem(expression, zone, today=date(2026, 12, 3))
+    if skipped is None:
+        assert problem is None
+    else:
+        assert problem is not None and skipped in problem and "04:00" in problem
+
+
+def test_validate_names_the_stack_schedule_in_a_dst_gap(moto_aws):
+    template = {"Parameters": {"ScheduleExpression": {"Type": "String"},
+                               "ScheduleTimezone": {"Type": "String"}},
+                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {"SsmPrefix": {"Value": PREFIX}, "StateMachineArn": {"Value": "a"}}}
+    boto3.client("cloudformation").create_stack(
+        StackName="nightcopy-prod", TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": "ScheduleExpression", "ParameterValue": "cron(30 2 * * ? *)"},
+                    {"ParameterKey": "ScheduleTimezone", "ParameterValue": "Europe/Berlin"}])
+    problems: list[str] = []
+    check_codebuild_quota(PREFIX, problems, [], quotas=_quotas(20.0))
+    assert len(problems) == 1 and "02:30 does not exist on" in problems[0]

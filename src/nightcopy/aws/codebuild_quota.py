@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from nightcopy.aws.errors import AwsError, aws_call, client
+from nightcopy.aws.schedule_dst import dst_gap_problem
 from nightcopy.errors import NightcopyError
 
 QUOTA_CODES = {
@@ -64,6 +65,11 @@ def check_codebuild_quota(prefix: str | None, problems: list[str], checked: list
             return
         params = {p["ParameterKey"]: p.get("ResolvedValue") or p.get("ParameterValue")
                   for p in stack.get("Parameters", [])}
+        # the schedule's local time, checked here because the stack is at hand (schedule_dst)
+        gap = dst_gap_problem(str(params.get("ScheduleExpression") or ""),
+                              str(params.get("ScheduleTimezone") or "UTC"))
+        if gap:
+            problems.append(f"stack {stack['StackName']}: {gap}")
         concurrency = int(params.get("MapConcurrency") or 4)
         compute = str(params.get("ComputeType") or "BUILD_GENERAL1_SMALL")
         if compute not in QUOTA_CODES:
