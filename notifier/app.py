@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -213,9 +214,12 @@ def handle_alarm(alarm: dict) -> dict:
         lines = [f"The execution {e['name']} {what}; no report could be posted for it."]
         if cause:
             lines.append(cause)
+        night = re.match(r"nightly-(\d{4}-\d{2}-\d{2})", e["name"])
         lines += [f"Groups that finished and wrote a report: {', '.join(done) or 'none'}.",
-                  "Tables a worker finished stay copied; `nightcopy start --rerun` copies "
-                  "the day again."]
+                  "Tables a worker finished stay copied; "
+                  + (f"`nightcopy start --finish {night.group(1)}` finishes the night (its "
+                     "unfinished groups, under its run id)." if night else
+                     "`nightcopy start --rerun` copies the day again.")]
         _post(build_alert(f"nightcopy {e['name']} {what}", lines,
                           execution_url=execution_url(e["executionArn"])))
         posted += 1
