@@ -161,7 +161,8 @@ def test_alarms():
         "FILL(failed, 0) + FILL(timedout, 0) + FILL(aborted, 0)"
     assert failed["TreatMissingData"] == "notBreaching"
     deadman = RES["NoSuccessAlarm"]["Properties"]
-    assert deadman["MetricName"] == "ExecutionsSucceeded"
+    assert deadman["MetricName"] == "ExecutionsStarted"
+    assert RES["NoSuccessAlarm"]["Condition"] == "ScheduleEnabled"
     assert deadman["Period"] == 3600 and deadman["EvaluationPeriods"] == 26
     assert deadman["DatapointsToAlarm"] == 26 and deadman["TreatMissingData"] == "breaching"
     lambdas = RES["LambdaErrorsAlarm"]["Properties"]
