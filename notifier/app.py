@@ -1,9 +1,12 @@
 """Notifier Lambda: the night's Slack message.
 
 Two callers:
-- the state machine's Notify task, `{"kind": "run_report", "run_id", "execution_arn", "groups"}`
-  (`groups` = the Map's trimmed per-group results): reads the per-group summaries the workers
-  wrote to the reports bucket and posts the report, or the failure with the failed groups.
+- the state machine's Notify task, `{"kind": "run_report", "run_id", "execution_name",
+  "execution_arn", "groups"}` (`groups` = the Map's trimmed per-group results): reads the
+  per-group summaries the workers wrote to the reports bucket and posts the report, or the
+  failure with the failed groups. When execution_name differs from run_id the execution
+  finished an earlier failed night (`nightly-DATE-fN`): its message names the night it
+  completes and the night's final state.
 - the alarm topic (SNS): the state machine cannot report an execution that timed out or was
   aborted, nor one that never started, nor one that failed before its Notify step posted (e.g. an
   unreadable table_groups). The alarm does not say which metric fired, so look at the recent
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -28,10 +32,10 @@ from urllib.parse import quote
 import boto3
 
 try:  # the Lambda: CodeUri notifier/ is the import root
-    from slack_message import build_alert, build_report
+    from slack_message import build_alert, build_finish_report, build_report
     from slack_post import post_report
 except ImportError:  # installed with nightcopy as the package nightcopy_notifier
-    from nightcopy_notifier.slack_message import build_alert, build_report
+    from nightcopy_notifier.slack_message import build_alert, build_finish_report, build_report
     from nightcopy_notifier.slack_post import post_report
 
 log = logging.getLogger()
@@ -125,16 +129,24 @@ def handle_run_report(event: dict) -> dict:
     arn = event.get("execution_arn")
     region = arn.split(":")[3] if arn else os.environ.get("AWS_REGION", "us-east-1")
     groups = event.get("groups") or []
+    # SKIPPED: a finishing execution left that group alone (the night copied it before).
     failed = [{"group": g.get("group"), "error": _error_text(g.get("error")),
-               "logs_url": build_logs_url(g.get("build_id"), region)}
-              for g in groups if g.get("status") != "SUCCEEDED"]
+               "logs_url": g.get("logs_url") or build_logs_url(g.get("build_id"), region)}
+              for g in groups if g.get("status") not in ("SUCCEEDED", "SKIPPED")]
     try:
         summaries = read_summaries(run_id)
     except Exception as exc:  # still post: a report without details beats none
         log.warning("could not read the group reports: %s", type(exc).__name__)
         summaries = []
-    message = build_report(summaries, run_id=run_id, execution_url=execution_url(arn),
-                           failed_groups=failed)
+    execution_name = event.get("execution_name") or run_id
+    if execution_name != run_id:  # a finishing execution (nightly-DATE-fN) of this night
+        message = build_finish_report(
+            summaries, run_id=run_id, execution_name=execution_name,
+            execution_url=execution_url(arn), failed_groups=failed,
+            rerun_groups=[str(g.get("group")) for g in groups if g.get("status") != "SKIPPED"])
+    else:
+        message = build_report(summaries, run_id=run_id, execution_url=execution_url(arn),
+                               failed_groups=failed)
     _post(message)
     log.info(json.dumps({"event": "slack_posted", "run_id": run_id,
                          "failed_groups": [f["group"] for f in failed]}))
@@ -202,9 +214,12 @@ def handle_alarm(alarm: dict) -> dict:
         lines = [f"The execution {e['name']} {what}; no report could be posted for it."]
         if cause:
             lines.append(cause)
+        night = re.match(r"nightly-(\d{4}-\d{2}-\d{2})", e["name"])
         lines += [f"Groups that finished and wrote a report: {', '.join(done) or 'none'}.",
-                  "Tables a worker finished stay copied; `nightcopy start --rerun` copies "
-                  "the day again."]
+                  "Tables a worker finished stay copied; "
+                  + (f"`nightcopy start --finish {night.group(1)}` finishes the night (its "
+                     "unfinished groups, under its run id)." if night else
+                     "`nightcopy start --rerun` copies the day again.")]
         _post(build_alert(f"nightcopy {e['name']} {what}", lines,
                           execution_url=execution_url(e["executionArn"])))
         posted += 1

@@ -282,6 +282,31 @@ def build_report(summaries: list[dict], *, run_id: str, execution_url: str | Non
     return {"text": clip(text, MAX_FALLBACK_TEXT), "blocks": _enforce_limits(blocks)}
 
 
+def build_finish_report(summaries: list[dict], *, run_id: str, execution_name: str,
+                        execution_url: str | None, failed_groups: list[dict],
+                        rerun_groups: list[str]) -> dict:
+    """The message of an execution that finishes the failed night `run_id`: which night it
+    completes and that night's final state. `summaries` are all of the night's group reports
+    (those of the earlier execution(s) too: the same run id, the same report location)."""
+    complete = not failed_groups and all(s.get("status") == "succeeded" for s in summaries)
+    message = build_report(summaries, run_id=run_id, execution_url=execution_url,
+                           failed_groups=failed_groups)
+    state = "the night is complete" if complete else "the night is still incomplete"
+    again = ", ".join(rerun_groups[:10]) + (" …" if len(rerun_groups) > 10 else "")
+    message["text"] = clip(f"nightcopy {execution_name} finished night {run_id}: {state} "
+                           f"(copied again: {again or 'none'}). {message['text']}",
+                           MAX_FALLBACK_TEXT)
+    mark = "✅" if complete else "❌"
+    blocks = message["blocks"]
+    blocks[0] = _header(f"{mark} night {run_id}: {'complete' if complete else 'still incomplete'}")
+    blocks.insert(1, _section(
+        f"`{escape(execution_name)}` finished the failed night `{escape(run_id)}`: it copied "
+        f"again {escape(again) or 'no group'}, resuming the night's run (tables the night had "
+        f"copied were skipped). Final state: *{state}*."))
+    message["blocks"] = _enforce_limits(blocks)
+    return message
+
+
 def build_alert(title: str, lines: list[str], *, execution_url: str | None = None) -> dict:
     """A short failure message for what the state machine could not report itself
     (timed out, aborted, never started)."""

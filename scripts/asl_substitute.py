@@ -51,6 +51,8 @@ def load_template(path: Path) -> dict:
 
 
 def sample_value(key: str, value: object, params: dict) -> str:
+    if isinstance(value, Tag) and value.tag == "Ref" and value.value == "AWS::Partition":
+        return "aws"  # the commercial partition, as statelint and the moto tests expect
     if isinstance(value, Tag) and value.tag == "Ref" and value.value in params:
         default = params[value.value].get("Default")
         return str(default) if default not in (None, "") else f"sample-{key}"

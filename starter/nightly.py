@@ -1,7 +1,9 @@
 """Naming and starting the nightly execution (shared by the starter Lambda and `nightcopy start`).
 
 Execution names are `nightly-YYYY-MM-DD` (the date in the schedule's timezone); a deliberate rerun
-of the same day gets the next free `-rN` (N >= 2). The input is the same every time for a date, so
+of the same day gets the next free `-rN` (N >= 2) and a new run id (a new snapshot). Finishing a
+failed night (`start_finishing`) takes the next free `-fN` (N >= 1): it copies only the night's
+failed groups under the night's own run id, so each worker resumes its ledger. The input is the same every time for a date, so
 StartExecution stays idempotent while that execution runs, and ExecutionAlreadyExists on a closed
 execution means "this day already ran" - not an error.
 
@@ -23,6 +25,9 @@ from botocore.exceptions import ClientError
 PREFIX = "nightly-"
 MAX_RERUNS = 99
 _NAME_RE = re.compile(r"^nightly-(\d{4}-\d{2}-\d{2})(?:-r(\d+))?$")
+FINISH_SUFFIX = "-f"
+# A config failure (table_groups unreadable or empty) is reported as this pseudo-group.
+CONFIG_GROUP = "table_groups"
 
 
 class StartError(Exception):
@@ -34,7 +39,8 @@ class StartResult:
     name: str
     execution_arn: str
     # "started": a new execution; "running": that day's execution is running (idempotent
-    # start); "already_ran": that day's execution has finished (no new run without --rerun)
+    # start); "already_ran": that day's execution has finished (no new run without --rerun);
+    # "complete" (finishing): the night has nothing left to finish (status: its run id)
     outcome: str
     status: str | None = None  # the existing execution's status for running/already_ran
 
@@ -43,6 +49,8 @@ class StartResult:
             return f"started {self.name}"
         if self.outcome == "running":
             return f"{self.name} is already running"
+        if self.outcome == "complete":
+            return f"the night {self.status} is complete: nothing to finish"
         return (f"{self.name} already ran ({self.status}); "
                 "use --rerun to copy that day again under a new name")
 
@@ -86,9 +94,21 @@ def local_date(instant: datetime | str | None, tz_name: str) -> date:
     return instant.astimezone(zone(tz_name)).date()
 
 
-def execution_input(day: date) -> str:
-    """Deterministic per day (never a timestamp): a retried start must send the same input."""
-    return json.dumps({"date": day.isoformat()}, sort_keys=True)
+def execution_input(day: date, **per_run: Any) -> str:
+    """Deterministic per day (never a timestamp): a retried start must send the same input.
+
+    per_run: the optional contract keys run_id, groups, options (None: left out); the nightly
+    input has none of them."""
+    payload: dict[str, Any] = {"date": day.isoformat()}
+    payload.update({k: v for k, v in per_run.items() if v is not None})
+    return json.dumps(payload, sort_keys=True)
+
+
+def finish_name(day: date, n: int) -> str:
+    """`nightly-2026-11-25-f1`: the n-th execution finishing that day's night."""
+    if n < 1:
+        raise ValueError("finishing executions count from 1")
+    return f"{PREFIX}{day.isoformat()}{FINISH_SUFFIX}{n}"
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -155,3 +175,78 @@ def start_nightly(sfn: Any, state_machine_arn: str, day: date, *, rerun: bool = 
             raise StartError(f"could not start {name}: {_error_code(exc)}") from None
         return StartResult(name, resp["executionArn"], "started")
     raise StartError(f"no free rerun name left for {day.isoformat()} (tried {MAX_RERUNS})")
+
+
+def _night_run(sfn: Any, state_machine_arn: str, day: date) -> tuple[str, dict]:
+    """The day's run id (its latest `nightly-DATE[-rN]`) and that execution's description."""
+    found: tuple[str, dict] | None = None
+    for attempt in range(1, MAX_RERUNS + 1):
+        name = execution_name(day, attempt)
+        desc = _describe(sfn, execution_arn(state_machine_arn, name))
+        if desc is None:
+            break
+        found = (name, desc)
+    if found is None:
+        raise StartError(f"no night ran on {day.isoformat()} ({execution_name(day)} does not "
+                         "exist): start it with `nightcopy start --date "
+                         f"{day.isoformat()}`")
+    return found
+
+
+def _group_results(sfn: Any, arn: str) -> list[dict] | None:
+    """The per-group results of a closed execution (its Summarize state's output), or None
+    when it never got there (timed out or aborted inside the Map)."""
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=arn, reverseOrder=True)
+    for page in pages:
+        for event in page["events"]:
+            details = event.get("stateExitedEventDetails") or {}
+            if details.get("name") == "Summarize":
+                groups = json.loads(details.get("output") or "{}").get("groups")
+                return groups if isinstance(groups, list) else None
+    return None
+
+
+def failed_groups(results: list[dict] | None) -> list[str] | None:
+    """The group names to finish; None for "every group" (no results, or a config failure:
+    the ledger still skips every table the night copied)."""
+    if results is None:
+        return None
+    names = [str(g.get("group")) for g in results if g.get("status") == "FAILED"]
+    return None if CONFIG_GROUP in names else names
+
+
+def start_finishing(sfn: Any, state_machine_arn: str, day: date, *,
+                    options: dict[str, Any] | None = None) -> StartResult:
+    """Finish DAY's failed night: start `nightly-DATE-fN` copying only the groups that failed
+    in the night's latest execution, under the night's run id.
+
+    The night's latest execution is its last finishing execution of that run id, else the
+    night's own `nightly-DATE[-rN]`. Refused while one of them runs; "complete" when the latest
+    succeeded. options: worker options for this run (the caller checked them)."""
+    run_id, latest = _night_run(sfn, state_machine_arn, day)
+    free = None
+    for n in range(1, MAX_RERUNS + 1):
+        name = finish_name(day, n)
+        desc = _describe(sfn, execution_arn(state_machine_arn, name))
+        if desc is None:
+            free = n
+            break
+        if json.loads(desc.get("input") or "{}").get("run_id") == run_id:
+            latest = desc
+    if free is None:
+        raise StartError(f"no free finishing name left for {day.isoformat()} (tried "
+                         f"{MAX_RERUNS})")
+    if latest.get("status") == "RUNNING":
+        raise StartError(f"{latest.get('name')} is still running; wait for it to finish first")
+    if latest.get("status") == "SUCCEEDED":
+        return StartResult(latest.get("name", run_id), latest["executionArn"], "complete",
+                           run_id)
+    groups = failed_groups(_group_results(sfn, latest["executionArn"]))
+    name = finish_name(day, free)
+    payload = execution_input(day, run_id=run_id, groups=groups or None, options=options)
+    try:
+        resp = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
+    except ClientError as exc:
+        raise StartError(f"could not start {name}: {_error_code(exc)}") from None
+    return StartResult(name, resp["executionArn"], "started")

@@ -17,3 +17,7 @@ class ConnectError(NightcopyError):
 
 class TableError(NightcopyError):
     """One table could not be copied; the others go on."""
+
+    # True for a failure a later attempt could pass (locks held past every try): the report's
+    # `retryable` (engine/invocation_report.is_transient).
+    transient: bool = False

@@ -49,6 +49,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
     ResourceCondition,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (  # noqa: E501
+    StateTaskServiceAwsSdk,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
     StateTaskServiceCallback,
 )
@@ -77,6 +80,11 @@ def substitute(text: str, substitutions: dict[str, str]) -> str:
 
 
 def load_asl(substitutions: dict[str, str]) -> str:
+    # The substitutions every test shares: the partition, where the reports are (from
+    # ReportUri), and no real wait before a build's one retry.
+    report_bucket, _, report_prefix = substitutions.get("ReportUri", "s3://x/reports")[5:].partition("/")
+    substitutions = {"Partition": "aws", "ReportBucket": report_bucket,
+                     "ReportPrefix": report_prefix, "RetryWaitSeconds": "0", **substitutions}
     text = substitute(ASL_PATH.read_text(), substitutions)
     json.loads(text)  # still valid JSON after substitution
     if "${" in text:
@@ -165,6 +173,19 @@ class LambdaInProcess(StateTaskServiceLambda):
                           "Payload": json.loads(json.dumps(result, default=str))})
 
 
+class AwsSdkTextBodies(StateTaskServiceAwsSdk):
+    """`aws-sdk:s3:getObject` as on AWS: Step Functions hands a text object's Body over as a
+    string; moto 5.2.5 leaves boto3's stream there (StringToJson($.Body) then fails)."""
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters,
+                           state_credentials) -> None:
+        super()._eval_service_task(env, resource_runtime_part, normalised_parameters,
+                                   state_credentials)
+        response = env.stack[-1]
+        if isinstance(response, dict) and hasattr(response.get("Body"), "read"):
+            response["Body"] = response["Body"].read().decode()
+
+
 @contextlib.contextmanager
 def integrations(runner: BuildRunner, handlers: dict[str, Handler]) -> Iterator[None]:
     """Route codebuild and lambda tasks of state machines created inside to the given callables.
@@ -178,6 +199,8 @@ def integrations(runner: BuildRunner, handlers: dict[str, Handler]) -> Iterator[
             return CodeBuildSync()
         if service_name == "lambda":
             return LambdaInProcess()
+        if service_name == "aws-sdk":
+            return AwsSdkTextBodies()
         return original(service_name)
 
     CodeBuildSync.runner = runner
@@ -191,14 +214,14 @@ def integrations(runner: BuildRunner, handlers: dict[str, Handler]) -> Iterator[
         LambdaInProcess.handlers = {}
 
 
-def fake_build(project: str, succeeded: bool) -> dict:
+def fake_build(project: str, succeeded: bool, failed_status: str = "FAILED") -> dict:
     """A CodeBuild Build object with the fields the state machine reads (plus bulk, as AWS)."""
     build_id = f"{project}:{uuid.uuid4()}"
     return {
         "Id": build_id,
         "Arn": f"arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{build_id}",
         "BuildNumber": 1,
-        "BuildStatus": "SUCCEEDED" if succeeded else "FAILED",
+        "BuildStatus": "SUCCEEDED" if succeeded else failed_status,
         "CurrentPhase": "COMPLETED",
         "ProjectName": project,
         "Logs": {"GroupName": f"/nightcopy/{project}", "StreamName": build_id.split(":")[1],

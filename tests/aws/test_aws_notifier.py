@@ -292,6 +292,8 @@ def test_alarm_reports_an_aborted_execution(machine, slack, notifier_app, monkey
     notifier_app.handler(_alarm("nightcopy-failed"))
     assert [m["text"] for m in slack.messages] == [
         "nightcopy: nightcopy nightly-2026-11-25-r2 was aborted"]
+    # the operator's next move: finish that night (its unfinished groups, resumed)
+    assert "nightcopy start --finish 2026-11-25" in json.dumps(slack.messages[0]["blocks"])
 
 
 def test_alarm_reports_a_failure_the_state_machine_could_not_post(machine, slack,

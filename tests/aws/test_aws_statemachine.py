@@ -11,6 +11,7 @@ import json
 import threading
 
 import boto3
+import pytest
 from aws_harness import (
     ACCOUNT,
     BUCKET,
@@ -41,9 +42,14 @@ def substitutions(concurrency: int = 2) -> dict[str, str]:
 class SimulatedBuilds:
     """Stands in for CodeBuild + worker: writes the group's report, fails listed groups."""
 
-    def __init__(self, fail_groups: set[str] = frozenset(), fail_times: int = 99):
+    def __init__(self, fail_groups: set[str] = frozenset(), fail_times: int = 99, *,
+                 retryable: bool = True, failed_status: str = "FAILED",
+                 write_report: bool = True):
         self.fail_groups = set(fail_groups)
         self.fail_times = fail_times
+        # what a failed build's report says, how the build ends, whether it wrote a report
+        self.retryable, self.failed_status = retryable, failed_status
+        self.write_report = write_report
         self.calls: list[dict] = []
         self.lock = threading.Lock()
         self.running = 0
@@ -67,12 +73,14 @@ class SimulatedBuilds:
                    "bytes": 100 * len(tables), "seconds": float(len(tables)),
                    "failed_tables": [] if ok else [tables[0]],
                    "started_at": "2026-11-25T01:00:00Z", "finished_at": "2026-11-25T01:01:00Z",
-                   "results": results}
+                   "results": results, "retryable": not ok and self.retryable,
+                   "schema_version": 2}
         bucket, _, prefix = env["NIGHTCOPY_REPORT_URI"][5:].partition("/")
-        boto3.client("s3").put_object(Bucket=bucket,
-                                      Key=f"{prefix}/{env['NIGHTCOPY_RUN_ID']}/{group}.json",
-                                      Body=json.dumps(summary).encode())
-        return fake_build(PROJECT, ok)
+        if ok or self.write_report:
+            boto3.client("s3").put_object(Bucket=bucket,
+                                          Key=f"{prefix}/{env['NIGHTCOPY_RUN_ID']}/{group}.json",
+                                          Body=json.dumps(summary).encode())
+        return fake_build(PROJECT, ok, self.failed_status)
 
 
 def run(groups, builds, notifier_app, name="nightly-2026-11-25", concurrency=2) -> tuple:
@@ -107,7 +115,9 @@ def test_all_groups_copied_posts_one_report_and_succeeds(stack, slack, notifier_
     assert sales["NIGHTCOPY_SSM_PREFIX"] == PREFIX
     assert sales["NIGHTCOPY_REPORT_URI"] == f"s3://{BUCKET}/reports"
     assert set(sales) == {"NIGHTCOPY_GROUP", "NIGHTCOPY_TABLES", "NIGHTCOPY_RUN_ID",
-                          "NIGHTCOPY_SSM_PREFIX", "NIGHTCOPY_REPORT_URI"}
+                          "NIGHTCOPY_SSM_PREFIX", "NIGHTCOPY_REPORT_URI",
+                          "NIGHTCOPY_EXECUTION_OPTIONS"}
+    assert sales["NIGHTCOPY_EXECUTION_OPTIONS"] == "{}"  # the nightly input carries none
     assert retry_waits == []
 
     # exactly one Slack message: the success report with groups and the slowest tables
@@ -136,7 +146,10 @@ def test_failed_group_is_retried_once_then_reported_and_execution_fails(
     crm_calls = [c for c in builds.calls if c["NIGHTCOPY_GROUP"] == "crm"]
     assert len(crm_calls) == 2  # one retry of the failed build, same run id (the worker resumes)
     assert {c["NIGHTCOPY_RUN_ID"] for c in crm_calls} == {"nightly-2026-11-25"}
-    assert retry_waits == [60]  # the ASL's retry interval for a failed build
+    # the loop's Wait (RetryWaitSeconds, 60 in the template), not a Retry of the task
+    assert retry_waits == []
+    assert [e["stateEnteredEventDetails"]["name"] for e in events
+            if e["type"] == "WaitStateEntered"] == ["WaitBeforeRetry"]
     # the other group was neither cancelled nor lost
     assert len([c for c in builds.calls if c["NIGHTCOPY_GROUP"] == "sales"]) == 1
 
@@ -179,7 +192,7 @@ def test_map_concurrency_comes_from_the_template_parameter(stack, slack, notifie
     settings = next(e for e in events if e["type"] == "PassStateExited"
                     and e["stateExitedEventDetails"]["name"] == "Settings")
     out = json.loads(settings["stateExitedEventDetails"]["output"])
-    assert out["settings"] == {"concurrency": 3, "build_timeout": 3600}
+    assert out["settings"] == {"concurrency": 3, "build_timeout": 3600, "retry_wait": 0}
 
 
 def test_missing_table_groups_parameter_fails_with_one_message(stack, slack, notifier_app,
@@ -229,3 +242,25 @@ def test_alarm_after_a_reported_failure_posts_nothing_more(stack, slack, notifie
                                              "Sns": {"Message": json.dumps(alarm)}}]})
     assert out["posted"] is False
     assert len(slack.messages) == 1  # exactly one message for the night
+
+
+@pytest.mark.parametrize(("status", "retryable", "report", "builds_run"), [
+    ("FAILED", True, True, 2),      # transient (a lost connection, a lock): one more try
+    ("FAULT", True, True, 2),       # CodeBuild's own fault, same
+    ("FAILED", False, True, 1),     # a refusal or a bad table list fails the same way again
+    ("FAILED", True, False, 1),     # no report: the worker never got far enough to say
+    ("TIMED_OUT", True, True, 1),   # hours already spent: never a second run
+    ("STOPPED", True, True, 1),     # an operator stopped it on purpose
+])
+def test_a_failed_build_is_retried_once_only_when_its_report_says_retryable(
+        stack, slack, notifier_app, retry_waits, status, retryable, report, builds_run):
+    builds = SimulatedBuilds(fail_groups={"crm"}, retryable=retryable, failed_status=status,
+                             write_report=report)
+    desc, events = run([{"name": "crm", "tables": ["public.customers"]}], builds, notifier_app)
+    assert desc["status"] == "FAILED"
+    assert len(builds.calls) == builds_run
+    out = json.loads([e for e in events if e["type"] == "MapStateExited"][-1][
+        "stateExitedEventDetails"]["output"])
+    (crm,) = out["groups"]
+    assert crm["error"] == f"build {status}" and crm["attempts"] == builds_run
+    assert len(slack.requests) == 1

@@ -43,15 +43,15 @@ GROUPS = [{"name": "sales", "tables": ["public.orders"]},
 
 
 @pytest.mark.parametrize("error, cause, path, attempts, shown", [
-    # The build could not start: a task failure without a Build object; retried once like a
-    # failed build, then TaskFailedWithoutBuild keeps the error name only (the cause's size is
-    # unknown).
+    # The build could not start: a task failure without a Build object and without a worker
+    # report to say it could pass; not retried (the throttling errors have their own Retry),
+    # then TaskFailedWithoutBuild keeps the error name only (the cause's size is unknown).
     ("States.TaskFailed", "CodeBuild: the image could not be pulled " + "x" * 5000,
-     "TaskFailedWithoutBuild", 2, "States.TaskFailed"),
+     "TaskFailedWithoutBuild", 1, "States.TaskFailed"),
     # An API error (the project is gone): in a Retry or Catch, States.TaskFailed matches every
     # error name but States.Timeout (as on AWS), so it takes the same path.
     ("CodeBuild.ResourceNotFoundException", "project nightcopy-worker not found",
-     "TaskFailedWithoutBuild", 2, "CodeBuild.ResourceNotFoundException"),
+     "TaskFailedWithoutBuild", 1, "CodeBuild.ResourceNotFoundException"),
     # The build ran past the task's timeout: only the States.ALL catch (GroupError) takes it,
     # with the (short) error object.
     ("States.Timeout", "the build ran past the task timeout", "GroupError", 1,

@@ -86,13 +86,16 @@ def test_state_machine_definition_comes_from_the_asl_file_with_substitutions():
     assert timeout.tag == "Join" and timeout.value[0] == ""
     assert timeout.value[1][0].value == "BuildTimeoutMinutes" and timeout.value[1][1] == "00"
     retries = {tuple(r["ErrorEquals"]): r for r in task["Retry"]}
-    assert retries[("States.TaskFailed",)]["MaxAttempts"] == 1
+    # no blanket retry of a failed build (it would rerun a TIMED_OUT or STOPPED one): the
+    # Catch -> MayRetry -> ReadWorkerReport -> IsRetryable loop decides, once
+    assert ("States.TaskFailed",) not in retries
     assert retries[("CodeBuild.AccountLimitExceededException",
                     "CodeBuild.CodeBuildException")]["BackoffRate"] == 2.0
     # secrets never in the overrides: only names and lists
     names = [e["Name"] for e in task["Parameters"]["EnvironmentVariablesOverride"]]
     assert names == ["NIGHTCOPY_GROUP", "NIGHTCOPY_TABLES", "NIGHTCOPY_RUN_ID",
-                     "NIGHTCOPY_SSM_PREFIX", "NIGHTCOPY_REPORT_URI"]
+                     "NIGHTCOPY_SSM_PREFIX", "NIGHTCOPY_REPORT_URI",
+                     "NIGHTCOPY_EXECUTION_OPTIONS"]
 
 
 def test_build_timeout_default_is_above_codebuild_default():
@@ -123,9 +126,12 @@ def test_no_wildcard_resource_where_a_narrower_one_exists():
 def test_sync_integration_permissions_and_kms():
     sm = statements(RES["StateMachine"])
     by_sid = {s["Sid"]: s for s in sm}
+    # no dead grant: startBuild.sync never reads test reports (BatchGetReports)
     assert set(by_sid["RunWorkers"]["Action"]) == {
-        "codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds",
-        "codebuild:BatchGetReports"}
+        "codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds"}
+    # the retry decision reads a failed worker's report, and nothing else of the bucket
+    assert by_sid["ReadFailedWorkerReports"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadFailedWorkerReports"]["Resource"].value.endswith("/reports/*")
     assert set(by_sid["SyncBuildCompletionRule"]["Action"]) == {
         "events:PutTargets", "events:PutRule", "events:DescribeRule"}
     assert by_sid["SyncBuildCompletionRule"]["Resource"].value.endswith(
@@ -155,7 +161,8 @@ def test_alarms():
         "FILL(failed, 0) + FILL(timedout, 0) + FILL(aborted, 0)"
     assert failed["TreatMissingData"] == "notBreaching"
     deadman = RES["NoSuccessAlarm"]["Properties"]
-    assert deadman["MetricName"] == "ExecutionsSucceeded"
+    assert deadman["MetricName"] == "ExecutionsStarted"
+    assert RES["NoSuccessAlarm"]["Condition"] == "ScheduleEnabled"
     assert deadman["Period"] == 3600 and deadman["EvaluationPeriods"] == 26
     assert deadman["DatapointsToAlarm"] == 26 and deadman["TreatMissingData"] == "breaching"
     lambdas = RES["LambdaErrorsAlarm"]["Properties"]
@@ -182,7 +189,9 @@ def test_schedule_names_the_day_from_the_scheduled_time():
 
 def test_lambdas_match_the_project_python_and_stay_small():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert TEMPLATE["Globals"]["Function"]["Runtime"] == "python3.11"
+    # AL2023's python3.13 (python3.11 runs on AL2, deprecated 2027-06-30); the project itself
+    # still supports 3.11, so the Lambdas' code stays 3.11-compatible
+    assert TEMPLATE["Globals"]["Function"]["Runtime"] == "python3.13"
     assert pyproject["project"]["requires-python"] == ">=3.11"
     for fn, folder in (("NotifierFunction", "notifier"), ("StarterFunction", "starter")):
         props = RES[fn]["Properties"]
@@ -222,9 +231,12 @@ def test_substitution_check_catches_a_missing_placeholder(tmp_path, missing):
 def test_build_overrides_are_options_the_worker_reads():
     """The state machine configures the worker only through environment variables: each one it
     sets must be one `nightcopy copy` reads (a renamed option would silently be ignored)."""
+    from nightcopy.aws.execution_input import EXECUTION_OPTIONS_VARIABLE
     from nightcopy.cli.copy_command import copy_command
 
-    worker_env = {p.envvar for p in copy_command.params if p.envvar}
+    # the flags' variables, and the execution input's options (read by the worker itself)
+    worker_env = {p.envvar for p in copy_command.params if p.envvar} | {
+        EXECUTION_OPTIONS_VARIABLE}
     asl = json.loads((ROOT / "statemachines" / "nightcopy.asl.json").read_text())
     task = asl["States"]["RunGroups"]["ItemProcessor"]["States"]["CopyGroup"]
     names = {e["Name"] for e in task["Parameters"]["EnvironmentVariablesOverride"]}
@@ -394,3 +406,36 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use():
     assert publishers and all(RES[k]["Type"] == "AWS::CloudWatch::Alarm" for k in publishers)
     # and the account keeps administering the key (or it could never be changed or deleted)
     assert policy["AccountAdministersTheKey"]["Principal"]["AWS"].value.endswith(":root")
+
+
+def test_asl_resource_arns_carry_the_partition():
+    """GovCloud and China: every integration ARN is arn:${Partition}:states:::..., with
+    Partition = AWS::Partition in the template's DefinitionSubstitutions."""
+    text = (ROOT / "statemachines" / "nightcopy.asl.json").read_text()
+    assert "arn:aws:" not in text
+    resources = re.findall(r'"Resource": "([^"]+)"', text)
+    assert resources and all(r.startswith("arn:${Partition}:states:::") for r in resources)
+    subs = RES["StateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert subs["Partition"].tag == "Ref" and subs["Partition"].value == "AWS::Partition"
+
+
+def test_a_start_that_fails_for_good_is_kept_and_alarms():
+    """The Scheduler invokes the starter asynchronously: a failure after Lambda's retries, or a
+    delivery the schedule gave up on, lands in one queue, and an alarm mails the first one."""
+    starter = RES["StarterFunction"]["Properties"]
+    invoke = starter["EventInvokeConfig"]
+    assert 0 <= invoke["MaximumRetryAttempts"] <= 2
+    assert 60 <= invoke["MaximumEventAgeInSeconds"] <= 21600
+    on_failure = invoke["DestinationConfig"]["OnFailure"]
+    assert on_failure["Type"] == "SQS"
+    assert on_failure["Destination"].tag == "GetAtt"
+    assert on_failure["Destination"].value in ("LostStartsQueue.Arn", ["LostStartsQueue", "Arn"])
+    schedule = starter["Events"]["Nightly"]["Properties"]
+    assert schedule["DeadLetterConfig"]["Arn"].value == on_failure["Destination"].value
+    send = [s for s in statements(RES["StarterFunction"]) if s.get("Sid") == "RecordALostStart"]
+    assert send and send[0]["Action"] == "sqs:SendMessage"
+    alarm = RES["LostStartAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS" and alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["Dimensions"][0]["Value"].value in ("LostStartsQueue.QueueName",
+                                                     ["LostStartsQueue", "QueueName"])
+    assert [a.value for a in alarm["AlarmActions"]] == ["AlarmTopic"]

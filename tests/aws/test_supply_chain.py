@@ -169,3 +169,13 @@ def test_build_image_refuses_an_unpinned_base(tmp_path, base, message):
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     assert message in proc.stderr and "docker: command not found" not in proc.stderr
     assert proc.stderr.count("\n") == 1  # one line, no trace
+
+
+def test_the_worker_image_is_built_for_the_codebuild_fleet():
+    """An arm64 laptop would otherwise build an image CodeBuild's x86 fleet cannot run."""
+    script = (ROOT / "scripts" / "build-image").read_text()
+    builds = [line for line in script.splitlines() if line.strip().startswith("docker build")]
+    assert builds and all("--platform linux/amd64" in line for line in builds)
+    from test_aws_template import RES
+
+    assert RES["WorkerProject"]["Properties"]["Environment"]["Type"] == "LINUX_CONTAINER"

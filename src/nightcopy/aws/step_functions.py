@@ -67,6 +67,19 @@ def start_night(sfn: Any, machine: NightlyStateMachine, day: date, *, rerun: boo
         raise NightcopyError(str(exc)) from None
 
 
+def finish_night(sfn: Any, machine: NightlyStateMachine, day: date,
+                 options: dict[str, Any] | None) -> Any:
+    """Start `nightly-DATE-fN`: only the night's failed groups, under its run id (resumed).
+    Returns nightcopy_starter.nightly.StartResult (outcome "complete": nothing to finish)."""
+    from nightcopy_starter.nightly import StartError, start_finishing
+
+    try:
+        with aws_call(f"finishing the night of {day}", "stepfunctions"):
+            return start_finishing(sfn, machine.arn, day, options=options)
+    except StartError as exc:
+        raise NightcopyError(str(exc)) from None
+
+
 def describe_execution(sfn: Any, execution_arn: str, doing: str) -> dict[str, Any]:
     with aws_call(doing, "stepfunctions"):
         description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)

@@ -2,6 +2,8 @@
 
 start: the same start the nightly schedule makes (name `nightly-YYYY-MM-DD`, the same input;
 a day that already ran is reported, not repeated; `--rerun` takes the next free `-rN`).
+`--finish DATE` finishes that failed night: `nightly-DATE-fN` copies only the failed groups
+under the night's run id, so each worker skips the tables it already copied.
 watch: follows an execution the way the console graph shows it: one line per state change of
 each group (Map iteration), with links to the builds' logs; exit 0 when it succeeded, 1 when it
 failed, timed out or was aborted.
@@ -13,8 +15,10 @@ are in nightcopy.aws.step_functions, the watching in nightcopy.ops.execution_wat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import click
 
@@ -37,18 +41,33 @@ def common(fn: Callable[..., None]) -> Callable[..., None]:
     return fn
 
 
-def _day(value: str | None, tz: str) -> date:
+def _day(value: str | None, tz: str, flag: str = "--date") -> date:
     from nightcopy_starter.nightly import StartError, local_date
 
     if value:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise ConfigError(f"--date must be YYYY-MM-DD, not {value!r}") from None
+            raise ConfigError(f"{flag} must be YYYY-MM-DD, not {value!r}") from None
     try:
         return local_date(None, tz)
     except StartError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _run_options(value: str | None) -> dict[str, Any] | None:
+    """--options JSON: checked by the option registry before anything starts."""
+    from nightcopy.aws.execution_input import check_execution_options
+
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ConfigError("--options must be a JSON object of option: value, e.g. "
+                          "'{\"strategy\": \"truncate\"}'") from None
+    check_execution_options(parsed)
+    return dict(parsed)  # as given: the worker converts them again
 
 
 @click.command("start")
@@ -56,17 +75,33 @@ def _day(value: str | None, tz: str) -> date:
               "in the schedule's timezone].")
 @click.option("--rerun", is_flag=True, help="Copy that day again under the next free name "
               "(nightly-DATE-r2, -r3, ...) with a fresh snapshot.")
+@click.option("--finish", "finish_day", metavar="YYYY-MM-DD", help="Finish that failed night: "
+              "copy only its failed groups under its run id (nightly-DATE-f1, -f2, ...); each "
+              "worker skips the tables the night already copied.")
+@click.option("--options", "options_json", metavar="JSON", help="Worker options for this run "
+              "only (as in SSM options), e.g. '{\"strategy\": \"truncate\"}'.")
 @common
-def start(day: str | None, rerun: bool, state_machine_arn: str | None, stack: str,
-          timezone: str | None) -> None:
+def start(day: str | None, rerun: bool, finish_day: str | None, options_json: str | None,
+          state_machine_arn: str | None, stack: str, timezone: str | None) -> None:
     """Start the nightly execution now (what the schedule does at night)."""
+    if finish_day and (day or rerun):
+        raise click.UsageError("--finish DATE names the night itself: leave out --date and "
+                               "--rerun")
+    if options_json is not None and not finish_day:
+        raise click.UsageError("--options applies to --finish (the nightly input stays as the "
+                               "schedule sends it)")
+    options = _run_options(options_json)
     sfn, cfn = step_functions.clients()
     machine = step_functions.find_state_machine(cfn, state_machine_arn, stack, timezone)
-    result = step_functions.start_night(sfn, machine, _day(day, machine.schedule_timezone),
-                                        rerun=rerun)
+    if finish_day:
+        night = _day(finish_day, machine.schedule_timezone, flag="--finish")
+        result = step_functions.finish_night(sfn, machine, night, options)
+    else:
+        result = step_functions.start_night(sfn, machine, _day(day, machine.schedule_timezone),
+                                            rerun=rerun)
     click.echo(result.describe())
     click.echo(step_functions.execution_console_url(result.execution_arn))
-    if result.outcome != "already_ran":
+    if result.outcome not in ("already_ran", "complete"):
         click.echo(f"follow it: nightcopy watch {result.name}")
 
 

@@ -88,7 +88,11 @@ def _resolve(given: dict) -> CopyOptions:
                           "(or target_dsn under --ssm-prefix)")
     # SSM options were checked by load_config (the check `run` and `validate` apply too); the
     # ones that are not the worker's (`parallel`, for `nightcopy run`) are ignored here.
-    values.update(resolve([values, ssm_options], WORKER_OPTIONS))
+    # An execution's per-run options (nightcopy.aws.execution_input) rank above SSM options.
+    from nightcopy.aws.execution_input import execution_options_from_environment
+
+    values.update(resolve([values, execution_options_from_environment(), ssm_options],
+                          WORKER_OPTIONS))
     # Building the writer checks --report-uri now, before anything is copied.
     writer = report_writer(str(values["report_uri"])) if values.get("report_uri") else None
     run_id = values.get("run_id") or new_run_id()

@@ -213,6 +213,11 @@ REPORT_FIELDS: Final = (
     Field("schema_changes", "array of objects", "the tables whose source definition changed "
           "since their last successful copy, in list order, each as its `schema_changed` "
           "event's `table`, `changes` and `views`", required=False),
+    Field("retryable", "boolean", "true when tables failed and every failure was transient (a "
+          "lost connection, a lock, a serialization or recovery conflict): the state machine "
+          "retries such a build once; false otherwise", required=False),
+    Field("schema_version", "integer", "this object's layout: 2 (1, or absent: a worker from "
+          "before retryable)", required=False),
 )
 
 

@@ -23,7 +23,12 @@ from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.foreign_keys import add_foreign_keys
 from nightcopy.engine.freshness import checks_of as freshness_checks
-from nightcopy.engine.invocation_report import ReportWriter, write_report
+from nightcopy.engine.invocation_report import (
+    REPORT_SCHEMA_VERSION,
+    ReportWriter,
+    report_retryable,
+    write_report,
+)
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.run_id import new_run_id
 from nightcopy.engine.shrink_guard import ShrinkPolicy, parse_allow_shrink, per_table_thresholds
@@ -281,7 +286,9 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
                       finished_at=datetime.now(UTC).isoformat(),
                       results=[{"table": o.table, "status": o.status, "rows": o.rows,
                                 "bytes": o.bytes, "seconds": round(o.seconds, 3),
-                                **({"error": o.error} if o.error else {})} for o in ordered])
+                                **({"error": o.error} if o.error else {})} for o in ordered],
+                      retryable=report_retryable([o.transient for o in failed]),
+                      schema_version=REPORT_SCHEMA_VERSION)
         drift = [settings.schema_changes[t.qualified] for t in tables
                  if t.qualified in settings.schema_changes]
         if drift:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from nightcopy.engine.connection import looks_lost
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import name_problem
 from nightcopy.secrets import scrub
@@ -95,3 +96,31 @@ def write_report(writer: ReportWriter, run_id: str, group: str | None,
     """Write the report (secrets scrubbed) as RUN_ID/GROUP.json; returns where it went."""
     body = scrub(json.dumps(report, default=str, ensure_ascii=False, indent=1))
     return writer.write(report_key(run_id, group), body)
+
+
+# ------------------------------------------------------- the report's `retryable` (issue 15)
+# The report's schema version: the notifier and the state machine may meet a report of an older,
+# pinned worker. 2 added `retryable` and `schema_version` itself (1: no such fields).
+REPORT_SCHEMA_VERSION = 2
+
+# SQLSTATEs after which the same invocation, started again, may well succeed: serialization
+# failure (also a hot standby's "conflict with recovery"), deadlock, lock not available, too
+# many connections, and the server going away or starting. A lost connection (looks_lost) too.
+# Everything else - a refusal (trust, shrink guard, an object in the way), a bad table list,
+# a missing privilege, a type the target cannot hold - fails the same way the second time.
+TRANSIENT_SQLSTATES = ("40001", "40P01", "55P03", "53300", "57P01", "57P02", "57P03")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a table's failure could pass on a second attempt (the state machine retries a
+    failed build once only when every failed table's was)."""
+    if getattr(exc, "transient", False):  # a TableError that says so (lock tries exhausted)
+        return True
+    cause = getattr(exc, "cause", None) or exc  # a SourceStreamError wraps the psycopg2 error
+    code = getattr(cause, "pgcode", None)
+    return bool(code and code in TRANSIENT_SQLSTATES) or looks_lost(cause)
+
+
+def report_retryable(failed_transient: list[bool]) -> bool:
+    """The report's `retryable`: some tables failed, and every one of them transiently."""
+    return bool(failed_transient) and all(failed_transient)

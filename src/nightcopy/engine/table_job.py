@@ -61,6 +61,8 @@ class TableOutcome:
     attempts: int = 1
     error: str | None = None
     started_at: float = field(default_factory=time.time)
+    # a failure a second attempt could pass (invocation_report.is_transient); not an event field
+    transient: bool = False
 
     def add_lock_wait(self, seconds: float) -> None:
         self.lock_wait_seconds += seconds

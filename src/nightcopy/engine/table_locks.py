@@ -126,11 +126,13 @@ def with_lock_retries(cur: cursor, body: Callable[[], None], policy: LockRetryPo
                 one_try()
     except RetryError:
         held = blockers() if blockers is not None else ""
-        raise TableError(
+        exhausted = TableError(
             f"{table}: could not {what} within {policy.attempts} tries of "
             f"{policy.timeout:g}s: other sessions on the target hold locks on "
             f"it ({held or 'long queries? see pg_locks'}); retry later, raise --lock-timeout "
-            "or set --cancel-blockers-after") from None
+            "or set --cancel-blockers-after")
+        exhausted.transient = True  # the report's `retryable` (invocation_report.is_transient)
+        raise exhausted from None
 
 
 def run_with_lock_retries(conn: connection, statement: str, policy: LockRetryPolicy) -> None:

@@ -34,6 +34,7 @@ from nightcopy.engine.connection import (
 from nightcopy.engine.copy_stream import SourceStreamError
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import explain, pg_message
+from nightcopy.engine.invocation_report import is_transient
 from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.swap_units import SwapUnit
 from nightcopy.engine.table_copy import LoadedTable, TableCopier
@@ -75,11 +76,12 @@ class Outcomes:
             self.by_table[out.table] = out
         self.events.emit("table_copied", **out.event_fields())
 
-    def failed(self, d: TableDef, message: str, conn: connection | None, attempts: int = 1
-               ) -> None:
+    def failed(self, d: TableDef, message: str, conn: connection | None, attempts: int = 1,
+               transient: bool = False) -> None:
         """Report the failure and record it in the ledger (when the target is reachable)."""
         with self.lock:
-            out = TableOutcome(d.ref.qualified, "failed", error=message, attempts=attempts)
+            out = TableOutcome(d.ref.qualified, "failed", error=message, attempts=attempts,
+                               transient=transient)
             self.by_table[d.ref.qualified] = out
             self.events.emit("table_failed", **out.event_fields())
             self.events.say(f"nightcopy: {d.ref.qualified} failed: {message}")
@@ -266,7 +268,7 @@ class _Worker:
                         self.tgt = None
                 for t in tables:
                     pool.outcomes.failed(t, message if t is d else _failed_with(t, tables, message),
-                                         self.tgt, attempts)
+                                         self.tgt, attempts, transient=lost or is_transient(exc))
                 return None
 
     def _open_connections(self, d: TableDef) -> tuple[Connection, Connection]:

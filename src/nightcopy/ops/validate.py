@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from nightcopy.aws.codebuild_quota import check_codebuild_quota
 from nightcopy.errors import NightcopyError
 
 
@@ -186,4 +187,5 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
             report.problems.append(
                 "slack: no Slack settings: set slack_webhook_url, or slack_bot_token and "
                 "slack_channel (or pass --no-slack if this config does not report to Slack)")
+    check_codebuild_quota(config.ssm_prefix, report.problems, report.checked)  # issue 15
     return report
