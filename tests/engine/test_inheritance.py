@@ -252,6 +252,27 @@ def test_from_pg15_a_child_pg18_cannot_inherit_is_its_own(pg15, pg_servers, cli)
     assert not [e for e in result.events_of("warning") if "inherit" in e["message"]]
 
 
+def test_pg15_target_takes_a_childs_generated_column_from_its_parent(pg15, cli):  # noqa: F811
+    # pgregress's gtest1/gtestxx_3: a child whose generated column (its own, attislocal) a
+    # generated column of its parent matches. PostgreSQL 15 refuses a child's own generation
+    # expression in CREATE TABLE ... INHERITS: it is declared plain and inherits the parent's.
+    source = Db(pg15.create_database("gen_src"))
+    target = Db(pg15.create_database("gen_tgt"))
+    source.execute("""
+        CREATE TABLE public.gtest1 (a int PRIMARY KEY, b int GENERATED ALWAYS AS (a * 2) STORED);
+        CREATE TABLE public.gtestxx (a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED);
+        ALTER TABLE public.gtestxx INHERIT public.gtest1;
+        INSERT INTO public.gtest1 (a) VALUES (1);
+        INSERT INTO public.gtestxx (a) VALUES (2)""")
+    tables = ["public.gtest1", "public.gtestxx"]
+    result = cli(["copy", "--source", source.dsn, "--target", target.dsn, "--tables",
+                  ",".join(tables)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_same_hierarchy(type("Pair", (), {"source": source, "target": target}), tables)
+    target.execute("INSERT INTO public.gtestxx (a) VALUES (3)")
+    assert target.scalar("SELECT b FROM public.gtestxx WHERE a = 3") == 6
+
+
 def test_a_hierarchy_fails_whole_when_one_of_its_tables_cannot_be_copied(copy, dbs):
     # The child's check calls a function that is not trusted: the child is refused before
     # anything is written, and so is its parent (swapped alone it would lose its child).

@@ -208,6 +208,9 @@ class TableDef:
     # holds the hierarchy's other tables, parents before children: one unit, one transaction.
     hierarchy_parents: list[TableDef] = field(default_factory=list)
     hierarchy: list[TableDef] = field(default_factory=list)
+    # Its local generated columns whose expression the child takes from its parents on this
+    # target (PostgreSQL < 16 refuses a child's own): declared without GENERATED.
+    generation_from_parents: set[str] = field(default_factory=set)
     binary: bool = True
     text_reason: str | None = None
     expression_calls: list[ExpressionCall] = field(default_factory=list)

@@ -22,7 +22,7 @@ def form_units(defs: list[TableDef], warn: Warn, target_version: int) -> list[Ta
     target_version: the target's server_version (what hierarchies it accepts)."""
     by_oid = {d.ref.oid: d for d in defs}
     for d in defs:
-        d.hierarchy, d.hierarchy_parents = [], []
+        d.hierarchy, d.hierarchy_parents, d.generation_from_parents = [], [], set()
     joined = []
     for d in defs:
         if not d.parent_oids or not all(p in by_oid for p in d.parent_oids):
@@ -35,6 +35,13 @@ def form_units(defs: list[TableDef], warn: Warn, target_version: int) -> list[Ta
                  "copied as a table of its own with only its own rows", d.ref.qualified)
             continue
         d.hierarchy_parents = parents
+        if target_version < 160000:
+            # Before 16 a child's own generation expression for a column its parent
+            # generates is refused: the child inherits the parent's (the same on a source
+            # of that version, which enforced it when the child joined the hierarchy).
+            d.generation_from_parents = {
+                c.name for c in d.columns if c.generated and c.name not in d.inherited_only_columns
+                and any((pc := p.column(c.name)) is not None and pc.generated for p in parents)}
         joined.append(d)
     for d in defs:
         if d.inherits_from and not d.hierarchy_parents and all(p in by_oid

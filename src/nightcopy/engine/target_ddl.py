@@ -314,7 +314,10 @@ def self_reference_path(d: TableDef) -> str | None:
 
 def _own_not_null(d: TableDef, col: Column) -> Column:
     """A local column of a child that a parent's NOT NULL column also defines inherits the
-    NOT NULL: it is declared again only where the source's child declares it too."""
+    NOT NULL: it is declared again only where the source's child declares it too. (And one
+    whose generation it takes from its parents is declared plain: table_units.)"""
+    if col.name in d.generation_from_parents:
+        col = replace(col, generated="", default=None)
     if (not d.hierarchy_parents or not col.not_null or col.name in d.local_not_null_columns
             or not any((pc := p.column(col.name)) is not None and pc.not_null
                        for p in d.hierarchy_parents)):
