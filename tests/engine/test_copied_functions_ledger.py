@@ -53,13 +53,15 @@ def test_a_function_with_nightcopys_comment_but_not_in_the_ledger_is_not_replace
 
 
 def test_a_version_3_ledger_is_upgraded_with_the_functions_its_comments_recorded(dbs):
-    # Version 3 is version 4 without nightcopy.copied_functions; its record of a copied
-    # function was the function itself: the worker's, with nightcopy's comment.
+    # Version 3 is version 4 without nightcopy.copied_functions and table_definitions (and
+    # the results' table index); its record of a copied function was the function itself:
+    # the worker's, with nightcopy's comment.
     conn = psycopg2.connect(dbs.target.dsn)
     try:
         ensure_ledger(conn)
         with conn.cursor() as cur:
-            cur.execute("DROP TABLE nightcopy.copied_functions;"
+            cur.execute("DROP TABLE nightcopy.copied_functions, nightcopy.table_definitions;"
+                        "DROP INDEX nightcopy.table_results_table_idx;"
                         "UPDATE nightcopy.meta SET value = '3' WHERE key = 'schema_version';"
                         "CREATE FUNCTION public.copied(i int) RETURNS int LANGUAGE sql "
                         "AS 'SELECT i';"
