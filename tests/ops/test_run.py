@@ -249,3 +249,15 @@ def test_parallel_limits_how_many_groups_run_at_once(nc, shop, tmp_path, write_c
         assert overlapping == 0, spans  # one group after the other
     else:
         assert overlapping >= 1, spans  # workers of a few seconds each, started together
+
+
+def test_run_summary_stays_readable_at_80_columns(nc, shop, tmp_path, write_config):
+    from tests.ops.test_history import assert_readable
+
+    groups = [{"name": "customers-and-order-items", "tables": GROUPS[0]["tables"]}, GROUPS[1]]
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, groups)
+    r = nc("run", "--config", str(cfg), "--run-id", "narrow-1", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.text
+    summary = r.stdout[r.stdout.index("nightcopy run narrow-1"):]
+    assert_readable(summary, 80, ["customers-and-order-items", "succeeded", "2,500", "2,810",
+                                  "2/2"])
