@@ -22,11 +22,14 @@ from nightcopy.aws import step_functions
 from nightcopy.errors import ConfigError
 
 _common = [
-    click.option("--state-machine-arn", envvar="NIGHTCOPY_STATE_MACHINE_ARN",
+    click.option("--state-machine-arn", envvar="NIGHTCOPY_STATE_MACHINE_ARN", show_envvar=True,
+                 metavar="ARN",
                  help="The nightcopy state machine [default: the stack's output]."),
-    click.option("--stack", envvar="NIGHTCOPY_STACK", default="nightcopy", show_default=True,
+    click.option("--stack", envvar="NIGHTCOPY_STACK", show_envvar=True, default="nightcopy",
+                 show_default=True, metavar="NAME",
                  help="CloudFormation stack to read StateMachineArn/ScheduleTimezone from."),
-    click.option("--timezone", envvar="NIGHTCOPY_SCHEDULE_TIMEZONE",
+    click.option("--timezone", envvar="NIGHTCOPY_SCHEDULE_TIMEZONE", show_envvar=True,
+                 metavar="TZ",
                  help="Timezone naming the day [default: the stack's ScheduleTimezone, else UTC]."),
 ]
 
@@ -51,7 +54,7 @@ def _day(value: str | None, tz: str) -> date:
         raise ConfigError(str(exc)) from None
 
 
-@click.command("start")
+@click.command("start", short_help="Start the night's execution now, as the schedule does.")
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="The night to start [default: today "
               "in the schedule's timezone].")
 @click.option("--rerun", is_flag=True, help="Copy that day again under the next free name "
@@ -70,9 +73,10 @@ def start(day: str | None, rerun: bool, state_machine_arn: str | None, stack: st
         click.echo(f"follow it: nightcopy watch {result.name}")
 
 
-@click.command("watch")
+@click.command("watch", short_help="Follow an execution group by group.")
 @click.argument("execution", required=False)
 @click.option("--interval", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              metavar="SECONDS",
               help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Print the current state and exit (no following).")
 @common

@@ -110,7 +110,13 @@ def _unmanaged_glob_matches(target, group_of, tables) -> dict[str, str]:
     return out
 
 
-def validate_config(config, *, check_slack: bool = True) -> Report:
+def validate_config(config, *, check_slack: bool | None = None) -> Report:
+    """Every problem of the configuration, each on one line.
+
+    check_slack: True requires Slack settings (`validate --slack`: this config must report to
+    Slack); None (the default) checks them only when the config has some, since a config that
+    does not report to Slack (`nightcopy run` without --slack) is complete without them; False
+    skips them."""
     from nightcopy.engine.table_groups import unfit_group_names, unfit_names_message
     from nightcopy.engine.tablelist import parse_table_list
     from nightcopy.ops.group_expansion import ExpandedGroup, expand_group, overlaps
@@ -170,20 +176,35 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
         for conn in (source, target):
             if conn is not None:
                 conn.close()
-    if check_slack:
-        if config.slack_webhook_url:
-            if not config.slack_webhook_url.startswith("https://"):
-                report.problems.append("slack: the webhook URL must start with https://")
-            else:
-                report.checked.append("Slack webhook set")
-        elif config.slack_bot_token or config.slack_channel:
-            if not (config.slack_bot_token and config.slack_channel):
-                missing = "slack_channel" if config.slack_bot_token else "slack_bot_token"
-                report.problems.append(f"slack: {missing} is missing (a bot token needs a channel)")
-            else:
-                report.checked.append("Slack bot token and channel set")
-        else:
-            report.problems.append(
-                "slack: no Slack settings: set slack_webhook_url, or slack_bot_token and "
-                "slack_channel (or pass --no-slack if this config does not report to Slack)")
+    has_slack = bool(config.slack_webhook_url or config.slack_bot_token or config.slack_channel)
+    if check_slack or (check_slack is None and has_slack):
+        _check_slack(config, report)
     return report
+
+
+def _slack_keys(config) -> tuple[str, str, str]:
+    """The names of the Slack settings where this config keeps them (SSM or the file)."""
+    if getattr(config, "ssm_prefix", None):
+        prefix = str(config.ssm_prefix).rstrip("/")
+        return (f"{prefix}/slack_webhook_url", f"{prefix}/slack_bot_token",
+                f"{prefix}/slack_channel")
+    return ("[slack] webhook_url", "[slack] bot_token", "[slack] channel")
+
+
+def _check_slack(config, report: Report) -> None:
+    webhook, token, channel = _slack_keys(config)
+    if config.slack_webhook_url:
+        if not config.slack_webhook_url.startswith("https://"):
+            report.problems.append(f"slack: {webhook} must start with https://")
+        else:
+            report.checked.append("Slack webhook set")
+    elif config.slack_bot_token or config.slack_channel:
+        if not (config.slack_bot_token and config.slack_channel):
+            missing = channel if config.slack_bot_token else token
+            report.problems.append(f"slack: {missing} is missing (a bot token needs a channel)")
+        else:
+            report.checked.append("Slack bot token and channel set")
+    else:
+        report.problems.append(
+            f"slack: no Slack settings in {config.origin}: set {webhook}, or {token} and "
+            f"{channel} (or leave out --slack if this config does not report to Slack)")
