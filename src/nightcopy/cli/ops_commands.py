@@ -319,8 +319,34 @@ def _echo_json_dict(value: dict) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
+# ---------------------------------------------------------------------------------- prune
+
+@click.command("prune", short_help="Remove runs older than N days from the ledger.")
+@config_options
+@_target_option
+@click.option("--keep-days", type=click.IntRange(min=1), default=90, show_default=True,
+              metavar="N", help="Keep the runs of the last N days (about three months by "
+                                "default: docs/operating.md says why).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+def prune_command(config_path, ssm_prefix, target, keep_days, dry_run):
+    """Remove the runs older than --keep-days from the ledger in the target (their invocations
+    and table results); which tables are nightcopy's is kept."""
+    from nightcopy.ops.prune import prune
+
+    result = prune(_target_dsn(target, config_path, ssm_prefix), keep_days, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    if not result.runs:
+        click.echo(f"nothing to prune: no run ended more than {keep_days} days ago")
+        return
+    shown = ", ".join(result.runs[:5]) + (f", ...{len(result.runs) - 5} more"
+                                          if len(result.runs) > 5 else "")
+    click.echo(f"{verb} {len(result.runs)} run{'s' if len(result.runs) > 1 else ''} older than "
+               f"{keep_days} days ({result.invocations} invocations, {result.table_results} "
+               f"table results): {shown}")
+
+
 COMMANDS = [run_command, demo_command, history_command, timings_command, plan_command,
-            validate_command]
+            validate_command, prune_command]
 
 
 def register(group: click.Group) -> None:
