@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nightcopy.engine.ledger import TABLE_RESULTS, readable_ledger
+from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.errors import NightcopyError
 
 DEFAULT_KEEP_DAYS = 90
@@ -49,10 +50,10 @@ def prune(target_dsn: str, keep_days: int, *, dry_run: bool = False) -> Pruned:
                             < now() - make_interval(days => %s)
                      ORDER BY max(coalesce(finished_at, started_at)), run_id""", (keep_days,))
             runs = [row[0] for row in cur.fetchall()]
-            cur.execute(f"SELECT count(*) FROM {invocations} WHERE run_id = ANY(%s)", (runs,))
-            n_invocations = int(cur.fetchone()[0])
-            cur.execute(f"SELECT count(*) FROM {TABLE_RESULTS} WHERE run_id = ANY(%s)", (runs,))
-            n_results = int(cur.fetchone()[0])
+            n_invocations = int(fetch_value(
+                cur, f"SELECT count(*) FROM {invocations} WHERE run_id = ANY(%s)", (runs,)))
+            n_results = int(fetch_value(
+                cur, f"SELECT count(*) FROM {TABLE_RESULTS} WHERE run_id = ANY(%s)", (runs,)))
             if not dry_run and runs:
                 cur.execute(f"DELETE FROM {TABLE_RESULTS} WHERE run_id = ANY(%s)", (runs,))
                 cur.execute(f"DELETE FROM {invocations} WHERE run_id = ANY(%s)", (runs,))
