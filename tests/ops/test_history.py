@@ -166,3 +166,14 @@ def test_history_and_timings_stay_readable_at_80_and_120_columns(nc, ledger, col
                                         "500"])
     if columns == 120:
         assert "2026-11-25 02:20:00" in r.stdout and "MB/s" in r.stdout
+
+
+def test_timings_shows_lock_waits_at_80_columns(nc, ledger, dbs):
+    dbs.target.execute("UPDATE nightcopy.table_results SET lock_wait_seconds = 18 "
+                       "WHERE run_id = 'nightly-2026-11-25' AND table_name = 'public.b'")
+    r = nc("timings", "--target", ledger, env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.text
+    assert_readable(r.stdout, 80, ["lock wait", "18.0s"])
+    line_b = next(line for line in r.stdout.splitlines() if "public.b" in line)
+    assert "18.0s" in line_b
+    assert "Lock waits: 1 table waited for the target's locks (longest public.b 18.0s)" in r.stdout

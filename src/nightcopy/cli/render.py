@@ -174,10 +174,17 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
         Col("table", fold=True), Col("group", fold=True), Col("status"),
         Col("rows", "right", drop=2), Col("size", "right", drop=3), Col("seconds", "right"),
         Col("copy", "right", drop=4), Col("indexes", "right", drop=5),
-        Col("rate", "right", drop=6)), [
+        Col("lock wait", "right", drop=1), Col("rate", "right", drop=6)), [
         (r.table, r.group, status_text(r.status), fmt_count(r.rows), fmt_bytes(r.bytes),
          fmt_seconds(r.seconds), fmt_seconds(r.copy_seconds), fmt_seconds(r.index_seconds),
-         fmt_rate(r.bytes, r.copy_seconds or r.seconds)) for r in shown]))
+         fmt_seconds(r.lock_wait_seconds), fmt_rate(r.bytes, r.copy_seconds or r.seconds))
+        for r in shown]))
+    waited = [r for r in shown if (r.lock_wait_seconds or 0) >= 1]
+    if waited:
+        worst = max(waited, key=lambda r: r.lock_wait_seconds or 0)
+        con.print(f"Lock waits: {len(waited)} table{'s' if len(waited) > 1 else ''} waited for "
+                  f"the target's locks (longest {worst.table} "
+                  f"{fmt_seconds(worst.lock_wait_seconds)}); plan counts work time without them.")
     if limit is not None and len(t.tables) > limit:
         con.print(f"...and {len(t.tables) - limit} faster tables (--limit 0 shows all)")
     if crit is not None:

@@ -33,6 +33,7 @@ class TableTiming:
     finished_at: datetime | None = None
     attempts: int = 1
     error: str | None = None
+    lock_wait_seconds: float | None = None  # of `seconds`, waiting for the target's locks
 
 
 @dataclass
@@ -189,7 +190,8 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
         groups = [GroupTiming(*row) for row in cur.fetchall()]
         cur.execute(
             f"""SELECT table_name, group_name, status, rows, bytes, seconds, copy_seconds,
-                       index_seconds, started_at, finished_at, attempts, error
+                       index_seconds, started_at, finished_at, attempts, error,
+                       lock_wait_seconds
                   FROM {TABLE_RESULTS} WHERE run_id = %s
                  ORDER BY seconds DESC NULLS LAST, table_name""",
             (run_id,),
