@@ -177,3 +177,22 @@ def test_timings_shows_lock_waits_at_80_columns(nc, ledger, dbs):
     line_b = next(line for line in r.stdout.splitlines() if "public.b" in line)
     assert "18.0s" in line_b
     assert "Lock waits: 1 table waited for the target's locks (longest public.b 18.0s)" in r.stdout
+
+
+def test_an_interrupted_run_is_shown_as_such(nc, ledger, dbs):
+    from nightcopy.engine.ledger import mark_interrupted
+
+    dbs.target.execute("""INSERT INTO nightcopy.invocations (run_id, group_name, status,
+                              started_at) VALUES ('nightly-2026-11-26', 'g1', 'running',
+                              '2026-11-26 02:00:00+00')""")
+    conn = dbs.target.connect()
+    try:
+        assert mark_interrupted(conn, "nightly-2026-11-26", ["g1"]) == 1
+    finally:
+        conn.close()
+    r = nc("history", "--target", ledger)
+    line = next(line for line in r.stdout.splitlines() if "nightly-2026-11-26" in line)
+    assert "interrupted" in line and "running" not in r.stdout
+    r = nc("timings", "--target", ledger, "--run-id", "nightly-2026-11-26")
+    assert r.exit_code == 0, r.text
+    assert "still running" not in r.stdout and "interrupted" in r.stdout

@@ -86,7 +86,13 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
     """Run every group on this machine, with the same worker as CodeBuild, and report."""
     from nightcopy.cli.progress import observer_for, render_outcome
     from nightcopy.cli.render import console
-    from nightcopy.ops.local_run import new_run_id, post_to_slack, prepare_groups, run_groups
+    from nightcopy.ops.local_run import (
+        RunInterrupted,
+        new_run_id,
+        post_to_slack,
+        prepare_groups,
+        run_groups,
+    )
 
     for name in only:
         check_name_flag(GROUP, name, envvar=False)
@@ -99,12 +105,17 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
     options, parallel = run_settings(config, given)
     groups = prepare_groups(config, only)
     con = console()
-    outcome = run_groups(
-        groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
-        run_id=run_id or new_run_id(), parallel=parallel or len(groups),
-        options=options, observer=observer_for(con),
-        report_dir=Path(report_dir) if report_dir else None,
-    )
+    run_id = run_id or new_run_id()
+    try:
+        outcome = run_groups(
+            groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
+            run_id=run_id, parallel=parallel or len(groups),
+            options=options, observer=observer_for(con),
+            report_dir=Path(report_dir) if report_dir else None,
+        )
+    except RunInterrupted as exc:
+        raise NightcopyError(f"{exc}; resume with: "
+                             f"{_resume_command(config_path, ssm_prefix, only, run_id)}") from None
     render_outcome(con, outcome)
     if slack:
         post_to_slack(config, outcome)
@@ -114,6 +125,22 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
         raise NightcopyError(f"run {outcome.run_id} failed: {len(failed)} of "
                              f"{len(outcome.groups)} groups ({', '.join(failed)}); the summary "
                              "above says why")
+
+
+def _resume_command(config_path: str | None, ssm_prefix: str | None, only: tuple[str, ...],
+                    run_id: str) -> str:
+    """The `nightcopy run` that resumes this run: same configuration and groups, same id (the
+    tuning flags are left to the user: they may be what they want to change)."""
+    import shlex
+
+    words = ["nightcopy", "run"]
+    if config_path:
+        words += ["--config", config_path]
+    if ssm_prefix:
+        words += ["--ssm-prefix", ssm_prefix]
+    for name in only:
+        words += ["--group", name]
+    return shlex.join([*words, "--run-id", run_id])
 
 
 # ---------------------------------------------------------------------------------- demo

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 STATUS_STYLE = {"succeeded": "green", "copied": "green", "ok": "green", "failed": "bold red",
-                "running": "yellow", "skipped": "cyan", "pending": "dim"}
+                "running": "yellow", "interrupted": "yellow", "skipped": "cyan", "pending": "dim"}
 
 
 

@@ -100,7 +100,7 @@ class RunSummary:
     run_id: str
     started_at: datetime | None
     finished_at: datetime | None
-    status: str  # succeeded | failed | running
+    status: str  # succeeded | failed | running | interrupted
     groups: int
     tables: int
     failed: int
@@ -216,6 +216,7 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
                            CASE WHEN bool_and(finished_at IS NOT NULL)
                                 THEN max(finished_at) END AS finished_at,
                            CASE WHEN bool_or(status = 'running') THEN 'running'
+                                WHEN bool_or(status = 'interrupted') THEN 'interrupted'
                                 WHEN bool_or(status = 'failed') THEN 'failed'
                                 ELSE 'succeeded' END AS status,
                            count(*) AS groups, coalesce(sum(tables), 0) AS tables
