@@ -124,3 +124,36 @@ def test_validate_json_lists_problems_and_checks(nc, shop, tmp_path, write_confi
     assert json.loads(r.stdout) == {"origin": f"config file {cfg}", "ok": True, "problems": [],
                                     "checked": json.loads(r.stdout)["checked"]}
     assert json.loads(r.stdout)["checked"]
+
+
+def test_validate_checks_the_source_roles_privileges(nc, dbs, tmp_path, write_config):
+    import os
+
+    import psycopg2.extensions
+
+    role = f"val_reader_{os.getpid()}"
+    dbs.source.execute(f"""
+        CREATE TABLE public.orders (id serial PRIMARY KEY);
+        CREATE TABLE public.secret (id int);
+        CREATE ROLE {role} LOGIN;
+        GRANT USAGE ON SCHEMA public TO {role};
+        GRANT SELECT ON public.orders TO {role};""")
+    try:
+        source = psycopg2.extensions.make_dsn(dbs.source.dsn, user=role)
+        cfg = write_config(tmp_path / "a.toml", source, dbs.target.dsn,
+                           [{"name": "a", "tables": ["public.secret"]}])
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 1
+        assert ("problem: source: the source role may not read public.secret: GRANT SELECT ON "
+                "public.secret") in r.stdout
+        cfg = write_config(tmp_path / "b.toml", source, dbs.target.dsn,
+                           [{"name": "a", "tables": ["public.orders"]}])
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 1
+        assert "GRANT SELECT ON SEQUENCE public.orders_id_seq" in r.stdout
+        dbs.source.execute(f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 0, r.text
+        assert "the source role may read every table and sequence" in r.stdout
+    finally:
+        dbs.source.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

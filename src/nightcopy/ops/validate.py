@@ -48,6 +48,7 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
     from nightcopy.engine.failure_messages import pg_message
     from nightcopy.engine.source_catalog.definitions import load_definitions
     from nightcopy.engine.source_catalog.listed_tables import resolve_tables
+    from nightcopy.engine.source_catalog.readable import check_readable
     from nightcopy.engine.tablelist import parse_name
     from nightcopy.engine.trust import parse_trust, refused_tables, untrusted_reason
 
@@ -60,7 +61,13 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
     refused: dict[str, str] = {}
     try:
         tables = resolve_tables(source, [parse_name(t) for t in group_of])
-        defs = load_definitions(source, tables)
+        defs = load_definitions(source, tables)  # refuses sequences the role may not read
+        source.rollback()
+        try:  # what the worker refuses before writing: tables (and partitions) it cannot read
+            check_readable(source, defs)
+            report.checked.append("the source role may read every table and sequence")
+        except NightcopyError as exc:
+            report.problems.append(f"source: {exc}")
         source.rollback()
         if target is not None:
             by_oid = refused_tables(target, defs, trust)
@@ -75,7 +82,7 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
         report.problems.append(f"cannot check the tables' definitions: {pg_message(exc)}")
         return
     except NightcopyError as exc:
-        report.problems.append(str(exc))
+        report.problems.append(f"source: {exc}" if "source role" in str(exc) else str(exc))
         return
     for table, reason in sorted(refused.items()):
         report.problems.append(f"group {group_of[table].name}: {table} would fail: {reason}")
