@@ -268,3 +268,15 @@ def test_run_summary_stays_readable_at_80_columns(nc, shop, tmp_path, write_conf
     summary = r.stdout[r.stdout.index("nightcopy run narrow-1"):]
     assert_readable(summary, 80, ["customers-and-order-items", "succeeded", "2,500", "2,810",
                                   "2/2"])
+
+
+def test_run_json_is_the_only_thing_on_stdout(nc, shop, tmp_path, write_config):
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS)
+    r = nc("run", "--config", str(cfg), "--run-id", "json-1", "--json")
+    assert r.exit_code == 0, r.text
+    result = json.loads(r.stdout)
+    assert result["run_id"] == "json-1" and result["ok"] is True
+    by_group = {g["group"]: g for g in result["groups"]}
+    assert by_group["g1"]["status"] == "succeeded" and by_group["g1"]["rows"] == 2500
+    assert by_group["g2"]["copied"] == 2 and len(result["reports"]) == 2
+    assert "[g1] copied" in r.stderr  # the progress is still there, on stderr

@@ -82,7 +82,10 @@ def run_settings(config, given: dict) -> tuple[dict, int | None]:
                    "(default: no).")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Keep the workers' reports and messages here (RUN_ID/GROUP.json, .log).")
-def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **given):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON on stdout ({run_id, ok, seconds, groups: the "
+                   "workers' reports}); progress goes to stderr.")
+def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_json, **given):
     """Run every group on this machine, with the same worker as CodeBuild, and report."""
     from nightcopy.cli.progress import observer_for, render_outcome
     from nightcopy.cli.render import console
@@ -104,7 +107,8 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
                           "bot_token and channel)")
     options, parallel = run_settings(config, given)
     groups = prepare_groups(config, only)
-    con = console()
+    # With --json, stdout holds only the JSON document: progress and notes go to stderr.
+    con = console(stderr=as_json)
     run_id = run_id or new_run_id()
     try:
         outcome = run_groups(
@@ -116,7 +120,16 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
     except RunInterrupted as exc:
         raise NightcopyError(f"{exc}; resume with: "
                              f"{_resume_command(config_path, ssm_prefix, only, run_id)}") from None
-    render_outcome(con, outcome)
+    if as_json:
+        _echo_json_dict({"run_id": outcome.run_id, "ok": outcome.ok,
+                         "seconds": round(outcome.seconds, 3),
+                         "groups": [{"group": g.name, "status": g.status, "tables": g.total,
+                                     "copied": g.done, "skipped": g.skipped, "failed": g.failed,
+                                     "rows": g.rows, "bytes": g.bytes,
+                                     "seconds": round(g.elapsed, 3)} for g in outcome.groups],
+                         "reports": outcome.summaries()})
+    else:
+        render_outcome(con, outcome)
     if slack:
         post_to_slack(config, outcome)
         con.print("Slack report posted.")
