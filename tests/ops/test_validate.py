@@ -157,3 +157,16 @@ def test_validate_checks_the_source_roles_privileges(nc, dbs, tmp_path, write_co
         assert "the source role may read every table and sequence" in r.stdout
     finally:
         dbs.source.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_dsn_hints_name_where_the_value_came_from(nc, dbs, tmp_path, write_config):
+    import psycopg2.extensions
+
+    wrong_user = psycopg2.extensions.make_dsn(dbs.source.dsn, user="no_such_user_x")
+    cfg = write_config(tmp_path / "nightcopy.toml", wrong_user, dbs.target.dsn,
+                       [{"name": "a", "tables": ["public.t"]}])
+    for command in (("validate",), ("run",), ("plan", "--groups", "1")):
+        r = nc(*command, "--config", str(cfg))
+        assert r.exit_code == 1, (command, r.text)
+        assert f"check source_dsn in config file {cfg}" in r.text, (command, r.text)
+        assert "NIGHTCOPY_SOURCE_DSN" not in r.text and "SSM" not in r.text, (command, r.text)

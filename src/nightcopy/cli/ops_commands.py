@@ -6,7 +6,9 @@ turn options into calls and results into terminal output.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -35,6 +37,17 @@ def _load(config_path: str | None, ssm_prefix: str | None):
     from nightcopy.ops import config_file
 
     return config_file.load(config_path, ssm_prefix)
+
+
+@contextlib.contextmanager
+def _hints_from(config) -> Iterator[None]:
+    """Connection errors inside name the config's own DSN key (where the value came from)."""
+    from nightcopy.ops.dsn_origin import restated
+
+    try:
+        yield
+    except NightcopyError as exc:
+        raise restated(exc, config) from None
 
 
 def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | None) -> str:
@@ -106,7 +119,8 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_jso
         raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
                           "bot_token and channel)")
     options, parallel = run_settings(config, given)
-    groups = prepare_groups(config, only)
+    with _hints_from(config):
+        groups = prepare_groups(config, only)
     # With --json, stdout holds only the JSON document: progress and notes go to stderr.
     con = console(stderr=as_json)
     run_id = run_id or new_run_id()
@@ -292,7 +306,8 @@ def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
     if write_ssm and not ssm_prefix:
         raise click.UsageError("--write-ssm needs --ssm-prefix PREFIX")
     config = _load(config_path, ssm_prefix)
-    plan = plan_from_config(config, k, nights, jobs)
+    with _hints_from(config):
+        plan = plan_from_config(config, k, nights, jobs)
     con = console()
     if as_json:
         click.echo(json.dumps(plan.as_dict(), indent=2, default=str))

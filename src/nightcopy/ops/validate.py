@@ -23,8 +23,10 @@ class Report:
         return not self.problems
 
 
-def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy validate"):
+def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy validate",
+             config=None):
     from nightcopy.engine.connection import connect, redact_dsn
+    from nightcopy.ops.dsn_origin import restated
 
     if not dsn:
         report.problems.append(f"{role} DSN: not set")
@@ -32,7 +34,7 @@ def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy v
     try:
         conn = connect(dsn, role, app)
     except NightcopyError as exc:
-        report.problems.append(f"{role} DSN: {exc}")
+        report.problems.append(f"{role} DSN: {restated(exc, config) if config else exc}")
         return None
     report.checked.append(f"{role} {redact_dsn(dsn)} reachable")
     return conn
@@ -134,8 +136,8 @@ def validate_config(config, *, check_slack: bool | None = None) -> Report:
         report.problems.append(f"group {name}: {unfit_names_message([name])}; run and copy "
                                "refuse it")
     marker = f"nightcopy validate {secrets.token_hex(6)}"
-    source = _connect(config.source_dsn, "source", report, marker)
-    target = _connect(config.target_dsn, "target", report)
+    source = _connect(config.source_dsn, "source", report, marker, config)
+    target = _connect(config.target_dsn, "target", report, config=config)
     try:
         if target is not None:
             with target.cursor() as cur:

@@ -95,7 +95,20 @@ def _sequence_def(row: Row, state: tuple[int, bool] | None) -> SequenceDef:
 def _check_sequences_readable(cur: cursor, oids: list[int]) -> None:
     """Refuse, before anything is written, sequences the source role may not read: their state
     (pg_sequence_last_value) needs SELECT or USAGE, and the night would otherwise fail as an
-    internal error. Like the tables' check, it names the GRANT to run."""
+    internal error. Like the tables' check, it names the GRANT to run; a table the role may not
+    read either is named first (its GRANT is the one to run first), as that check words it."""
+    tables = [row[0] for row in fetch_all(cur, """
+        SELECT DISTINCT format('%%I.%%I', n.nspname, t.relname)
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+          JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objid = ANY(%s::oid[]) AND NOT pg_catalog.has_table_privilege(t.oid, 'SELECT')
+         ORDER BY 1""", (oids,))]
+    if tables:
+        raise ConfigError(f"the source role may not read {', '.join(tables[:5])}: GRANT SELECT ON "
+                          f"{tables[0]} (and the others) TO it, partitions included")
     denied = [row[0] for row in fetch_all(cur, """
         SELECT format('%%I.%%I', n.nspname, s.relname)
           FROM pg_catalog.pg_class s JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
