@@ -196,3 +196,5 @@ def test_an_interrupted_run_is_shown_as_such(nc, ledger, dbs):
     r = nc("timings", "--target", ledger, "--run-id", "nightly-2026-11-26")
     assert r.exit_code == 0, r.text
     assert "still running" not in r.stdout and "interrupted" in r.stdout
+    assert "No table finished in this run." in r.stdout and "Tables, slowest" not in r.stdout
+    assert "Critical path: group g1 finished last" in r.stdout

@@ -170,15 +170,18 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
             Col("failed", "right"), Col("rows", "right", drop=2), Col("size", "right", drop=3),
             Col("duration", "right"), Col("finished", drop=1)), group_rows))
     shown = t.tables if limit is None else t.tables[:limit]
-    con.print(fitted_table(con, "Tables, slowest first", (
-        Col("table", fold=True), Col("group", fold=True), Col("status"),
-        Col("rows", "right", drop=2), Col("size", "right", drop=3), Col("seconds", "right"),
-        Col("copy", "right", drop=4), Col("indexes", "right", drop=5),
-        Col("lock wait", "right", drop=1), Col("rate", "right", drop=6)), [
-        (r.table, r.group, status_text(r.status), fmt_count(r.rows), fmt_bytes(r.bytes),
-         fmt_seconds(r.seconds), fmt_seconds(r.copy_seconds), fmt_seconds(r.index_seconds),
-         fmt_seconds(r.lock_wait_seconds), fmt_rate(r.bytes, r.copy_seconds or r.seconds))
-        for r in shown]))
+    if not shown:  # e.g. a run interrupted before its first table: say so, not an empty table
+        con.print("No table finished in this run.")
+    else:
+        con.print(fitted_table(con, "Tables, slowest first", (
+            Col("table", fold=True), Col("group", fold=True), Col("status"),
+            Col("rows", "right", drop=2), Col("size", "right", drop=3), Col("seconds", "right"),
+            Col("copy", "right", drop=4), Col("indexes", "right", drop=5),
+            Col("lock wait", "right", drop=1), Col("rate", "right", drop=6)), [
+            (r.table, r.group, status_text(r.status), fmt_count(r.rows), fmt_bytes(r.bytes),
+             fmt_seconds(r.seconds), fmt_seconds(r.copy_seconds), fmt_seconds(r.index_seconds),
+             fmt_seconds(r.lock_wait_seconds), fmt_rate(r.bytes, r.copy_seconds or r.seconds))
+            for r in shown]))
     waited = [r for r in shown if (r.lock_wait_seconds or 0) >= 1]
     if waited:
         worst = max(waited, key=lambda r: r.lock_wait_seconds or 0)
@@ -194,7 +197,7 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
         after = ""
         if crit.finished_at and t.started_at:
             after = f" at +{fmt_seconds((crit.finished_at - t.started_at).total_seconds())}"
-        con.print(Text.assemble("Critical path: group ", (str(crit.group), "bold"),
+        con.print(Text.assemble("Critical path: group ", (crit.group or "(none)", "bold"),
                                 f" finished last{after}" + (f": {parts}{more}" if parts else "")))
     failed = [r for r in t.tables if r.status == "failed"]
     for r in failed:
