@@ -14,6 +14,9 @@ class ConfigError(NightcopyError):
 class ConnectError(NightcopyError):
     """A database could not be reached or refused the login."""
 
+    role = ""  # "source" or "target"
+    hint = ""  # the part of the message saying where to fix the DSN (callers may restate it)
+
 
 class TableError(NightcopyError):
     """One table could not be copied; the others go on."""

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
 from nightcopy.errors import ConfigError
@@ -54,6 +54,8 @@ class Option(Generic[T]):
     # A number that may also be switched off: the word "off" (or false in TOML/JSON) is kept
     # as the string "off" (not None, which means "not set here" to resolve()).
     off_word: bool = False
+    # A one-letter flag, as pg_dump spells it (-t tables, -j jobs), for the common options.
+    short: str = ""
 
     @property
     def flag(self) -> str:
@@ -197,7 +199,7 @@ _SET_PER_WORKER = ("it names one worker's input: `nightcopy run` and the state m
 TABLES: Option[str | None] = Option(
     "tables", str, None,
     'Tables: comma-separated or a JSON array; schema.table, globs in unquoted parts (sales.*), '
-    'quoted names ("Order Items").', "LIST", COPY_ONLY,
+    'quoted names ("Order Items").', "LIST", COPY_ONLY, short="-t",
     belongs="list each group's tables in [[groups]] (nightcopy.toml) or PREFIX/table_groups "
             "(SSM), or pass copy --tables")
 GROUP: Option[str | None] = Option(
@@ -235,7 +237,8 @@ REPORT_URI: Option[str | None] = Option(
                        "run --report-dir")
 
 # --- the worker's tuning: settable in every place a user configures a night ---
-JOBS: Option[int] = _number("jobs", int, 2, 1, 64, "Tables copied at once", "N")
+JOBS: Option[int] = replace(_number("jobs", int, 2, 1, 64, "Tables copied at once", "N"),
+                            short="-j")
 STRATEGY: Option[str] = Option(
     "strategy", str, "swap",
     "swap: build beside, swap in one short transaction per --swap-scope unit (readers wait at "

@@ -138,3 +138,63 @@ def test_timings_and_history_as_json(nc, ledger):
     data = json.loads(r.stdout)
     assert [run["run_id"] for run in data["runs"]] == ["nightly-2026-11-25", "nightly-2026-11-24"]
     assert data["tables"][0]["table"] == "public.c"
+
+
+def assert_readable(out: str, width: int, words: list[str]) -> None:
+    """Every line fits the terminal, nothing is cut to `cust…`, and each word is there whole."""
+    too_wide = [line for line in out.splitlines() if len(line) > width]
+    assert not too_wide, "\n".join(too_wide)
+    assert "…" not in out, out
+    missing = [w for w in words if w not in out]
+    assert not missing, f"{missing} not in:\n{out}"
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_history_and_timings_stay_readable_at_80_and_120_columns(nc, ledger, columns):
+    env = {"COLUMNS": str(columns)}
+    r = nc("history", "--target", ledger, env=env)
+    assert r.exit_code == 0, r.text
+    assert_readable(r.stdout, columns, ["nightly-2026-11-25", "nightly-2026-11-24", "succeeded",
+                                        "failed", "20m00s", "25m00s", "11m40s"])
+    if columns == 120:
+        assert "g1 (20m00s)" in r.stdout and "2,000" in r.stdout  # the wide layout keeps them
+    else:
+        assert "(left out at 80 columns: " in r.stdout  # and says what it left out
+    r = nc("timings", "--target", ledger, env=env)
+    assert r.exit_code == 0, r.text
+    assert_readable(r.stdout, columns, ['public."E v"', "succeeded", "13m20s", "<- critical path",
+                                        "500"])
+    if columns == 120:
+        assert "2026-11-25 02:20:00" in r.stdout and "MB/s" in r.stdout
+
+
+def test_timings_shows_lock_waits_at_80_columns(nc, ledger, dbs):
+    dbs.target.execute("UPDATE nightcopy.table_results SET lock_wait_seconds = 18 "
+                       "WHERE run_id = 'nightly-2026-11-25' AND table_name = 'public.b'")
+    r = nc("timings", "--target", ledger, env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.text
+    assert_readable(r.stdout, 80, ["lock wait", "18.0s"])
+    line_b = next(line for line in r.stdout.splitlines() if "public.b" in line)
+    assert "18.0s" in line_b
+    assert "Lock waits: 1 table waited for the target's locks (longest public.b 18.0s)" in r.stdout
+
+
+def test_an_interrupted_run_is_shown_as_such(nc, ledger, dbs):
+    from nightcopy.engine.ledger import mark_interrupted
+
+    dbs.target.execute("""INSERT INTO nightcopy.invocations (run_id, group_name, status,
+                              started_at) VALUES ('nightly-2026-11-26', 'g1', 'running',
+                              '2026-11-26 02:00:00+00')""")
+    conn = dbs.target.connect()
+    try:
+        assert mark_interrupted(conn, "nightly-2026-11-26", ["g1"]) == 1
+    finally:
+        conn.close()
+    r = nc("history", "--target", ledger)
+    line = next(line for line in r.stdout.splitlines() if "nightly-2026-11-26" in line)
+    assert "interrupted" in line and "running" not in r.stdout
+    r = nc("timings", "--target", ledger, "--run-id", "nightly-2026-11-26")
+    assert r.exit_code == 0, r.text
+    assert "still running" not in r.stdout and "interrupted" in r.stdout
+    assert "No table finished in this run." in r.stdout and "Tables, slowest" not in r.stdout
+    assert "Critical path: group g1 finished last" in r.stdout

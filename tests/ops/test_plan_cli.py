@@ -116,3 +116,15 @@ def test_write_table_groups_keeps_type_and_moves_to_advanced_beyond_4kb(ssm):
     described = ssm.describe_parameters(
         ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]
     assert described["Tier"] == "Advanced"
+
+
+def test_plan_prices_tables_on_work_time_not_lock_waits(nc, measured, tmp_path, write_config):
+    # public.d's only copy took 10 s, 9 of them waiting for a reader's lock: it is a 1 s table
+    measured.target.execute("UPDATE nightcopy.table_results SET lock_wait_seconds = 9 "
+                            "WHERE table_name = 'public.d' AND status = 'copied'")
+    cfg = write_config(tmp_path / "n.toml", measured.source.dsn, measured.target.dsn, GROUPS)
+    r = nc("plan", "--config", str(cfg), "--groups", "2", "--json", "--jobs", "1")
+    assert r.exit_code == 0, r.text
+    costs = {t["table"]: t for t in json.loads(r.stdout)["tables"]}
+    assert costs["public.d"]["seconds"] == pytest.approx(1)
+    assert costs["public.a"]["seconds"] == pytest.approx(42)  # no waits: unchanged

@@ -179,7 +179,14 @@ def test_sigterm_stops_the_workers_too(shop, tmp_path, write_config):
             break
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "interrupted" in err
+    assert proc.returncode == 1 and "interrupted" in err, err
+    # one line, with the command that resumes it
+    assert f"resume with: nightcopy run --config {cfg} --run-id term-test-4711" in err
+    assert len(err.strip().splitlines()) == 1, err
+    # whatever the stopped workers had recorded, none of it says running any more
+    if shop.target.scalar("SELECT to_regclass('nightcopy.invocations') IS NOT NULL"):
+        assert shop.target.scalar("SELECT count(*) FROM nightcopy.invocations WHERE run_id = "
+                                  "'term-test-4711' AND status = 'running'") == 0
 
     def workers_left() -> list[str]:
         found = []
@@ -250,3 +257,27 @@ def test_parallel_limits_how_many_groups_run_at_once(nc, shop, tmp_path, write_c
         assert overlapping == 0, spans  # one group after the other
     else:
         assert overlapping >= 1, spans  # workers of a few seconds each, started together
+
+
+def test_run_summary_stays_readable_at_80_columns(nc, shop, tmp_path, write_config):
+    from tests.ops.test_history import assert_readable
+
+    groups = [{"name": "customers-and-order-items", "tables": GROUPS[0]["tables"]}, GROUPS[1]]
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, groups)
+    r = nc("run", "--config", str(cfg), "--run-id", "narrow-1", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.text
+    summary = r.stdout[r.stdout.index("nightcopy run narrow-1"):]
+    assert_readable(summary, 80, ["customers-and-order-items", "succeeded", "2,500", "2,810",
+                                  "2/2"])
+
+
+def test_run_json_is_the_only_thing_on_stdout(nc, shop, tmp_path, write_config):
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS)
+    r = nc("run", "--config", str(cfg), "--run-id", "json-1", "--json")
+    assert r.exit_code == 0, r.text
+    result = json.loads(r.stdout)
+    assert result["run_id"] == "json-1" and result["ok"] is True
+    by_group = {g["group"]: g for g in result["groups"]}
+    assert by_group["g1"]["status"] == "succeeded" and by_group["g1"]["rows"] == 2500
+    assert by_group["g2"]["copied"] == 2 and len(result["reports"]) == 2
+    assert "[g1] copied" in r.stderr  # the progress is still there, on stderr

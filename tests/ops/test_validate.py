@@ -46,15 +46,16 @@ def test_every_problem_gets_its_own_line(nc, shop, tmp_path, write_config, with_
     assert r.exit_code == 1
     problems = [line for line in r.stdout.splitlines() if line.startswith("problem: ")]
     text = "\n".join(problems)
-    assert len(problems) == 7, r.stdout
+    assert len(problems) == 6, r.stdout
     assert "target DSN: cannot reach the target database" in text
     assert "public.missing does not exist on the source" in text
     assert "public.order_view is a view on the source" in text
     assert "'nosuch.*' matches no table" in text
     assert "table public.orders is in more than one group: a, b" in text
     assert "table sales.invoices is in more than one group: b, c" in text
-    assert "slack: no Slack settings" in text
-    assert r.stderr.strip().endswith("7 problems")
+    # A config without [slack] is complete: `nightcopy run` posts to Slack only with --slack.
+    assert "slack" not in text
+    assert r.stderr.strip().endswith("6 problems")
     assert "s3cr3t-pw" not in r.text
 
 
@@ -65,7 +66,7 @@ def test_same_database_twice_and_slack_half_configured(nc, shop, tmp_path, write
     r = nc("validate", "--config", str(cfg))
     assert r.exit_code == 1
     assert "source and target are the same database" in r.stdout
-    assert "slack: slack_channel is missing" in r.stdout
+    assert "slack: [slack] channel is missing" in r.stdout  # named as the file names it
     assert "xoxb-123-secret" not in r.text
 
 
@@ -84,12 +85,88 @@ def test_validate_an_ssm_prefix(nc, shop, ssm, with_password):
     put(Name="/nc/prod/target_dsn", Value=with_password(shop.target.dsn), Type="SecureString")
     put(Name="/nc/prod/table_groups", Type="String",
         Value=json.dumps([["public.orders", "sales.*"], ["public.customers"]]))
-    r = nc("validate", "--ssm-prefix", "/nc/prod")
-    assert r.exit_code == 1 and "slack: no Slack settings" in r.stdout
+    r = nc("validate", "--ssm-prefix", "/nc/prod", "--slack")
+    assert r.exit_code == 1 and "slack: no Slack settings in SSM /nc/prod" in r.stdout
+    assert "set /nc/prod/slack_webhook_url, or /nc/prod/slack_bot_token" in r.stdout
     assert r.stdout.count("problem: ") == 1
     put(Name="/nc/prod/slack_webhook_url", Type="SecureString",
         Value="https://hooks.slack.com/services/T0/B0/xyzsecret")
-    r = nc("validate", "--ssm-prefix", "/nc/prod/")
+    r = nc("validate", "--ssm-prefix", "/nc/prod/", "--slack")
     assert r.exit_code == 0, r.text
     assert "SSM /nc/prod" in r.stdout and "2 groups, 4 tables" in r.stdout
     assert "s3cr3t-pw" not in r.text and "xyzsecret" not in r.text
+
+
+def test_slack_is_required_only_when_asked_and_named_as_the_file_names_it(nc, shop, tmp_path,
+                                                                          write_config):
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn,
+                       [{"name": "a", "tables": ["public.orders"]}])
+    r = nc("validate", "--config", str(cfg))
+    assert r.exit_code == 0, r.text
+    r = nc("validate", "--config", str(cfg), "--slack")
+    assert r.exit_code == 1
+    assert "set [slack] webhook_url, or [slack] bot_token and [slack] channel" in r.stdout
+    assert "slack_webhook_url" not in r.stdout  # the SSM name means nothing in a file
+
+
+def test_validate_json_lists_problems_and_checks(nc, shop, tmp_path, write_config):
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn,
+                       [{"name": "a", "tables": ["public.orders", "public.missing"]}])
+    r = nc("validate", "--config", str(cfg), "--json")
+    assert r.exit_code == 1
+    result = json.loads(r.stdout)
+    assert result["ok"] is False and result["origin"] == f"config file {cfg}"
+    assert len(result["problems"]) == 1 and "public.missing" in result["problems"][0]
+    cfg = write_config(tmp_path / "good.toml", shop.source.dsn, shop.target.dsn,
+                       [{"name": "a", "tables": ["public.orders"]}])
+    r = nc("validate", "--config", str(cfg), "--json")
+    assert r.exit_code == 0, r.text
+    assert json.loads(r.stdout) == {"origin": f"config file {cfg}", "ok": True, "problems": [],
+                                    "checked": json.loads(r.stdout)["checked"]}
+    assert json.loads(r.stdout)["checked"]
+
+
+def test_validate_checks_the_source_roles_privileges(nc, dbs, tmp_path, write_config):
+    import os
+
+    import psycopg2.extensions
+
+    role = f"val_reader_{os.getpid()}"
+    dbs.source.execute(f"""
+        CREATE TABLE public.orders (id serial PRIMARY KEY);
+        CREATE TABLE public.secret (id int);
+        CREATE ROLE {role} LOGIN;
+        GRANT USAGE ON SCHEMA public TO {role};
+        GRANT SELECT ON public.orders TO {role};""")
+    try:
+        source = psycopg2.extensions.make_dsn(dbs.source.dsn, user=role)
+        cfg = write_config(tmp_path / "a.toml", source, dbs.target.dsn,
+                           [{"name": "a", "tables": ["public.secret"]}])
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 1
+        assert ("problem: source: the source role may not read public.secret: GRANT SELECT ON "
+                "public.secret") in r.stdout
+        cfg = write_config(tmp_path / "b.toml", source, dbs.target.dsn,
+                           [{"name": "a", "tables": ["public.orders"]}])
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 1
+        assert "GRANT SELECT ON SEQUENCE public.orders_id_seq" in r.stdout
+        dbs.source.execute(f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 0, r.text
+        assert "the source role may read every table and sequence" in r.stdout
+    finally:
+        dbs.source.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_dsn_hints_name_where_the_value_came_from(nc, dbs, tmp_path, write_config):
+    import psycopg2.extensions
+
+    wrong_user = psycopg2.extensions.make_dsn(dbs.source.dsn, user="no_such_user_x")
+    cfg = write_config(tmp_path / "nightcopy.toml", wrong_user, dbs.target.dsn,
+                       [{"name": "a", "tables": ["public.t"]}])
+    for command in (("validate",), ("run",), ("plan", "--groups", "1")):
+        r = nc(*command, "--config", str(cfg))
+        assert r.exit_code == 1, (command, r.text)
+        assert f"check source_dsn in config file {cfg}" in r.text, (command, r.text)
+        assert "NIGHTCOPY_SOURCE_DSN" not in r.text and "SSM" not in r.text, (command, r.text)

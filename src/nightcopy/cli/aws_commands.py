@@ -26,11 +26,14 @@ from nightcopy.aws import step_functions
 from nightcopy.errors import ConfigError
 
 _common = [
-    click.option("--state-machine-arn", envvar="NIGHTCOPY_STATE_MACHINE_ARN",
+    click.option("--state-machine-arn", envvar="NIGHTCOPY_STATE_MACHINE_ARN", show_envvar=True,
+                 metavar="ARN",
                  help="The nightcopy state machine [default: the stack's output]."),
-    click.option("--stack", envvar="NIGHTCOPY_STACK", default="nightcopy", show_default=True,
+    click.option("--stack", envvar="NIGHTCOPY_STACK", show_envvar=True, default="nightcopy",
+                 show_default=True, metavar="NAME",
                  help="CloudFormation stack to read StateMachineArn/ScheduleTimezone from."),
-    click.option("--timezone", envvar="NIGHTCOPY_SCHEDULE_TIMEZONE",
+    click.option("--timezone", envvar="NIGHTCOPY_SCHEDULE_TIMEZONE", show_envvar=True,
+                 metavar="TZ",
                  help="Timezone naming the day [default: the stack's ScheduleTimezone, else UTC]."),
 ]
 
@@ -70,7 +73,7 @@ def _run_options(value: str | None) -> dict[str, Any] | None:
     return dict(parsed)  # as given: the worker converts them again
 
 
-@click.command("start")
+@click.command("start", short_help="Start the night's execution now, as the schedule does.")
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="The night to start [default: today "
               "in the schedule's timezone].")
 @click.option("--rerun", is_flag=True, help="Copy that day again under the next free name "
@@ -105,9 +108,10 @@ def start(day: str | None, rerun: bool, finish_day: str | None, options_json: st
         click.echo(f"follow it: nightcopy watch {result.name}")
 
 
-@click.command("watch")
+@click.command("watch", short_help="Follow an execution group by group.")
 @click.argument("execution", required=False)
 @click.option("--interval", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              metavar="SECONDS",
               help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Print the current state and exit (no following).")
 @common

@@ -31,7 +31,7 @@ COPY_OPTIONS = settable_in(Place.COPY)  # in --help order
 DSN_FLAGS = {o.name: (o.flag, o.envvar, f"PREFIX/{o.name}") for o in (SOURCE_DSN, TARGET_DSN)}
 
 
-@click.command("copy")
+@click.command("copy", short_help="Copy tables to the target database (the worker).")
 @flags(copy_flag, COPY_OPTIONS)
 def copy_command(**given: object) -> None:
     """Copy tables from the source to the target database (the worker).

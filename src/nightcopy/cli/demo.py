@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from nightcopy.errors import NightcopyError
 from nightcopy.ops.config_file import RunConfig
@@ -40,7 +41,7 @@ def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
     os.chmod(base, 0o755)
     servers = []
     try:
-        con.print("[bold]1/4[/bold] Starting two embedded PostgreSQL servers (source, target)...")
+        _step(con, "1/4", "Starting two embedded PostgreSQL servers (source, target)...")
         try:
             source = start_server(base / "source", delete_on_stop=True, fast_unsafe=True)
             servers.append(source)
@@ -57,7 +58,7 @@ def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
             ) from None
         source_dsn, target_dsn = _database(source, "shop"), _database(target, "reporting")
 
-        con.print(f"[bold]2/4[/bold] Generating the sample shop on the source (scale {scale:g})...")
+        _step(con, "2/4", f"Generating the sample shop on the source (scale {scale:g})...")
         t = time.monotonic()
         conn = psycopg2.connect(source_dsn)
         try:
@@ -69,19 +70,18 @@ def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
         config = RunConfig(source_dsn=source_dsn, target_dsn=target_dsn,
                            groups=parse_table_groups(DEMO_GROUPS), origin="the demo's groups")
         for g in config.groups:
-            con.print(f"      group [bold]{g.name}[/bold]: {', '.join(g.tables)}", markup=True,
-                      highlight=False)
+            con.print(Text.assemble("      group ", (g.name, "bold"), f": {', '.join(g.tables)}"))
 
-        con.print(f"[bold]3/4[/bold] Copying the {len(config.groups)} groups in parallel, one "
-                  "`nightcopy copy` worker each (as CodeBuild runs them)...")
+        _step(con, "3/4", f"Copying the {len(config.groups)} groups in parallel, one "
+              "`nightcopy copy` worker each (as CodeBuild runs them)...")
         groups = prepare_groups(config)
         outcome = run_groups(groups, source_dsn=source_dsn, target_dsn=target_dsn,
                              run_id=new_run_id("demo"), parallel=parallel, options={},
                              observer=observer_for(con))
         render_outcome(con, outcome)
 
-        con.print(f"[bold]4/4[/bold] Rebalancing suggestion (`nightcopy plan --groups "
-                  f"{len(config.groups)}`) from the timings just measured:")
+        _step(con, "4/4", "Rebalancing suggestion (`nightcopy plan --groups "
+              f"{len(config.groups)}`) from the timings just measured:")
         plan = plan_from_config(config, len(config.groups), nights=7)
         render_plan(con, plan, origin=config.origin)
         con.print(f"Demo finished in {fmt_seconds(time.monotonic() - t0)}. With your own "
@@ -93,6 +93,10 @@ def run_demo(con: Console, *, scale: float = 1.0, parallel: int = 3,
             with contextlib.suppress(Exception):
                 server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _step(con: Console, step: str, text: str) -> None:
+    con.print(Text.assemble((step, "bold"), " ", text))
 
 
 def _database(server, name: str) -> str:

@@ -6,7 +6,9 @@ turn options into calls and results into terminal output.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -18,7 +20,8 @@ from nightcopy.options import GROUP, JOBS, PARALLEL, RUN_ID, Place, settable_in
 
 _config_options = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                 help="nightcopy.toml to read (default: ./nightcopy.toml)."),
+                 metavar="FILE", envvar="NIGHTCOPY_CONFIG", show_envvar=True,
+                 help="The config file to read (default: ./nightcopy.toml)."),
     click.option("--ssm-prefix", default=None, metavar="PREFIX",
                  help="Read the configuration from SSM parameters under PREFIX instead."),
 ]
@@ -34,6 +37,17 @@ def _load(config_path: str | None, ssm_prefix: str | None):
     from nightcopy.ops import config_file
 
     return config_file.load(config_path, ssm_prefix)
+
+
+@contextlib.contextmanager
+def _hints_from(config) -> Iterator[None]:
+    """Connection errors inside name the config's own DSN key (where the value came from)."""
+    from nightcopy.ops.dsn_origin import restated
+
+    try:
+        yield
+    except NightcopyError as exc:
+        raise restated(exc, config) from None
 
 
 def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | None) -> str:
@@ -69,22 +83,32 @@ def run_settings(config, given: dict) -> tuple[dict, int | None]:
     return options, given.get("parallel") or config.options.get("parallel")
 
 
-@click.command("run")
+@click.command("run", short_help="Run every group on this machine and report.")
 @config_options
 @flags(_run_flag, RUN_OPTIONS)
-@click.option("--run-id", default=None,
+@click.option("--run-id", default=None, metavar="ID",
               help="Reuse a run id to resume it: tables it already copied are skipped.")
 @click.option("--group", "only", multiple=True, metavar="NAME",
               help="Run only this group (repeatable).")
 @click.option("--slack/--no-slack", default=False,
-              help="Post the report to Slack, as the notifier does after an AWS night.")
-@click.option("--report-dir", type=click.Path(file_okay=False), default=None,
+              help="Post the report to Slack, as the notifier does after an AWS night "
+                   "(default: no).")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Keep the workers' reports and messages here (RUN_ID/GROUP.json, .log).")
-def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **given):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON on stdout ({run_id, ok, seconds, groups: the "
+                   "workers' reports}); progress goes to stderr.")
+def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_json, **given):
     """Run every group on this machine, with the same worker as CodeBuild, and report."""
     from nightcopy.cli.progress import observer_for, render_outcome
     from nightcopy.cli.render import console
-    from nightcopy.ops.local_run import new_run_id, post_to_slack, prepare_groups, run_groups
+    from nightcopy.ops.local_run import (
+        RunInterrupted,
+        new_run_id,
+        post_to_slack,
+        prepare_groups,
+        run_groups,
+    )
 
     for name in only:
         check_name_flag(GROUP, name, envvar=False)
@@ -95,15 +119,31 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
         raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
                           "bot_token and channel)")
     options, parallel = run_settings(config, given)
-    groups = prepare_groups(config, only)
-    con = console()
-    outcome = run_groups(
-        groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
-        run_id=run_id or new_run_id(), parallel=parallel or len(groups),
-        options=options, observer=observer_for(con),
-        report_dir=Path(report_dir) if report_dir else None,
-    )
-    render_outcome(con, outcome)
+    with _hints_from(config):
+        groups = prepare_groups(config, only)
+    # With --json, stdout holds only the JSON document: progress and notes go to stderr.
+    con = console(stderr=as_json)
+    run_id = run_id or new_run_id()
+    try:
+        outcome = run_groups(
+            groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
+            run_id=run_id, parallel=parallel or len(groups),
+            options=options, observer=observer_for(con),
+            report_dir=Path(report_dir) if report_dir else None,
+        )
+    except RunInterrupted as exc:
+        raise NightcopyError(f"{exc}; resume with: "
+                             f"{_resume_command(config_path, ssm_prefix, only, run_id)}") from None
+    if as_json:
+        _echo_json_dict({"run_id": outcome.run_id, "ok": outcome.ok,
+                         "seconds": round(outcome.seconds, 3),
+                         "groups": [{"group": g.name, "status": g.status, "tables": g.total,
+                                     "copied": g.done, "skipped": g.skipped, "failed": g.failed,
+                                     "rows": g.rows, "bytes": g.bytes,
+                                     "seconds": round(g.elapsed, 3)} for g in outcome.groups],
+                         "reports": outcome.summaries()})
+    else:
+        render_outcome(con, outcome)
     if slack:
         post_to_slack(config, outcome)
         con.print("Slack report posted.")
@@ -114,14 +154,32 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, **give
                              "above says why")
 
 
+def _resume_command(config_path: str | None, ssm_prefix: str | None, only: tuple[str, ...],
+                    run_id: str) -> str:
+    """The `nightcopy run` that resumes this run: same configuration and groups, same id (the
+    tuning flags are left to the user: they may be what they want to change)."""
+    import shlex
+
+    words = ["nightcopy", "run"]
+    if config_path:
+        words += ["--config", config_path]
+    if ssm_prefix:
+        words += ["--ssm-prefix", ssm_prefix]
+    for name in only:
+        words += ["--group", name]
+    return shlex.join([*words, "--run-id", run_id])
+
+
 # ---------------------------------------------------------------------------------- demo
 
-@click.command("demo")
+@click.command("demo", short_help="Copy a generated dataset between two embedded servers.")
 @click.option("--scale", type=click.FloatRange(min=0.001, max=20), default=1.0,
-              envvar="NIGHTCOPY_DEMO_SCALE", show_default=True,
-              help="Dataset size factor (1.0: about 575,000 rows over 20 tables).")
-@click.option("--parallel", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              envvar="NIGHTCOPY_DEMO_SCALE", show_envvar=True, show_default=True,
+              metavar="FACTOR",
+              help="Dataset size factor, 0.001 to 20 (1.0: about 575,000 rows over 20 tables).")
+@click.option("--parallel", type=click.IntRange(min=1), default=3, show_default=True,
+              metavar="N", help="Groups copied at once (the demo has 3 groups).")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Where the two servers live (default: a temporary directory, removed).")
 def demo_command(scale, parallel, workdir):
     """Copy a generated dataset between two embedded PostgreSQL servers, then suggest groups."""
@@ -137,23 +195,26 @@ def demo_command(scale, parallel, workdir):
 # ------------------------------------------------------------------------ history/timings
 
 _target_option = click.option(
-    "--target", envvar="NIGHTCOPY_TARGET_DSN", default=None, metavar="DSN",
+    "--target", envvar="NIGHTCOPY_TARGET_DSN", show_envvar=True, default=None, metavar="DSN",
     help="Target database holding the ledger (default: the config's target_dsn).")
 _logs_options = [
     click.option("--from-logs", is_flag=True,
                  help="Read the workers' lines in CloudWatch Logs instead of the ledger."),
-    click.option("--log-group", envvar="NIGHTCOPY_LOG_GROUP", default=None, metavar="NAME",
-                 help="The CodeBuild log group (with --from-logs)."),
-    click.option("--days", type=click.FloatRange(min=0.01), default=None,
-                 help="How far back to search the logs (default: 2 days for timings, "
-                      "nights + 1 for history)."),
+    click.option("--log-group", envvar="NIGHTCOPY_LOG_GROUP", show_envvar=True, default=None,
+                 metavar="NAME", help="The CodeBuild log group (with --from-logs)."),
 ]
 
 
-def logs_options(func):
-    for option in reversed(_logs_options):
-        func = option(func)
-    return func
+def logs_options(days_default: str):
+    """--from-logs, --log-group and --days, whose default each command states for itself."""
+    days = click.option("--days", type=click.FloatRange(min=0.01), default=None, metavar="DAYS",
+                        help=f"How far back to search the logs (default: {days_default}).")
+
+    def apply(func):
+        for option in reversed([*_logs_options, days]):
+            func = option(func)
+        return func
+    return apply
 
 
 def _need_log_group(from_logs: bool, log_group: str | None) -> None:
@@ -161,12 +222,14 @@ def _need_log_group(from_logs: bool, log_group: str | None) -> None:
         raise click.UsageError("--from-logs needs --log-group NAME (or NIGHTCOPY_LOG_GROUP)")
 
 
-@click.command("history")
+@click.command("history", short_help="Recent runs and per-table timings, slowest first.")
 @config_options
 @_target_option
-@logs_options
-@click.option("--nights", type=click.IntRange(min=1), default=7, show_default=True,
-              help="How many recent runs to show.")
+@logs_options("RUNS + 1 days")
+# A night may hold more than one run (a rerun, an ad-hoc run): the count is of runs, and
+# --nights stays as the old name of the same option.
+@click.option("--runs", "--nights", "nights", type=click.IntRange(min=1), default=7,
+              show_default=True, metavar="RUNS", help="How many recent runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def history_command(config_path, ssm_prefix, target, from_logs, log_group, days, nights,
                     as_json):
@@ -186,12 +249,13 @@ def history_command(config_path, ssm_prefix, target, from_logs, log_group, days,
         render_history(console(), result)
 
 
-@click.command("timings")
+@click.command("timings", short_help="Per-table timings of one run and its critical path.")
 @config_options
 @_target_option
-@logs_options
-@click.option("--run-id", default=None, help="The run to show (default: the latest).")
-@click.option("--limit", type=click.IntRange(min=0), default=30, show_default=True,
+@logs_options("2 days")
+@click.option("--run-id", default=None, metavar="ID",
+              help="The run to show (default: the latest).")
+@click.option("--limit", type=click.IntRange(min=0), default=30, show_default=True, metavar="N",
               help="Tables to list (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (all tables).")
 def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days, run_id, limit,
@@ -222,12 +286,14 @@ def _echo_json(result, **extra) -> None:
 
 # ---------------------------------------------------------------------------------- plan
 
-@click.command("plan")
+@click.command("plan", short_help="Balance the tables over K groups from measured times.")
 @config_options
-@click.option("--groups", "k", type=click.IntRange(min=1), required=True,
+@click.option("--groups", "k", type=click.IntRange(min=1), required=True, metavar="K",
               help="How many groups to propose.")
-@click.option("--nights", type=click.IntRange(min=1), default=7, show_default=True,
-              help="Average each table over its last N measured copies.")
+@click.option("--runs", "--nights", "nights", type=click.IntRange(min=1), default=7,
+              show_default=True, metavar="RUNS",
+              help="Average each table over its last RUNS measured copies (--nights: the old "
+                   "name).")
 @run_flag(JOBS)
 @click.option("--write-ssm", is_flag=True,
               help="Write the proposal to PREFIX/table_groups (prints the old value).")
@@ -240,7 +306,8 @@ def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
     if write_ssm and not ssm_prefix:
         raise click.UsageError("--write-ssm needs --ssm-prefix PREFIX")
     config = _load(config_path, ssm_prefix)
-    plan = plan_from_config(config, k, nights, jobs)
+    with _hints_from(config):
+        plan = plan_from_config(config, k, nights, jobs)
     con = console()
     if as_json:
         click.echo(json.dumps(plan.as_dict(), indent=2, default=str))
@@ -265,10 +332,14 @@ def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
 
 # ------------------------------------------------------------------------------ validate
 
-@click.command("validate")
+@click.command("validate", short_help="Check a configuration without copying anything.")
 @config_options
-@click.option("--no-slack", is_flag=True, help="Do not require Slack settings.")
-def validate_command(config_path, ssm_prefix, no_slack):
+@click.option("--slack/--no-slack", default=None,
+              help="Require Slack settings (--slack), or skip them (--no-slack) (default: check "
+                   "them when the config has some).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON ({origin, ok, problems, checked}).")
+def validate_command(config_path, ssm_prefix, slack, as_json):
     """Check a configuration without copying: DSNs, tables, groups, Slack."""
     from nightcopy.cli.render import console
     from nightcopy.ops import config_file
@@ -280,20 +351,57 @@ def validate_command(config_path, ssm_prefix, no_slack):
         # other problems instead of stopping at the first.
         config = config_file.load(config_path, ssm_prefix, check_group_names=False)
     except ConfigError as exc:
-        con.print(f"problem: {exc}", markup=False, soft_wrap=True)
+        if as_json:
+            _echo_json_dict({"origin": None, "ok": False, "problems": [str(exc)], "checked": []})
+        else:
+            con.print(f"problem: {exc}", soft_wrap=True)
         raise NightcopyError("the configuration is not usable (1 problem)") from None
-    report = validate_config(config, check_slack=not no_slack)
-    for line in report.problems:
-        con.print(f"problem: {line}", markup=False, soft_wrap=True, style="red")
-    if report.problems:
-        n = len(report.problems)
+    report = validate_config(config, check_slack=slack)
+    n = len(report.problems)
+    if as_json:
+        _echo_json_dict({"origin": config.origin, "ok": not n, "problems": report.problems,
+                         "checked": report.checked})
+    else:
+        for line in report.problems:
+            con.print(f"problem: {line}", soft_wrap=True, style="red")
+        if not n:
+            con.print(f"{config.origin}: OK (" + "; ".join(report.checked) + ")", soft_wrap=True)
+    if n:
         raise NightcopyError(f"{config.origin}: {n} problem{'s' if n > 1 else ''}")
-    con.print(f"{config.origin}: OK (" + "; ".join(report.checked) + ")", markup=False,
-              soft_wrap=True)
+
+
+def _echo_json_dict(value: dict) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+# ---------------------------------------------------------------------------------- prune
+
+@click.command("prune", short_help="Remove runs older than N days from the ledger.")
+@config_options
+@_target_option
+@click.option("--keep-days", type=click.IntRange(min=1), default=90, show_default=True,
+              metavar="N", help="Keep the runs of the last N days (about three months by "
+                                "default: docs/operating.md says why).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+def prune_command(config_path, ssm_prefix, target, keep_days, dry_run):
+    """Remove the runs older than --keep-days from the ledger in the target (their invocations
+    and table results); which tables are nightcopy's is kept."""
+    from nightcopy.ops.prune import prune
+
+    result = prune(_target_dsn(target, config_path, ssm_prefix), keep_days, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    if not result.runs:
+        click.echo(f"nothing to prune: no run ended more than {keep_days} days ago")
+        return
+    shown = ", ".join(result.runs[:5]) + (f", ...{len(result.runs) - 5} more"
+                                          if len(result.runs) > 5 else "")
+    click.echo(f"{verb} {len(result.runs)} run{'s' if len(result.runs) > 1 else ''} older than "
+               f"{keep_days} days ({result.invocations} invocations, {result.table_results} "
+               f"table results): {shown}")
 
 
 COMMANDS = [run_command, demo_command, history_command, timings_command, plan_command,
-            validate_command]
+            validate_command, prune_command]
 
 
 def register(group: click.Group) -> None:

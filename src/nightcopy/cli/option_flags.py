@@ -60,9 +60,13 @@ def copy_flag(option: Option[Any]) -> Decorator:
     """`nightcopy copy --flag`, also read from NIGHTCOPY_<NAME>. No click default: an unset flag
     must stay None so that NIGHTCOPY_* > SSM options > default can apply."""
     default = "" if option.default is None else f" [default: {option.default_text()}]"
-    return click.option(option.flag, option.name, envvar=option.envvar, show_envvar=True,
+    return click.option(*_names(option), option.name, envvar=option.envvar, show_envvar=True,
                         type=_type(option), metavar=option.metavar, default=None,
                         help=option.help.rstrip(".") + ("." if not default else "") + default)
+
+
+def _names(option: Option[Any]) -> tuple[str, ...]:
+    return (option.short, option.flag) if option.short else (option.flag,)
 
 
 def run_flag(option: Option[Any], *, default_text: str | None = None) -> Decorator:
@@ -72,7 +76,7 @@ def run_flag(option: Option[Any], *, default_text: str | None = None) -> Decorat
     NIGHTCOPY_* variables to its workers."""
     default = default_text or f"options.{option.name}, else {option.default_text()}"
     worker = f"the worker's {option.flag}; " if option.worker else ""
-    return click.option(option.flag, option.name, envvar=option.envvar, show_envvar=True,
+    return click.option(*_names(option), option.name, envvar=option.envvar, show_envvar=True,
                         type=_type(option), metavar=option.metavar, default=None,
                         help=f"{option.help.rstrip('.')} ({worker}default: {default}).")
 

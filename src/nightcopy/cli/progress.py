@@ -7,6 +7,7 @@ keeps up to date from the workers' JSON lines.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import (
@@ -18,11 +19,13 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from nightcopy.cli.render import (
-    add_columns,
+    SECTION,
+    Cell,
+    Col,
+    fitted_table,
     fmt_bytes,
     fmt_count,
     fmt_rate,
@@ -64,20 +67,27 @@ class CurrentColumn(ProgressColumn):
         return status_text(g.status)
 
 
+# rich's default bar colour is a red-pink that reads as failure while all is well: progress is
+# cyan, a finished group green; a failure shows in the tables column ("1 failed", red).
+BAR_COMPLETE, BAR_FINISHED = "cyan", "green"
+
+
 class LiveProgress:
     """One line per group: name, bar, tables done/total, rows, MB/s, current table, elapsed."""
 
     def __init__(self, console: Console):
         self.console = console
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), TablesColumn(),
-            RowsColumn(), RateColumn(), TimeElapsedColumn(), CurrentColumn(),
+            TextColumn("{task.description}", style="bold", markup=False),
+            BarColumn(bar_width=24, complete_style=BAR_COMPLETE, finished_style=BAR_FINISHED,
+                      pulse_style=BAR_COMPLETE),
+            TablesColumn(), RowsColumn(), RateColumn(), TimeElapsedColumn(), CurrentColumn(),
             console=console, refresh_per_second=4,
         )
         self.tasks: dict[str, TaskID] = {}
 
     def started(self, run_id, groups) -> None:
-        self.console.print(f"run id [bold]{run_id}[/bold]: {len(groups)} groups")
+        self.console.print(Text.assemble("run id ", (str(run_id), "bold"), f": {len(groups)} groups"))
         for g in groups:
             self.tasks[g.name] = self.progress.add_task(g.name, total=g.total, start=False,
                                                         state=g)
@@ -152,34 +162,36 @@ def observer_for(console: Console):
 
 def render_outcome(console: Console, outcome) -> None:
     """The summary table after a run (coloured on a terminal)."""
-    table = Table(title=f"nightcopy run {outcome.run_id}", title_justify="left")
-    add_columns(table, (("group", "left"), ("status", "left"), ("tables", "right"),
-                      ("skipped", "right"), ("failed", "right"), ("rows", "right"),
-                      ("size", "right"), ("time", "right"), ("rate", "right"),
-                      ("slowest table", "left")))
     crit = outcome.critical_group
+    rows: list[Sequence[Cell] | None] = []
     for g in outcome.groups:
         copied = [r for r in g.results if r.get("status") == "copied"]
         slowest = max(copied, key=lambda r: r.get("seconds") or 0, default=None)
         slow = f"{slowest['table']} ({fmt_seconds(slowest.get('seconds'))})" if slowest else "-"
         name = Text(g.name, style="bold" if g is crit else "")
         total = "?" if g.total is None else str(g.total)
-        table.add_row(name, status_text(g.status), f"{g.done}/{total}", str(g.skipped),
-                      Text(str(g.failed), style="red" if g.failed else ""), fmt_count(g.rows),
-                      fmt_bytes(g.bytes), fmt_seconds(g.elapsed), fmt_rate(g.bytes, g.elapsed),
-                      slow)
-    table.add_section()
+        rows.append((name, status_text(g.status), f"{g.done}/{total}", str(g.skipped),
+                     Text(str(g.failed), style="red" if g.failed else ""), fmt_count(g.rows),
+                     fmt_bytes(g.bytes), fmt_seconds(g.elapsed), fmt_rate(g.bytes, g.elapsed),
+                     slow))
+    rows.append(SECTION)
     total_rows = sum(g.rows for g in outcome.groups)
     total_bytes = sum(g.bytes for g in outcome.groups)
-    table.add_row(Text("total", style="bold"), status_text("succeeded" if outcome.ok else "failed"),
-                  str(sum(g.done for g in outcome.groups)), str(sum(g.skipped for g in outcome.groups)),
-                  str(sum(g.failed for g in outcome.groups)), fmt_count(total_rows),
-                  fmt_bytes(total_bytes), fmt_seconds(outcome.seconds),
-                  fmt_rate(total_bytes, outcome.seconds), "")
-    console.print(table)
+    rows.append((Text("total", style="bold"),
+                 status_text("succeeded" if outcome.ok else "failed"),
+                 str(sum(g.done for g in outcome.groups)),
+                 str(sum(g.skipped for g in outcome.groups)),
+                 str(sum(g.failed for g in outcome.groups)), fmt_count(total_rows),
+                 fmt_bytes(total_bytes), fmt_seconds(outcome.seconds),
+                 fmt_rate(total_bytes, outcome.seconds), ""))
+    console.print(fitted_table(console, f"nightcopy run {outcome.run_id}", (
+        Col("group", fold=True), Col("status"), Col("tables", "right"),
+        Col("skipped", "right", drop=3), Col("failed", "right"), Col("rows", "right"),
+        Col("size", "right", drop=4), Col("time", "right"), Col("rate", "right", drop=5),
+        Col("slowest table", fold=True, drop=2)), rows))
     if crit is not None and len(outcome.groups) > 1:
-        console.print(f"Critical path: group [bold]{crit.name}[/bold] finished last "
-                      f"({fmt_seconds(crit.elapsed)}).")
+        console.print(Text.assemble("Critical path: group ", (crit.name, "bold"),
+                                    f" finished last ({fmt_seconds(crit.elapsed)})."))
     for g in outcome.groups:
         for r in g.results:
             if r.get("status") == "failed":

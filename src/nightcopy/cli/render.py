@@ -2,11 +2,17 @@
 
 rich drops colours and styles by itself when stdout is not a terminal (and honours NO_COLOR), so
 the same code gives coloured tables interactively and plain text in cron mails and CI logs.
+
+Rich markup is off on every console made here: what is printed holds user text (table names such
+as `"a[b]"`, error messages, `[[groups]]` in TOML), which markup would silently swallow. Emphasis
+is given with Text styles instead (`Text.assemble`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from rich.console import Console, JustifyMethod
@@ -14,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 STATUS_STYLE = {"succeeded": "green", "copied": "green", "ok": "green", "failed": "bold red",
-                "running": "yellow", "skipped": "cyan", "pending": "dim"}
+                "running": "yellow", "interrupted": "yellow", "skipped": "cyan", "pending": "dim"}
 
 
 
@@ -23,11 +29,77 @@ def add_columns(table: Table, columns: Iterable[tuple[str, JustifyMethod]]) -> N
     for header, justify in columns:
         table.add_column(header, justify=justify)
 
+
+@dataclass(frozen=True)
+class Col:
+    """A column of a table that must stay readable from 80 columns up.
+
+    drop: 0 for a column that is always shown; otherwise columns are left out, highest `drop`
+    first, until the table fits the console (a note names them). fold: a name column whose long
+    values wrap onto a second line instead of being cut to `cust…` (numbers and statuses are never
+    cut: they keep their width, and the folding happens in the name columns).
+    """
+    header: str
+    justify: JustifyMethod = "left"
+    drop: int = 0
+    fold: bool = False
+
+
+SECTION = None  # a row that is this value starts a new section (a rule in the table)
+
+Cell = str | Text
+
+
+FOLD_WIDTH = 16  # a name column may be folded down to this width (then it wraps)
+
+
+def fitted_table(con: Console, title: str, columns: Sequence[Col],
+                 rows: Sequence[Sequence[Cell] | None]) -> Table:
+    """A rich table of these rows, leaving out the least useful columns until it fits con."""
+    data = [row for row in rows if row is not SECTION]
+
+    def needed(i: int) -> int:
+        """The width column i needs: its widest cell (a name column: at most FOLD_WIDTH)."""
+        widest = max([Text(columns[i].header).cell_len]
+                     + [(cell if isinstance(cell, Text) else Text(cell)).cell_len
+                        for cell in (row[i] for row in data)])
+        return min(widest, FOLD_WIDTH) if columns[i].fold else widest
+
+    shown = list(range(len(columns)))
+    # Each column takes its width plus 3 (a space either side and a rule), plus the last rule.
+    while sum(needed(i) + 3 for i in shown) + 1 > con.width:
+        droppable = [i for i in shown if columns[i].drop]
+        if not droppable:
+            break
+        shown.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+    table = Table(title=title, title_justify="left")
+    for i in shown:
+        c = columns[i]
+        table.add_column(c.header, justify=c.justify, overflow="fold", no_wrap=not c.fold,
+                         min_width=needed(i))
+    for row in rows:
+        if row is SECTION:
+            table.add_section()
+        else:
+            table.add_row(*(row[i] for i in shown))
+    left_out = [c.header for i, c in enumerate(columns) if i not in shown]
+    if left_out:
+        table.caption = (f"(left out at {con.width} columns: {', '.join(left_out)}; a wider "
+                         "terminal or --json shows them)")
+        table.caption_justify = "left"
+    return table
+
+
 def console(stderr: bool = False) -> Console:
-    # Wide enough that table names are not folded when output goes to a file or a pipe.
-    con = Console(stderr=stderr, highlight=False)
-    if not con.is_terminal:
-        con = Console(stderr=stderr, highlight=False, width=max(con.width, 140))
+    """The console every command prints on: markup off (see above).
+
+    Width: COLUMNS when set (a terminal's width, or what `script`/CI set), else the terminal's;
+    output to a file or a pipe without COLUMNS gets 120 columns, so table names are not folded
+    in cron mails. Every table is laid out to stay readable from 80 columns up.
+    """
+    con = Console(stderr=stderr, highlight=False, markup=False)
+    if not con.is_terminal and not os.environ.get("COLUMNS"):
+        con = Console(stderr=stderr, highlight=False, markup=False, width=120)
     return con
 
 
@@ -78,35 +150,44 @@ def status_text(status: str | None) -> Text:
 
 def render_timings(con: Console, t, *, limit: int | None = None) -> None:
     """One run: its groups (critical path last) and its tables, slowest first."""
-    con.print(f"[bold]Run {t.run_id}[/bold] (from the {t.source})")
+    con.print(Text.assemble((f"Run {t.run_id}", "bold"), f" (from the {t.source})"))
     wall = t.wall_seconds
     started = fmt_time(t.started_at)
     con.print(f"started {started}, "
               + (f"wall-clock {fmt_seconds(wall)}" if wall is not None else "still running"))
-    groups = Table(title="Groups (in the order they finished)", title_justify="left")
-    add_columns(groups, (("group", "left"), ("status", "left"), ("tables", "right"),
-                      ("failed", "right"), ("rows", "right"), ("size", "right"),
-                      ("duration", "right"), ("finished", "left")))
     crit = t.critical_group
+    group_rows: list[Sequence[Cell] | None] = []
     for g in t.groups:
         name = Text(g.group or "(none)", style="bold" if g is crit else "")
         if g is crit:
             name.append(" <- critical path", style="bold magenta")
-        groups.add_row(name, status_text(g.status), fmt_count(g.tables), fmt_count(g.failed),
-                       fmt_count(g.rows), fmt_bytes(g.bytes), fmt_seconds(g.seconds),
-                       fmt_time(g.finished_at))
+        group_rows.append((name, status_text(g.status), fmt_count(g.tables), fmt_count(g.failed),
+                           fmt_count(g.rows), fmt_bytes(g.bytes), fmt_seconds(g.seconds),
+                           fmt_time(g.finished_at)))
     if t.groups:
-        con.print(groups)
-    tables = Table(title="Tables, slowest first", title_justify="left")
-    add_columns(tables, (("table", "left"), ("group", "left"), ("status", "left"),
-                      ("rows", "right"), ("size", "right"), ("seconds", "right"),
-                      ("copy", "right"), ("indexes", "right"), ("rate", "right")))
+        con.print(fitted_table(con, "Groups (in the order they finished)", (
+            Col("group", fold=True), Col("status"), Col("tables", "right"),
+            Col("failed", "right"), Col("rows", "right", drop=2), Col("size", "right", drop=3),
+            Col("duration", "right"), Col("finished", drop=1)), group_rows))
     shown = t.tables if limit is None else t.tables[:limit]
-    for r in shown:
-        tables.add_row(r.table, r.group, status_text(r.status), fmt_count(r.rows),
-                       fmt_bytes(r.bytes), fmt_seconds(r.seconds), fmt_seconds(r.copy_seconds),
-                       fmt_seconds(r.index_seconds), fmt_rate(r.bytes, r.copy_seconds or r.seconds))
-    con.print(tables)
+    if not shown:  # e.g. a run interrupted before its first table: say so, not an empty table
+        con.print("No table finished in this run.")
+    else:
+        con.print(fitted_table(con, "Tables, slowest first", (
+            Col("table", fold=True), Col("group", fold=True), Col("status"),
+            Col("rows", "right", drop=2), Col("size", "right", drop=3), Col("seconds", "right"),
+            Col("copy", "right", drop=4), Col("indexes", "right", drop=5),
+            Col("lock wait", "right", drop=1), Col("rate", "right", drop=6)), [
+            (r.table, r.group, status_text(r.status), fmt_count(r.rows), fmt_bytes(r.bytes),
+             fmt_seconds(r.seconds), fmt_seconds(r.copy_seconds), fmt_seconds(r.index_seconds),
+             fmt_seconds(r.lock_wait_seconds), fmt_rate(r.bytes, r.copy_seconds or r.seconds))
+            for r in shown]))
+    waited = [r for r in shown if (r.lock_wait_seconds or 0) >= 1]
+    if waited:
+        worst = max(waited, key=lambda r: r.lock_wait_seconds or 0)
+        con.print(f"Lock waits: {len(waited)} table{'s' if len(waited) > 1 else ''} waited for "
+                  f"the target's locks (longest {worst.table} "
+                  f"{fmt_seconds(worst.lock_wait_seconds)}); plan counts work time without them.")
     if limit is not None and len(t.tables) > limit:
         con.print(f"...and {len(t.tables) - limit} faster tables (--limit 0 shows all)")
     if crit is not None:
@@ -116,8 +197,8 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
         after = ""
         if crit.finished_at and t.started_at:
             after = f" at +{fmt_seconds((crit.finished_at - t.started_at).total_seconds())}"
-        con.print(f"Critical path: group [bold]{crit.group}[/bold] finished last{after}"
-                  + (f": {parts}{more}" if parts else ""))
+        con.print(Text.assemble("Critical path: group ", (crit.group or "(none)", "bold"),
+                                f" finished last{after}" + (f": {parts}{more}" if parts else "")))
     failed = [r for r in t.tables if r.status == "failed"]
     for r in failed:
         con.print(Text(f"failed: {r.table}: {r.error or 'unknown error'}", style="red"))
@@ -126,27 +207,25 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
 # ------------------------------------------------------------------------------ history
 
 def render_history(con: Console, h) -> None:
-    runs = Table(title=f"Last {len(h.runs)} runs (from the {h.source})", title_justify="left")
-    add_columns(runs, (("run id", "left"), ("started", "left"), ("status", "left"),
-                      ("wall-clock", "right"), ("groups", "right"), ("tables", "right"),
-                      ("failed", "right"), ("rows", "right"), ("size", "right"),
-                      ("critical path", "left")))
+    run_rows: list[Sequence[Cell] | None] = []
     for r in h.runs:
         crit = "-"
         if r.critical_group is not None:
             crit = f"{r.critical_group or '(none)'} ({fmt_seconds(r.critical_seconds)})"
-        runs.add_row(r.run_id, fmt_time(r.started_at), status_text(r.status),
-                     fmt_seconds(r.wall_seconds), fmt_count(r.groups), fmt_count(r.tables),
-                     fmt_count(r.failed), fmt_count(r.rows), fmt_bytes(r.bytes), crit)
-    con.print(runs)
-    tables = Table(title="Tables, slowest first (seconds per copy over these runs)",
-                   title_justify="left")
-    add_columns(tables, (("table", "left"), ("group", "left"), ("runs", "right"),
-                      ("last", "right"), ("avg", "right"), ("min", "right"), ("max", "right")))
-    for t in h.tables:
-        tables.add_row(t.table, t.group, str(t.runs), fmt_seconds(t.last), fmt_seconds(t.avg),
-                       fmt_seconds(t.min), fmt_seconds(t.max))
-    con.print(tables)
+        run_rows.append((r.run_id, fmt_time(r.started_at), status_text(r.status),
+                         fmt_seconds(r.wall_seconds), fmt_count(r.groups), fmt_count(r.tables),
+                         fmt_count(r.failed), fmt_count(r.rows), fmt_bytes(r.bytes), crit))
+    con.print(fitted_table(con, f"Last {len(h.runs)} runs (from the {h.source})", (
+        Col("run id", fold=True), Col("started", drop=1), Col("status"),
+        Col("wall-clock", "right"), Col("groups", "right", drop=3), Col("tables", "right"),
+        Col("failed", "right"), Col("rows", "right", drop=4), Col("size", "right", drop=5),
+        Col("critical path", fold=True, drop=2)), run_rows))
+    con.print(fitted_table(con, "Tables, slowest first (seconds per copy over these runs)", (
+        Col("table", fold=True), Col("group", fold=True), Col("runs", "right"),
+        Col("last", "right"), Col("avg", "right"), Col("min", "right", drop=1),
+        Col("max", "right", drop=2)), [
+        (t.table, t.group, str(t.runs), fmt_seconds(t.last), fmt_seconds(t.avg),
+         fmt_seconds(t.min), fmt_seconds(t.max)) for t in h.tables]))
     for note in h.notes:
         con.print(f"note: {note}")
 

@@ -71,10 +71,17 @@ def redact_dsn(dsn: str) -> str:
     return f"postgresql://{auth}{host}{port}/{p.get('dbname', '')}"
 
 
+def dsn_hint(role: str) -> str:
+    """Where the worker takes a DSN from; commands that read a config restate it (the config
+    file's key, or the SSM parameter), since that is where the value came from."""
+    return (f"check the {role} DSN (--{role}, NIGHTCOPY_{role.upper()}_DSN or the {role}_dsn SSM "
+            "parameter)")
+
+
 def _explain(message: str, role: str, shown: str) -> str:
     m = message.lower()
     where = f"the {role} database ({shown})"
-    hint = f"check the {role} DSN (--{role}, NIGHTCOPY_{role.upper()}_DSN or the {role}_dsn SSM parameter)"
+    hint = dsn_hint(role)
     if "password authentication failed" in m or "authentication failed" in m:
         return f"cannot log in to {where}: the password or user is wrong; {hint}"
     if "no password supplied" in m:
@@ -131,7 +138,9 @@ def connect(dsn: str, role: str, application_name: str, *,
                                 " -c standard_conforming_strings=on").strip()
             conn = psycopg2.connect(dsn, connection_factory=Connection, **extra)
     except psycopg2.OperationalError as exc:
-        raise ConnectError(_explain(str(exc), role, redact_dsn(dsn))) from None
+        error = ConnectError(_explain(str(exc), role, redact_dsn(dsn)))
+        error.role, error.hint = role, dsn_hint(role)
+        raise error from None
     if conn.server_version < 120000:
         conn.close()
         raise ConnectError(f"the {role} server runs PostgreSQL {conn.server_version // 10000}; "

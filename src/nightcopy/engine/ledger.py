@@ -144,7 +144,7 @@ CREATE TABLE IF NOT EXISTS {LEDGER_SCHEMA}.meta (
 CREATE TABLE {INVOCATIONS} (
     run_id            text NOT NULL,
     group_name        text NOT NULL DEFAULT '',
-    status            text NOT NULL,          -- running | succeeded | failed
+    status            text NOT NULL,          -- running | succeeded | failed | interrupted
     started_at        timestamptz NOT NULL DEFAULT now(),
     finished_at       timestamptz,
     tables            integer,
@@ -326,6 +326,26 @@ def start_invocation(conn: connection, run_id: str, group: str | None, options: 
             (run_id, group or "", socket.gethostname(), __version__, json.dumps(options)),
         )
     conn.commit()
+
+
+# An invocation whose worker was stopped (Ctrl-C, SIGTERM to `nightcopy run`) before it finished:
+# its tables are as the worker contract leaves them, and the same run id resumes it. A status
+# value only (the column is text): no schema change, older readers show it as it is.
+INTERRUPTED = "interrupted"
+
+
+def mark_interrupted(conn: connection, run_id: str, groups: list[str]) -> int:
+    """The given groups' invocations of run_id still recorded as running become interrupted
+    (finished now); how many did."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""UPDATE {INVOCATIONS} SET status = %s, finished_at = now(),
+                       seconds = extract(epoch FROM now() - started_at)
+                 WHERE run_id = %s AND group_name = ANY(%s) AND status = 'running'""",
+            (INTERRUPTED, run_id, groups))
+        count = cur.rowcount
+    conn.commit()
+    return count
 
 
 def finish_invocation(conn: connection, run_id: str, group: str | None, summary: dict) -> None:

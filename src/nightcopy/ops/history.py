@@ -33,6 +33,7 @@ class TableTiming:
     finished_at: datetime | None = None
     attempts: int = 1
     error: str | None = None
+    lock_wait_seconds: float | None = None  # of `seconds`, waiting for the target's locks
 
 
 @dataclass
@@ -99,7 +100,7 @@ class RunSummary:
     run_id: str
     started_at: datetime | None
     finished_at: datetime | None
-    status: str  # succeeded | failed | running
+    status: str  # succeeded | failed | running | interrupted
     groups: int
     tables: int
     failed: int
@@ -189,7 +190,8 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
         groups = [GroupTiming(*row) for row in cur.fetchall()]
         cur.execute(
             f"""SELECT table_name, group_name, status, rows, bytes, seconds, copy_seconds,
-                       index_seconds, started_at, finished_at, attempts, error
+                       index_seconds, started_at, finished_at, attempts, error,
+                       lock_wait_seconds
                   FROM {TABLE_RESULTS} WHERE run_id = %s
                  ORDER BY seconds DESC NULLS LAST, table_name""",
             (run_id,),
@@ -214,6 +216,7 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
                            CASE WHEN bool_and(finished_at IS NOT NULL)
                                 THEN max(finished_at) END AS finished_at,
                            CASE WHEN bool_or(status = 'running') THEN 'running'
+                                WHEN bool_or(status = 'interrupted') THEN 'interrupted'
                                 WHEN bool_or(status = 'failed') THEN 'failed'
                                 ELSE 'succeeded' END AS status,
                            count(*) AS groups, coalesce(sum(tables), 0) AS tables

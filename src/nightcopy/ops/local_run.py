@@ -296,10 +296,14 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
                       and (group.summary or {}).get("status", "succeeded") == "succeeded")
                 group.status = "succeeded" if ok else "failed"
                 observer.group_finished(group)
-    except BaseException:
+    except BaseException as exc:
         # Ctrl-C or a bug here: stop the workers we started; each leaves its failed table as
         # it was (the worker contract), and a rerun with the same --run-id resumes.
         _stop_workers(started)
+        if isinstance(exc, KeyboardInterrupt):
+            stopped = sorted(running)
+            _record_interrupted(target_dsn, run_id, stopped)
+            raise RunInterrupted(run_id, stopped, [g.name for g in pending]) from None
         raise
     finally:
         for log in logs.values():
@@ -324,6 +328,36 @@ def _stop_workers(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class RunInterrupted(NightcopyError):
+    """`nightcopy run` stopped by Ctrl-C or SIGTERM: its workers are stopped, their ledger rows
+    say interrupted; the same run id resumes (the caller names the command)."""
+
+    def __init__(self, run_id: str, stopped: list[str], not_started: list[str]) -> None:
+        self.run_id, self.stopped, self.not_started = run_id, stopped, not_started
+        parts = [f"run {run_id} interrupted"]
+        if stopped:
+            parts.append(f"stopped group(s) {', '.join(stopped)}")
+        if not_started:
+            parts.append(f"not started: {', '.join(not_started)}")
+        super().__init__("; ".join(parts))
+
+
+def _record_interrupted(target_dsn: str, run_id: str, groups: list[str]) -> None:
+    """The stopped workers' ledger rows: interrupted, not running forever. Best effort: the
+    target may be what was lost (then `history` shows them running)."""
+    if not groups:
+        return
+    from nightcopy.engine.connection import connect
+    from nightcopy.engine.ledger import mark_interrupted
+
+    with contextlib.suppress(Exception):
+        conn = connect(target_dsn, "target", "nightcopy run")
+        try:
+            mark_interrupted(conn, run_id, groups)
+        finally:
+            conn.close()
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -120,13 +120,19 @@ class Plan:
 
 
 def measured_seconds(target_conn, tables: list[str], nights: int) -> dict[str, tuple[float, int]]:
-    """table -> (average seconds over its last `nights` successful copies, how many)."""
+    """table -> (average work seconds over its last `nights` successful copies, how many).
+
+    Work time: a copy's seconds less the time it waited for the target's locks. A wait depends on
+    the readers of that night, not on the table (a 150-row table that once waited 18 s on a lock
+    is not an 18 s table), and the worker copies other tables meanwhile only up to --jobs; the
+    waits are shown by `nightcopy timings` (lock wait) for what they are."""
     if readable_ledger(target_conn) is None:  # refuses a ledger newer than this release
         return {}  # no ledger yet: nothing was ever timed here
     with target_conn.cursor() as cur:
         cur.execute(
             f"""SELECT table_name, avg(seconds), count(*)
-                  FROM (SELECT table_name, seconds,
+                  FROM (SELECT table_name,
+                               greatest(seconds - coalesce(lock_wait_seconds, 0), 0) AS seconds,
                                row_number() OVER (PARTITION BY table_name
                                                   ORDER BY finished_at DESC) AS n
                           FROM {LEDGER_SCHEMA}.table_results

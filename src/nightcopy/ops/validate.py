@@ -24,8 +24,10 @@ class Report:
         return not self.problems
 
 
-def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy validate"):
+def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy validate",
+             config=None):
     from nightcopy.engine.connection import connect, redact_dsn
+    from nightcopy.ops.dsn_origin import restated
 
     if not dsn:
         report.problems.append(f"{role} DSN: not set")
@@ -33,7 +35,7 @@ def _connect(dsn: str | None, role: str, report: Report, app: str = "nightcopy v
     try:
         conn = connect(dsn, role, app)
     except NightcopyError as exc:
-        report.problems.append(f"{role} DSN: {exc}")
+        report.problems.append(f"{role} DSN: {restated(exc, config) if config else exc}")
         return None
     report.checked.append(f"{role} {redact_dsn(dsn)} reachable")
     return conn
@@ -49,6 +51,7 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
     from nightcopy.engine.failure_messages import pg_message
     from nightcopy.engine.source_catalog.definitions import load_definitions
     from nightcopy.engine.source_catalog.listed_tables import resolve_tables
+    from nightcopy.engine.source_catalog.readable import check_readable
     from nightcopy.engine.tablelist import parse_name
     from nightcopy.engine.trust import parse_trust, refused_tables, untrusted_reason
 
@@ -61,7 +64,13 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
     refused: dict[str, str] = {}
     try:
         tables = resolve_tables(source, [parse_name(t) for t in group_of])
-        defs = load_definitions(source, tables)
+        defs = load_definitions(source, tables)  # refuses sequences the role may not read
+        source.rollback()
+        try:  # what the worker refuses before writing: tables (and partitions) it cannot read
+            check_readable(source, defs)
+            report.checked.append("the source role may read every table and sequence")
+        except NightcopyError as exc:
+            report.problems.append(f"source: {exc}")
         source.rollback()
         if target is not None:
             by_oid = refused_tables(target, defs, trust)
@@ -76,7 +85,7 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
         report.problems.append(f"cannot check the tables' definitions: {pg_message(exc)}")
         return
     except NightcopyError as exc:
-        report.problems.append(str(exc))
+        report.problems.append(f"source: {exc}" if "source role" in str(exc) else str(exc))
         return
     for table, reason in sorted(refused.items()):
         report.problems.append(f"group {group_of[table].name}: {table} would fail: {reason}")
@@ -111,7 +120,13 @@ def _unmanaged_glob_matches(target, group_of, tables) -> dict[str, str]:
     return out
 
 
-def validate_config(config, *, check_slack: bool = True) -> Report:
+def validate_config(config, *, check_slack: bool | None = None) -> Report:
+    """Every problem of the configuration, each on one line.
+
+    check_slack: True requires Slack settings (`validate --slack`: this config must report to
+    Slack); None (the default) checks them only when the config has some, since a config that
+    does not report to Slack (`nightcopy run` without --slack) is complete without them; False
+    skips them."""
     from nightcopy.engine.table_groups import unfit_group_names, unfit_names_message
     from nightcopy.engine.tablelist import parse_table_list
     from nightcopy.ops.group_expansion import ExpandedGroup, expand_group, overlaps
@@ -122,8 +137,8 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
         report.problems.append(f"group {name}: {unfit_names_message([name])}; run and copy "
                                "refuse it")
     marker = f"nightcopy validate {secrets.token_hex(6)}"
-    source = _connect(config.source_dsn, "source", report, marker)
-    target = _connect(config.target_dsn, "target", report)
+    source = _connect(config.source_dsn, "source", report, marker, config)
+    target = _connect(config.target_dsn, "target", report, config=config)
     try:
         if target is not None:
             with target.cursor() as cur:
@@ -171,21 +186,36 @@ def validate_config(config, *, check_slack: bool = True) -> Report:
         for conn in (source, target):
             if conn is not None:
                 conn.close()
-    if check_slack:
-        if config.slack_webhook_url:
-            if not config.slack_webhook_url.startswith("https://"):
-                report.problems.append("slack: the webhook URL must start with https://")
-            else:
-                report.checked.append("Slack webhook set")
-        elif config.slack_bot_token or config.slack_channel:
-            if not (config.slack_bot_token and config.slack_channel):
-                missing = "slack_channel" if config.slack_bot_token else "slack_bot_token"
-                report.problems.append(f"slack: {missing} is missing (a bot token needs a channel)")
-            else:
-                report.checked.append("Slack bot token and channel set")
-        else:
-            report.problems.append(
-                "slack: no Slack settings: set slack_webhook_url, or slack_bot_token and "
-                "slack_channel (or pass --no-slack if this config does not report to Slack)")
+    has_slack = bool(config.slack_webhook_url or config.slack_bot_token or config.slack_channel)
+    if check_slack or (check_slack is None and has_slack):
+        _check_slack(config, report)
     check_codebuild_quota(config.ssm_prefix, report.problems, report.checked)  # issue 15
     return report
+
+
+def _slack_keys(config) -> tuple[str, str, str]:
+    """The names of the Slack settings where this config keeps them (SSM or the file)."""
+    if getattr(config, "ssm_prefix", None):
+        prefix = str(config.ssm_prefix).rstrip("/")
+        return (f"{prefix}/slack_webhook_url", f"{prefix}/slack_bot_token",
+                f"{prefix}/slack_channel")
+    return ("[slack] webhook_url", "[slack] bot_token", "[slack] channel")
+
+
+def _check_slack(config, report: Report) -> None:
+    webhook, token, channel = _slack_keys(config)
+    if config.slack_webhook_url:
+        if not config.slack_webhook_url.startswith("https://"):
+            report.problems.append(f"slack: {webhook} must start with https://")
+        else:
+            report.checked.append("Slack webhook set")
+    elif config.slack_bot_token or config.slack_channel:
+        if not (config.slack_bot_token and config.slack_channel):
+            missing = channel if config.slack_bot_token else token
+            report.problems.append(f"slack: {missing} is missing (a bot token needs a channel)")
+        else:
+            report.checked.append("Slack bot token and channel set")
+    else:
+        report.problems.append(
+            f"slack: no Slack settings in {config.origin}: set {webhook}, or {token} and "
+            f"{channel} (or leave out --slack if this config does not report to Slack)")

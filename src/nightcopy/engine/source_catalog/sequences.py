@@ -9,6 +9,7 @@ from psycopg2.extensions import cursor
 from nightcopy.engine.pg_rows import Row, fetch_all
 from nightcopy.engine.source_catalog.definition_set import DefinitionSet
 from nightcopy.engine.table_model import SequenceDef
+from nightcopy.errors import ConfigError
 
 
 def read_sequences(cur: cursor, found: DefinitionSet) -> None:
@@ -48,6 +49,7 @@ def read_sequences(cur: cursor, found: DefinitionSet) -> None:
 
 def _sequence_defs(cur: cursor, oids: list[int]) -> dict[int, SequenceDef]:
     """The sequences' options, exact state and owning column, by oid."""
+    _check_sequences_readable(cur, oids)
     rows = fetch_all(cur, """
         SELECT s.oid, format('%%I.%%I', n.nspname, s.relname), n.nspname, s.relname,
                pg_catalog.format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement, q.seqmin,
@@ -88,3 +90,35 @@ def _sequence_def(row: Row, state: tuple[int, bool] | None) -> SequenceDef:
     return SequenceDef(oid, qualified, schema, name, type_sql, start, increment, minvalue,
                        maxvalue, cache, cycle, last_value, owner_table_oid, owner_column,
                        is_called)
+
+
+def _check_sequences_readable(cur: cursor, oids: list[int]) -> None:
+    """Refuse, before anything is written, sequences the source role may not read: their state
+    (pg_sequence_last_value) needs SELECT or USAGE, and the night would otherwise fail as an
+    internal error. Like the tables' check, it names the GRANT to run; a table the role may not
+    read either is named first (its GRANT is the one to run first), as that check words it."""
+    tables = [row[0] for row in fetch_all(cur, """
+        SELECT DISTINCT format('%%I.%%I', n.nspname, t.relname)
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+          JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objid = ANY(%s::oid[]) AND NOT pg_catalog.has_table_privilege(t.oid, 'SELECT')
+         ORDER BY 1""", (oids,))]
+    if tables:
+        raise ConfigError(f"the source role may not read {', '.join(tables[:5])}: GRANT SELECT ON "
+                          f"{tables[0]} (and the others) TO it, partitions included")
+    denied = [row[0] for row in fetch_all(cur, """
+        SELECT format('%%I.%%I', n.nspname, s.relname)
+          FROM pg_catalog.pg_class s JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+         WHERE s.oid = ANY(%s::oid[])
+           AND NOT pg_catalog.has_sequence_privilege(s.oid, 'SELECT')
+           AND NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE')
+         ORDER BY 1""", (oids,))]
+    if denied:
+        shown = ", ".join(denied[:5]) + (f" and {len(denied) - 5} more" if len(denied) > 5
+                                         else "")
+        raise ConfigError(f"the source role may not read sequence {shown} (the copied tables' "
+                          f"defaults or identity columns use it): GRANT SELECT ON SEQUENCE "
+                          f"{', '.join(denied)} TO the source role")
