@@ -181,12 +181,12 @@ def test_sigterm_stops_the_workers_too(shop, tmp_path, write_config):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "interrupted" in err, err
     # one line, with the command that resumes it
-    assert f"resume with: nightcopy run --config {cfg} --run-id term-test-4711" in err
+    assert f"resume with: nightcopy run --config {cfg} --run-id {run_id}" in err
     assert len(err.strip().splitlines()) == 1, err
     # whatever the stopped workers had recorded, none of it says running any more
     if shop.target.scalar("SELECT to_regclass('nightcopy.invocations') IS NOT NULL"):
         assert shop.target.scalar("SELECT count(*) FROM nightcopy.invocations WHERE run_id = "
-                                  "'term-test-4711' AND status = 'running'") == 0
+                                  f"'{run_id}' AND status = 'running'") == 0
 
     def workers_left() -> list[str]:
         found = []
