@@ -156,16 +156,16 @@ def test_long_reader_blocks_swap_bounded_waits_then_clear_failure(strategy: str,
     what = "take the lock for the swap" if strategy == "swap" else "lock the table for the truncate"
     assert f"could not {what} within {ATTEMPTS} tries of {LOCK_TIMEOUT:g}s" in error, error
     assert "hold locks" in error and "--lock-timeout" in error, error
-    # each wait was bounded and there were several (retries with backoff in between); a try of
-    # the two-phase swap may wait on more than one lock (a savepoint per lock, docs/swap.md), and
-    # dropping the unswapped staged copy waits once more, so a try can show as two episodes
+    # each wait was bounded, and the tries were ATTEMPTS with backoff in between. One try shows
+    # as several wait episodes a few ms apart (a lock request waits in steps of 50 ms before
+    # the holders are looked at, a savepoint per lock: docs/swap.md; how many the watcher sees
+    # depends on the machine's load), so the tries are counted by the backoff pauses between
+    # them; dropping the unswapped staged copy may wait once more after the last one.
     episodes = watch.episodes()
-    assert 2 <= len(episodes) <= 2 * ATTEMPTS, episodes
-    assert max(episodes) <= BOUND, episodes
+    assert len(episodes) >= 2 and max(episodes) <= BOUND, episodes
     gaps = watch.gaps()
-    # backoff: the worker let readers through between tries (the episodes of one try follow
-    # each other within milliseconds)
-    assert gaps and sorted(gaps)[-1] >= 0.1, gaps
+    backoffs = [g for g in gaps if g >= 0.1]
+    assert 1 <= len(backoffs) <= ATTEMPTS, gaps
     # no reporting query was held up longer than the bound
     assert reporter.durations and max(reporter.durations) <= BOUND, reporter.durations
     assert elapsed < 60
