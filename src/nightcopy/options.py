@@ -216,6 +216,13 @@ TARGET_DSN: Option[str | None] = Option(
     flag_name="--target",
     belongs="set target_dsn at the top of nightcopy.toml or as the SSM parameter "
             "PREFIX/target_dsn (SecureString)")
+# The key of "hmac" column masks (engine/column_masks) is a secret like the DSNs: never in the
+# shared options (SSM options is a plain String, and `run` puts worker options on argv).
+MASK_KEY: Option[str | None] = Option(
+    "mask_key", str, None,
+    'Key of "hmac" column masks (a secret, 16+ characters); prefer NIGHTCOPY_MASK_KEY.', "KEY",
+    COPY_ONLY,
+    belongs="it is a secret: set NIGHTCOPY_MASK_KEY for the worker, or pass copy --mask-key")
 SSM_PREFIX: Option[str | None] = Option(
     "ssm_prefix", str, None,
     "Read source_dsn, target_dsn, table_groups and options under this SSM path.", "PREFIX",
@@ -314,7 +321,7 @@ PARALLEL: Option[int | None] = _number(
     places=frozenset({Place.RUN, Place.CONFIG, Place.SSM}))
 
 REGISTRY: tuple[Option[Any], ...] = (
-    TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
+    TABLES, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
     REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
     ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}

@@ -105,5 +105,6 @@ def _resolve(given: dict) -> CopyOptions:
                        cancel_blockers_after=values.get("cancel_blockers_after"),
                        shrink_guard=values["shrink_guard"],
                        shrink_guard_min_rows=int(values["shrink_guard_min_rows"]),
-                       allow_shrink=values.get("allow_shrink"))
+                       allow_shrink=values.get("allow_shrink"),
+                       mask_key=values.get("mask_key"))
 
