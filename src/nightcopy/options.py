@@ -315,6 +315,14 @@ ALLOW_SHRINK: Option[str | None] = Option(
     "Tables (the --tables grammar) the shrink guard lets shrink tonight, after a deliberate "
     "purge", "TABLES", EVERYWHERE)
 
+# Issue 17: a column added on the source whose name looks personal is named in the schema-drift
+# report so someone decides (exclude_columns or mask in the table list, or copy it knowingly).
+SENSITIVE_COLUMN_PATTERNS: Option[str] = Option(
+    "sensitive_column_patterns", str, "*email*,*ssn*,*password*,*phone*,*iban*",
+    "Globs (comma-separated, case-insensitive) of column names that the schema-drift report "
+    "flags when such a column is added on the source, unless excluded or masked", "GLOBS",
+    EVERYWHERE)
+
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
     "parallel", int, None, 1, None, "Groups run at once", "N",
@@ -323,7 +331,7 @@ PARALLEL: Option[int | None] = _number(
 REGISTRY: tuple[Option[Any], ...] = (
     TABLES, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
     REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
-    ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, PARALLEL)
+    ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, SENSITIVE_COLUMN_PATTERNS, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

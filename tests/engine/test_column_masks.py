@@ -96,3 +96,24 @@ def test_unknown_columns_and_missing_key_fail_before_anything_is_copied(copy, db
     bad = copy(json.dumps([{"table": "public.t", "mask": {"email": "md5"}}]))
     assert bad.returncode == 1 and 'must map each column to "null" or "hmac"' in bad.stderr
     assert dbs.target.query("SELECT to_regclass('public.t') IS NULL") == [(True,)]
+
+
+def test_drift_is_quiet_about_masks_and_names_an_added_sensitive_column(copy, dbs):
+    dbs.source.execute("CREATE TABLE public.people (id int PRIMARY KEY, email text, "
+                       "secret text, note text); INSERT INTO public.people VALUES (1, 'a', 'b', 'c')")
+    env = {"NIGHTCOPY_MASK_KEY": KEY}
+    assert copy("public.people").returncode == 0  # night 1: recorded in the clear
+    masked = json.dumps([{"table": "public.people", "exclude_columns": ["secret"],
+                          "mask": {"email": "hmac"}}])
+    night2 = copy(masked, env=env)
+    assert night2.returncode == 0, night2.stderr
+    assert night2.events_of("schema_changed") == []  # excluded/masked: intended, no drift
+    dbs.source.execute("ALTER TABLE public.people ADD COLUMN backup_Email text, "
+                       "ADD COLUMN city text")
+    night3 = copy(masked, env=env)
+    assert night3.returncode == 0, night3.stderr
+    changed, = night3.events_of("schema_changed")
+    assert changed["changes"] == [
+        "column backup_email added (text): its name matches sensitive_column_patterns "
+        "*email*: decide (exclude_columns or mask in the table list, or copy it knowingly)",
+        "column city added (text)"]

@@ -106,5 +106,6 @@ def _resolve(given: dict) -> CopyOptions:
                        shrink_guard=values["shrink_guard"],
                        shrink_guard_min_rows=int(values["shrink_guard_min_rows"]),
                        allow_shrink=values.get("allow_shrink"),
-                       mask_key=values.get("mask_key"))
+                       mask_key=values.get("mask_key"),
+                       sensitive_column_patterns=str(values["sensitive_column_patterns"]))
 

@@ -25,6 +25,7 @@ be left out: that table is refused, naming the object.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -265,3 +266,21 @@ def source_relation(relation: str, columns: list[str], m: ColumnMasks | None) ->
     if m is None or not m.mask:
         return None
     return f"SELECT {', '.join(source_expression(c, m) for c in columns)} FROM {relation}"
+
+
+def decided_columns(d: TableDef) -> set[str]:
+    """The source columns of `d` that are excluded or masked: decided, not drift."""
+    if d.masked_from is None:
+        return set()
+    kept = {c.name for c in d.columns if c.comment not in COMMENTS.values()}
+    return {c.name for c in d.masked_from.columns} - kept
+
+
+def sensitive_patterns(text: str | None) -> tuple[str, ...]:
+    """sensitive_column_patterns as a tuple of lower-case globs."""
+    return tuple(p.strip().lower() for p in (text or "").split(",") if p.strip())
+
+
+def sensitive_match(column: str, patterns: Sequence[str]) -> str | None:
+    """The first pattern the column's name matches (case-insensitive), or None."""
+    return next((p for p in patterns if fnmatch.fnmatchcase(column.lower(), p)), None)

@@ -53,6 +53,7 @@ from nightcopy.options import (
     LOCK_ATTEMPTS,
     LOCK_TIMEOUT,
     RETRIES,
+    SENSITIVE_COLUMN_PATTERNS,
     SHRINK_GUARD,
     SHRINK_GUARD_MIN_ROWS,
     STRATEGY,
@@ -86,6 +87,7 @@ class CopyOptions:
     shrink_guard_min_rows: int = SHRINK_GUARD_MIN_ROWS.default
     allow_shrink: str | None = None  # tables the guard lets shrink tonight (table-list grammar)
     mask_key: str | None = None  # the key of "hmac" masks (engine/column_masks): a secret
+    sensitive_column_patterns: str = SENSITIVE_COLUMN_PATTERNS.default
 
     def shrink_policy(self) -> ShrinkPolicy:
         """The shrink guard's policy (ConfigError for a malformed allow_shrink)."""
@@ -179,7 +181,8 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                             cancel_blockers_after=options.cancel_blockers_after, trust=trust,
                             shrink=options.shrink_policy(),
                             freshness=freshness_checks(parse_table_entries(options.tables)),
-                            masks=masks)
+                            masks=masks, sensitive_column_patterns=column_masks.sensitive_patterns(
+                                options.sensitive_column_patterns))
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}

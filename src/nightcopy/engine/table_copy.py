@@ -104,7 +104,8 @@ class TableCopier:
             cur = tgt.cursor()
             apply_settings(cur, tgt.nightcopy_settings, local=True)
             self.guard.before_load(cur, d, old)
-            schema_drift.report(src, cur, self.events, d, old, self.settings.schema_changes)
+            schema_drift.report(src, cur, self.events, d, old, self.settings.schema_changes,
+                                self.settings.sensitive_column_patterns)
             swap_strategy.build_staged(TableLoad(src, cur, d, out, self.settings, self.events),
                                        old)
             # Before the staged copy commits: refused, it is rolled back and the unit not swapped.
@@ -169,7 +170,8 @@ class TableCopier:
                 _refuse_non_table(d, current)
                 self.guard.before_load(cur, d, current)
                 schema_drift.report(src, cur, self.events, d, current,
-                                    self.settings.schema_changes)
+                                    self.settings.schema_changes,
+                                    self.settings.sensitive_column_patterns)
                 load = TableLoad(src, cur, d, out, self.settings, self.events)
                 if current is not None:
                     truncate_strategy.truncate_and_load(load, current)

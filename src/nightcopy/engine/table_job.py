@@ -40,6 +40,8 @@ class CopySettings:
     freshness: dict[tuple[str, str], FreshnessCheck] = field(default_factory=dict)
     # Excluded and masked columns (engine/column_masks), resolved against the source.
     masks: MaskedTables = field(default_factory=MaskedTables)
+    # Globs of column names an added column is flagged by in the drift report (lower case).
+    sensitive_column_patterns: tuple[str, ...] = ()
     # Filled by the loads (engine/schema_drift.report), by table: the report file's
     # schema_changes, which the Slack notifier renders.
     schema_changes: dict[str, dict] = field(default_factory=dict)
