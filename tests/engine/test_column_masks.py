@@ -117,3 +117,22 @@ def test_drift_is_quiet_about_masks_and_names_an_added_sensitive_column(copy, db
         "column backup_email added (text): its name matches sensitive_column_patterns "
         "*email*: decide (exclude_columns or mask in the table list, or copy it knowingly)",
         "column city added (text)"]
+
+
+def test_the_key_comes_from_ssm_or_the_config_file_and_reaches_workers_by_environment(
+        ssm, tmp_path):
+    from nightcopy.cli.copy_command import options_from_argv
+    from nightcopy.ops import config_file
+    from nightcopy.ops.local_run import worker_env
+
+    for name, value in (("source_dsn", "host=/nonexistent/a dbname=a"),
+                        ("target_dsn", "host=/nonexistent/b dbname=b"), ("mask_key", KEY)):
+        ssm.put_parameter(Name=f"/nc/masks/{name}", Value=value, Type="SecureString")
+    opts = options_from_argv(["--ssm-prefix", "/nc/masks", "--tables", "public.t"])
+    assert opts.mask_key == KEY
+    path = tmp_path / "nightcopy.toml"
+    path.write_text('source_dsn = "host=/a dbname=a"\ntarget_dsn = "host=/b dbname=b"\n'
+                    'mask_key = "env:MY_MASK_KEY"\n[[groups]]\nname = "g"\ntables = ["public.t"]\n')
+    config = config_file.load_file(path, environ={"MY_MASK_KEY": KEY})
+    assert config.mask_key == KEY
+    assert worker_env("a", "b", config.mask_key)["NIGHTCOPY_MASK_KEY"] == KEY

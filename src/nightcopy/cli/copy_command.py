@@ -70,6 +70,8 @@ def _resolve(given: dict) -> CopyOptions:
         cfg = load_config(prefix, required=required, parameters=WORKER_PARAMETERS)
         values.setdefault("source_dsn", cfg.source_dsn)
         values.setdefault("target_dsn", cfg.target_dsn)
+        if cfg.mask_key:
+            values.setdefault("mask_key", cfg.mask_key)
         ssm_options = cfg.options
         if "tables" not in values and values.get("group"):
             if cfg.table_groups is None:
