@@ -222,7 +222,8 @@ MASK_KEY: Option[str | None] = Option(
     "mask_key", str, None,
     'Key of "hmac" column masks (a secret, 16+ characters); prefer NIGHTCOPY_MASK_KEY.', "KEY",
     COPY_ONLY,
-    belongs="it is a secret: set NIGHTCOPY_MASK_KEY for the worker, or pass copy --mask-key")
+    belongs="it is a secret: set mask_key at the top of nightcopy.toml or as the SSM "
+            "parameter PREFIX/mask_key (SecureString), or NIGHTCOPY_MASK_KEY")
 SSM_PREFIX: Option[str | None] = Option(
     "ssm_prefix", str, None,
     "Read source_dsn, target_dsn, table_groups and options under this SSM path.", "PREFIX",

@@ -30,7 +30,7 @@ def _hex(value: str) -> str:
     return hmac.new(KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
-def test_excluded_and_masked_columns_never_reach_the_target(copy, dbs):
+def test_excluded_and_masked_columns_never_reach_the_target(copy, dbs, tmp_path):
     dbs.source.execute(SOURCE_SQL)
     seen: list[str] = []
     stop = threading.Event()
@@ -48,7 +48,8 @@ def test_excluded_and_masked_columns_never_reach_the_target(copy, dbs):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        result = copy(TABLES, "--verify", "checksum", env={"NIGHTCOPY_MASK_KEY": KEY})
+        result = copy(TABLES, "--verify", "checksum", "--report-uri", tmp_path.as_uri(),
+                      env={"NIGHTCOPY_MASK_KEY": KEY})
     finally:
         stop.set()
         watcher.join()
@@ -78,6 +79,8 @@ def test_excluded_and_masked_columns_never_reach_the_target(copy, dbs):
     assert any("current_setting('nightcopy.mask_ipad')" in q for q in seen), "watcher saw no COPY"
     assert not any(KEY in q for q in seen)
     assert KEY not in result.stdout + result.stderr
+    reports = [p.read_text() for p in tmp_path.rglob("*.json")]
+    assert reports and not any(KEY in r for r in reports)
     assert not any("user1@x.org" in q for q in seen if "COPY" in q)
 
 

@@ -117,8 +117,8 @@ def resolve(src: connection, masks: MaskedTables, defs: dict[int, TableDef],
     by_name = {(d.ref.schema, d.ref.name): d for d in defs.values()}
     if masks.uses_hmac:
         if not mask_key:
-            raise ConfigError('a "hmac" mask needs the mask key: set NIGHTCOPY_MASK_KEY for '
-                              "the worker (or pass copy --mask-key)")
+            raise ConfigError('a "hmac" mask needs the mask key: set mask_key (SSM SecureString '
+                              "PREFIX/mask_key, mask_key in nightcopy.toml, or NIGHTCOPY_MASK_KEY)")
         if len(mask_key) < 16:
             raise ConfigError("mask_key is too short: use at least 16 characters (a random "
                               "secret; a short key lets anyone who sees a hash guess the value)")
