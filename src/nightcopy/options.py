@@ -218,6 +218,14 @@ TARGET_DSN: Option[str | None] = Option(
     flag_name="--target",
     belongs="set target_dsn at the top of nightcopy.toml or as the SSM parameter "
             "PREFIX/target_dsn (SecureString)")
+# The key of "hmac" column masks (engine/column_masks) is a secret like the DSNs: never in the
+# shared options (SSM options is a plain String, and `run` puts worker options on argv).
+MASK_KEY: Option[str | None] = Option(
+    "mask_key", str, None,
+    'Key of "hmac" column masks (a secret, 16+ characters); prefer NIGHTCOPY_MASK_KEY.', "KEY",
+    COPY_ONLY,
+    belongs="it is a secret: set mask_key at the top of nightcopy.toml or as the SSM "
+            "parameter PREFIX/mask_key (SecureString), or NIGHTCOPY_MASK_KEY")
 SSM_PREFIX: Option[str | None] = Option(
     "ssm_prefix", str, None,
     "Read source_dsn, target_dsn, table_groups and options under this SSM path.", "PREFIX",
@@ -311,15 +319,23 @@ ALLOW_SHRINK: Option[str | None] = Option(
     "Tables (the --tables grammar) the shrink guard lets shrink tonight, after a deliberate "
     "purge", "TABLES", EVERYWHERE)
 
+# Issue 17: a column added on the source whose name looks personal is named in the schema-drift
+# report so someone decides (exclude_columns or mask in the table list, or copy it knowingly).
+SENSITIVE_COLUMN_PATTERNS: Option[str] = Option(
+    "sensitive_column_patterns", str, "*email*,*ssn*,*password*,*phone*,*iban*",
+    "Globs (comma-separated, case-insensitive) of column names that the schema-drift report "
+    "flags when such a column is added on the source, unless excluded or masked", "GLOBS",
+    EVERYWHERE)
+
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
     "parallel", int, None, 1, None, "Groups run at once", "N",
     places=frozenset({Place.RUN, Place.CONFIG, Place.SSM}))
 
 REGISTRY: tuple[Option[Any], ...] = (
-    TABLES, GROUP, SOURCE_DSN, TARGET_DSN, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
+    TABLES, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
     REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
-    ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, PARALLEL)
+    ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, SENSITIVE_COLUMN_PATTERNS, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

@@ -270,7 +270,8 @@ def test_lambda_apps_also_import_as_installed_packages(tmp_path):
 
 
 def test_worker_reads_and_decrypts_only_its_own_parameters():
-    assert set(WORKER_PARAMETERS) == {"source_dsn", "target_dsn", "table_groups", "options"}
+    assert set(WORKER_PARAMETERS) == {"source_dsn", "target_dsn", "table_groups", "options",
+                                      "mask_key"}
     assert not {p for p in WORKER_PARAMETERS if p.startswith("slack_")}
     worker = {s["Sid"]: s for s in statements(RES["WorkerRole"])}
     assert worker["ReadSettings"]["Action"] == "ssm:GetParameters"  # what load_config calls

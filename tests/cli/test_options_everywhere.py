@@ -45,6 +45,7 @@ VALID: dict[str, Any] = {
     "trust": "app.ok, util.*", "adopt": True, "create_extensions": False,
     "swap_scope": "group", "cancel_blockers_after": 30.0, "shrink_guard": 80.0,
     "shrink_guard_min_rows": 10, "allow_shrink": "public.orders, sales.*",
+    "mask_key": "a-mask-key-of-24-chars!!", "sensitive_column_patterns": "*card*, *tax_id*",
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
                            "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,

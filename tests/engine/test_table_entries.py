@@ -26,7 +26,7 @@ def test_an_entry_is_a_name_or_an_object():
 @pytest.mark.parametrize("item, message", [
     ({"table": "public.t", "shrink_gaurd": 80},
      "table list entry for public.t: unknown key 'shrink_gaurd' (known: table, shrink_guard, "
-     "freshness_column, max_age)"),
+     "freshness_column, max_age, exclude_columns, mask)"),
     ({"shrink_guard": 80}, 'has no "table" name'),
     ({"table": "public.t", "shrink_guard": 150},
      "table list entry for public.t: shrink_guard must be a number from 0 to 100, or off, "

@@ -14,12 +14,12 @@ from nightcopy.errors import ConfigError
 from nightcopy.options import Place, check_options
 from nightcopy.secrets import register_secret
 
-PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options",
+PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options", "mask_key",
               "slack_webhook_url", "slack_bot_token", "slack_channel")
 # What the worker (`nightcopy copy --ssm-prefix`) reads: its IAM role in template.yaml may read
 # and decrypt exactly these, never the Slack secrets (GetParameters fails as a whole when one of
 # the names is not allowed, so the worker must not ask for the others).
-WORKER_PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options")
+WORKER_PARAMETERS = ("source_dsn", "target_dsn", "table_groups", "options", "mask_key")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class SsmConfig:
     prefix: str
     source_dsn: str | None = None
     target_dsn: str | None = None
+    mask_key: str | None = None  # the key of "hmac" column masks (SecureString; optional)
     table_groups: list[TableGroup] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     slack_webhook_url: str | None = None
@@ -66,7 +67,7 @@ def load_config(prefix: str, *, client: Any = None,
                   reading_config=True, prefix=prefix):
         response = ssm.get_parameters(Names=names, WithDecryption=True)
     values = {p["Name"][len(prefix) + 1:]: p["Value"] for p in response.get("Parameters", [])}
-    for key in ("source_dsn", "target_dsn", "slack_webhook_url", "slack_bot_token"):
+    for key in ("source_dsn", "target_dsn", "mask_key", "slack_webhook_url", "slack_bot_token"):
         register_secret(values.get(key))
     missing = [name for name in required if name not in values]
     if missing:
@@ -75,7 +76,7 @@ def load_config(prefix: str, *, client: Any = None,
             + (f" (nor {', '.join(prefix + '/' + m for m in missing[1:])})" if missing[1:] else "")
             + f": create it with aws ssm put-parameter --name {prefix}/{missing[0]} ...")
     cfg = SsmConfig(prefix=prefix, source_dsn=values.get("source_dsn"),
-                    target_dsn=values.get("target_dsn"),
+                    target_dsn=values.get("target_dsn"), mask_key=values.get("mask_key"),
                     slack_webhook_url=values.get("slack_webhook_url"),
                     slack_bot_token=values.get("slack_bot_token"),
                     slack_channel=values.get("slack_channel"))

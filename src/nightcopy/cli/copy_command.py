@@ -70,6 +70,8 @@ def _resolve(given: dict) -> CopyOptions:
         cfg = load_config(prefix, required=required, parameters=WORKER_PARAMETERS)
         values.setdefault("source_dsn", cfg.source_dsn)
         values.setdefault("target_dsn", cfg.target_dsn)
+        if cfg.mask_key:
+            values.setdefault("mask_key", cfg.mask_key)
         ssm_options = cfg.options
         if "tables" not in values and values.get("group"):
             if cfg.table_groups is None:
@@ -109,5 +111,7 @@ def _resolve(given: dict) -> CopyOptions:
                        cancel_blockers_after=values.get("cancel_blockers_after"),
                        shrink_guard=values["shrink_guard"],
                        shrink_guard_min_rows=int(values["shrink_guard_min_rows"]),
-                       allow_shrink=values.get("allow_shrink"))
+                       allow_shrink=values.get("allow_shrink"),
+                       mask_key=values.get("mask_key"),
+                       sensitive_column_patterns=str(values["sensitive_column_patterns"]))
 

@@ -129,7 +129,7 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_jso
             groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
             run_id=run_id, parallel=parallel or len(groups),
             options=options, observer=observer_for(con),
-            report_dir=Path(report_dir) if report_dir else None,
+            report_dir=Path(report_dir) if report_dir else None, mask_key=config.mask_key,
         )
     except RunInterrupted as exc:
         raise NightcopyError(f"{exc}; resume with: "

@@ -114,9 +114,15 @@ class Connection(psycopg2.extensions.connection):
 
 
 def connect(dsn: str, role: str, application_name: str, *,
-            settings: dict[str, str] | None = None) -> Connection:
-    """Open a connection with keepalives, a connect timeout and nightcopy's session settings."""
+            settings: dict[str, str] | None = None,
+            startup_settings: dict[str, str] | None = None) -> Connection:
+    """Open a connection with keepalives, a connect timeout and nightcopy's session settings.
+
+    `startup_settings` go in the startup packet's options (-c name=value), never in SQL text:
+    for a secret (the mask key) that pg_stat_activity.query and log_statement must not show."""
     params = parse(dsn, role)
+    startup = " ".join("-c " + _startup_escape(f"{k}={v}")
+                       for k, v in (startup_settings or {}).items())
     extra: dict[str, Any] = {
         "application_name": application_name[:63],
         "keepalives": 1,
@@ -126,6 +132,8 @@ def connect(dsn: str, role: str, application_name: str, *,
     }
     if "connect_timeout" not in params:
         extra["connect_timeout"] = 15
+    if startup:
+        extra["options"] = (params.get("options", "") + " " + startup).strip()
     try:
         conn = psycopg2.connect(dsn, connection_factory=Connection, **extra)
         if conn.get_parameter_status("standard_conforming_strings") != "on":
@@ -134,7 +142,7 @@ def connect(dsn: str, role: str, application_name: str, *,
             # its quoting wrong. So a session that starts with it off is opened again with it
             # on from the start (only then: some poolers refuse the `options` parameter).
             conn.close()
-            extra["options"] = (params.get("options", "") +
+            extra["options"] = (params.get("options", "") + " " + startup +
                                 " -c standard_conforming_strings=on").strip()
             conn = psycopg2.connect(dsn, connection_factory=Connection, **extra)
     except psycopg2.OperationalError as exc:
@@ -161,6 +169,11 @@ def connect(dsn: str, role: str, application_name: str, *,
         apply_settings(cur, all_settings, local=False)
     conn.commit()
     return conn
+
+
+def _startup_escape(text: str) -> str:
+    """libpq's options: a space separates arguments unless escaped, and \\ is a backslash."""
+    return text.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 def apply_settings(cur: psycopg2.extensions.cursor, settings: dict[str, str], local: bool

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import psycopg2
 from psycopg2.extensions import connection
 
-from nightcopy.engine import ledger, target_ddl
+from nightcopy.engine import column_masks, ledger, target_ddl
 from nightcopy.engine.connection import TARGET_SETTINGS, close_quietly, connect, is_alive, parse
 from nightcopy.engine.copy_stream import limit_heap_retention
 from nightcopy.engine.events import EventWriter
@@ -59,6 +59,7 @@ from nightcopy.options import (
     LOCK_ATTEMPTS,
     LOCK_TIMEOUT,
     RETRIES,
+    SENSITIVE_COLUMN_PATTERNS,
     SHRINK_GUARD,
     SHRINK_GUARD_MIN_ROWS,
     STRATEGY,
@@ -66,6 +67,7 @@ from nightcopy.options import (
     TRUST,
     VERIFY,
 )
+from nightcopy.secrets import register_secret
 
 
 @dataclass
@@ -90,6 +92,8 @@ class CopyOptions:
     shrink_guard: float | str = SHRINK_GUARD.default  # percent, or "off" (engine/shrink_guard)
     shrink_guard_min_rows: int = SHRINK_GUARD_MIN_ROWS.default
     allow_shrink: str | None = None  # tables the guard lets shrink tonight (table-list grammar)
+    mask_key: str | None = None  # the key of "hmac" masks (engine/column_masks): a secret
+    sensitive_column_patterns: str = SENSITIVE_COLUMN_PATTERNS.default
 
     def shrink_policy(self) -> ShrinkPolicy:
         """The shrink guard's policy (ConfigError for a malformed allow_shrink)."""
@@ -121,6 +125,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
     specs = parse_table_list(options.tables)
     trust = parse_trust(options.trust)
     options.shrink_policy()  # its input checked before anything is connected to
+    register_secret(options.mask_key)
     limit_heap_retention()
     parse(options.source_dsn, "source")
     parse(options.target_dsn, "target")
@@ -137,9 +142,15 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
         tables = resolve_tables(snapshot.conn, specs)
         defs = load_definitions(snapshot.conn, tables)
         check_readable(snapshot.conn, defs)
+        # Excluded and masked columns: checked (ConfigError) and applied to the definitions
+        # before anything is written; the key reaches the workers' sessions at connect time.
+        masks = column_masks.masks_of(parse_table_entries(options.tables))
+        masked_refused = column_masks.resolve(snapshot.conn, masks, defs, options.mask_key)
+        if masks.uses_hmac and options.mask_key:
+            snapshot.worker_startup_settings.update(column_masks.key_settings(options.mask_key))
         # Before anything is written: a table whose expressions call what the target must not
         # run as the worker fails here, and none of its prerequisites (types) is created.
-        refused = refused_tables(tgt, defs, trust)
+        refused = {**refused_tables(tgt, defs, trust), **masked_refused}
         # The shared objects the definitions need: the user functions first (their argument
         # types join the table's), then the types, extensions and collations (pg_depend).
         wanted = {oid: d for oid, d in defs.items() if oid not in refused}
@@ -151,7 +162,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
         read_collations(snapshot.conn, wanted, type_oids_of)
         guard = TableGuard(tuple(specs), options.adopt, trust)
         return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, trust,
-                    guard)
+                    guard, masks)
     finally:
         snapshot.close()
         if tgt is not None:
@@ -160,7 +171,8 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
 
 def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: connection,
          tables: list[TableRef], defs: dict[int, TableDef], types: list[TypeDef], app: str,
-         refused: dict[int, str], trust: Trust, guard: TableGuard) -> RunResult:
+         refused: dict[int, str], trust: Trust, guard: TableGuard,
+         masks: column_masks.MaskedTables) -> RunResult:
     run_started = time.monotonic()
     started_at = datetime.now(UTC)
     _start_ledger_run(options, tgt, len(tables))
@@ -174,7 +186,9 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                             lock_attempts=options.lock_attempts, swap_scope=options.swap_scope,
                             cancel_blockers_after=options.cancel_blockers_after, trust=trust,
                             shrink=options.shrink_policy(),
-                            freshness=freshness_checks(parse_table_entries(options.tables)))
+                            freshness=freshness_checks(parse_table_entries(options.tables)),
+                            masks=masks, sensitive_column_patterns=column_masks.sensitive_patterns(
+                                options.sensitive_column_patterns))
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}
@@ -206,6 +220,10 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     todo = [d for d in todo if d.ref.oid not in held_elsewhere]
     drop_staged_leftovers(tgt, {d.ref.qualified for d in todo})
     for d in todo:
+        for left_out in d.masked_out:
+            events.warn(f"{d.ref.qualified}: {left_out}: not created on the target (it is about "
+                        "the clear values; create your own index there if joins need one)",
+                        d.ref.qualified)
         if not d.binary:
             events.emit("table_format", table=d.ref.qualified, format="text", reason=d.text_reason)
     prepare_failures = spread_failures(

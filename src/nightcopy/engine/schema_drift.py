@@ -18,11 +18,12 @@ its definition is recorded for the next night.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg2.extensions import connection, cursor
 
-from nightcopy.engine import ledger
+from nightcopy.engine import column_masks, ledger
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.pg_rows import fetch_all, fetch_value
 from nightcopy.engine.table_model import TableDef
@@ -86,14 +87,29 @@ def changes(before: Definition, after: Definition) -> list[str]:
 
 
 def report(src: connection, cur: cursor, events: EventWriter, d: TableDef,
-           old: TargetTable | None, found_by_table: dict[str, dict]) -> None:
+           old: TargetTable | None, found_by_table: dict[str, dict],
+           sensitive: Sequence[str] = ()) -> None:
     """Emit schema_changed when the source definition changed since the last recorded copy,
-    and keep it in `found_by_table` for the report file (a retried table replaces its own)."""
+    and keep it in `found_by_table` for the report file (a retried table replaces its own).
+
+    The source's definitions are compared (before excluded/masked columns are applied): a mask
+    is intended, never drift. An added column whose name matches a `sensitive` glob, and that
+    is not excluded or masked, says that it needs a decision."""
     q = d.ref.qualified
     before = fetch_value(cur, _LATEST_SQL, (q,))
     if before is None:
         return
-    found = changes(before, definition_of(d, source_attnums(src, d)))
+    source_def = d.masked_from or d
+    found = changes(before, definition_of(source_def, source_attnums(src, source_def)))
+    decided = column_masks.decided_columns(d)
+    added = {c.name for c in source_def.columns} - {c[0] for c in before.get("columns", [])}
+    for i, text in enumerate(found):
+        for name in added - decided:
+            pattern = column_masks.sensitive_match(name, sensitive)
+            if pattern and text.startswith(f"column {name} added ("):
+                found[i] = (f"{text}: its name matches sensitive_column_patterns {pattern}: "
+                            "decide (exclude_columns or mask in the table list, or copy it "
+                            "knowingly)")
     if not found:
         return
     views = [v.qualified for v in old.views] if old is not None else []
@@ -104,6 +120,7 @@ def report(src: connection, cur: cursor, events: EventWriter, d: TableDef,
 
 
 def record(src: connection, cur: cursor, d: TableDef, run_id: str) -> None:
-    """Record the definition as copied (in the swap's or load's transaction)."""
+    """Record the source's definition as copied (in the swap's or load's transaction)."""
+    d = d.masked_from or d
     definition = definition_of(d, source_attnums(src, d))
     cur.execute(_RECORD_SQL, (run_id, d.ref.qualified, json.dumps(definition)))

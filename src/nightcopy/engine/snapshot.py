@@ -40,12 +40,14 @@ class Snapshot:
         self.conn = connect(source_dsn, "source", application_name,
                                    settings=SOURCE_SETTINGS)
         self.id = begin_snapshot_transaction(self.conn, None)
+        # Given to the worker connections at connect time (the mask key: column_masks).
+        self.worker_startup_settings: dict[str, str] = {}
 
     def open_worker_connection(self, application_name: str) -> tuple[Connection, bool]:
         """A source connection reading this snapshot; (conn, fresh) where fresh means the
         exporter was gone and the connection has a snapshot of its own."""
         conn = connect(self.source_dsn, "source", application_name,
-                              settings=SOURCE_SETTINGS)
+                       settings=SOURCE_SETTINGS, startup_settings=self.worker_startup_settings)
         try:
             begin_snapshot_transaction(conn, self.id)
             return conn, False

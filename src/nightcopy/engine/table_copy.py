@@ -111,7 +111,8 @@ class TableCopier:
             apply_settings(cur, tgt.nightcopy_settings, local=True)
             for m, old, out in zip(members, olds, outs, strict=True):
                 self.guard.before_load(cur, m, old)
-                schema_drift.report(src, cur, self.events, m, old, self.settings.schema_changes)
+                schema_drift.report(src, cur, self.events, m, old, self.settings.schema_changes,
+                                    self.settings.sensitive_column_patterns)
                 swap_strategy.build_staged(TableLoad(src, cur, m, out, self.settings,
                                                      self.events), old)
                 # Before the staged copy commits: refused, it is rolled back and the unit not
@@ -190,7 +191,8 @@ class TableCopier:
                 _refuse_non_table(d, current)
                 self.guard.before_load(cur, d, current)
                 schema_drift.report(src, cur, self.events, d, current,
-                                    self.settings.schema_changes)
+                                    self.settings.schema_changes,
+                                    self.settings.sensitive_column_patterns)
                 load = TableLoad(src, cur, d, out, self.settings, self.events)
                 if d.ref.qualified in rebuilt:
                     swap_strategy.build_staged(load, current)

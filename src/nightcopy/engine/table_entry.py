@@ -12,7 +12,7 @@ keys (issue 21's `mode`, `cursor`, `where`, `key`) are added to ENTRY_KEYS and n
 An object names one table: no glob. Settings meant for every table of a schema belong in the
 options (`shrink_guard` in [options] or SSM `options`); a glob object would leave open which of
 two overlapping entries wins. Keys whose feature is not built yet are not accepted (an
-accepted-but-ignored `exclude_columns` would copy the very column it was meant to keep out).
+accepted-but-ignored key would silently do nothing).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nightcopy.engine import column_masks
 from nightcopy.errors import ConfigError
 from nightcopy.options import SHRINK_GUARD
 
@@ -58,6 +59,8 @@ ENTRY_KEYS: dict[str, Callable[[object], Any]] = {
     "shrink_guard": _option_value(SHRINK_GUARD.parse),
     "freshness_column": _column_name,  # engine/freshness.py
     "max_age": _duration,  # needs freshness_column
+    "exclude_columns": column_masks.parse_exclude,  # engine/column_masks.py
+    "mask": column_masks.parse_mask,
 }
 KNOWN_KEYS = ("table", *ENTRY_KEYS)
 

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nightcopy.engine.column_masks import MaskedTables
 from nightcopy.engine.freshness import FreshnessCheck
 from nightcopy.engine.shrink_guard import ShrinkPolicy
 from nightcopy.engine.table_locks import LockRetryPolicy
@@ -37,6 +38,10 @@ class CopySettings:
     shrink: ShrinkPolicy = field(default_factory=ShrinkPolicy)
     # The tables whose newest row is reported (engine/freshness), by (schema, name).
     freshness: dict[tuple[str, str], FreshnessCheck] = field(default_factory=dict)
+    # Excluded and masked columns (engine/column_masks), resolved against the source.
+    masks: MaskedTables = field(default_factory=MaskedTables)
+    # Globs of column names an added column is flagged by in the drift report (lower case).
+    sensitive_column_patterns: tuple[str, ...] = ()
     # Filled by the loads (engine/schema_drift.report), by table: the report file's
     # schema_changes, which the Slack notifier renders.
     schema_changes: dict[str, dict] = field(default_factory=dict)

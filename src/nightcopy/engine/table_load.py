@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from psycopg2.extensions import connection, cursor
 
-from nightcopy.engine import copy_stream, target_ddl, verify
+from nightcopy.engine import column_masks, copy_stream, target_ddl, verify
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.pg_rows import fetch_all, fetch_value, one_row
 from nightcopy.engine.sql_names import quote_ident
@@ -72,8 +72,13 @@ class TableLoad:
             out.copy_seconds = time.monotonic() - t0
             self._run(re_add)
             return
+        masks = self.settings.masks.of(d)
         for source_name, part in parts:
-            copy_out = f"COPY {source_name} ({cols}) TO STDOUT WITH ({fmt})"
+            # Masks are applied in the source's query: the clear values never leave it.
+            select = column_masks.source_relation(f"ONLY {source_name}",
+                                                  [c.name for c in d.copy_columns], masks)
+            copy_out = (f"COPY ({select}) TO STDOUT WITH ({fmt})" if select else
+                        f"COPY {source_name} ({cols}) TO STDOUT WITH ({fmt})")
             copy_in = (f"COPY {target_of(part)} ({cols}) FROM STDIN WITH ({fmt}"
                        f"{', FREEZE' if freeze else ''})")
             base = out.bytes
@@ -217,7 +222,12 @@ class TableLoad:
         cols = [c.name for c in d.copy_columns]
         # A partitioned table is read with its partitions; a plain one without inheritance
         # children, exactly as COPY read it (on both sides: a target hierarchy has children).
-        source = verify.checksum(self.src, d.ref.qualified, cols, only=not d.partkey)
+        relation = d.ref.qualified if d.partkey else f"ONLY {d.ref.qualified}"
+        select = column_masks.source_relation(relation, cols, self.settings.masks.of(d))
+        if select is not None:  # the masked values, as the target holds them
+            source = verify.checksum(self.src, f"({select}) AS masked", cols)
+        else:
+            source = verify.checksum(self.src, d.ref.qualified, cols, only=not d.partkey)
         self.cur.execute(verify.checksum_sql(table_name, cols, only=not d.partkey))
         count, total = one_row(self.cur)
         if (int(count), str(total)) != source:

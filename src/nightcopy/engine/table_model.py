@@ -227,6 +227,10 @@ class TableDef:
     # A default, generated column or CHECK names the table's own regclass: its DDL is created
     # with the staging schema on the search path (source_catalog/self_references).
     names_itself: bool = False
+    # Excluded or masked columns (engine/column_masks): the source's definition this one was
+    # made from (what the schema-drift report compares), and the keys and indexes left out.
+    masked_from: TableDef | None = None
+    masked_out: list[str] = field(default_factory=list)
 
     @property
     def copy_columns(self) -> list[Column]:

@@ -35,7 +35,7 @@ from nightcopy.options import Place, check_options
 
 DEFAULT_CONFIG_FILE = "nightcopy.toml"
 
-_TOP_LEVEL_KEYS = {"source_dsn", "target_dsn", "options", "slack", "groups", "table_groups"}
+_TOP_LEVEL_KEYS = {"source_dsn", "target_dsn", "mask_key", "options", "slack", "groups", "table_groups"}
 _SLACK_KEYS = {"webhook_url", "bot_token", "channel"}
 
 
@@ -47,6 +47,7 @@ class RunConfig:
     target_dsn: str
     groups: list[Any]  # list[nightcopy.engine.table_groups.TableGroup]
     options: dict[str, Any] = field(default_factory=dict)
+    mask_key: str | None = None  # "hmac" column masks' key (engine/column_masks); a secret
     slack_webhook_url: str | None = None
     slack_bot_token: str | None = None
     slack_channel: str | None = None
@@ -160,6 +161,8 @@ def load_file(path: str | Path, *, environ: dict[str, str] | None = None,
         target_dsn=resolve_value(data["target_dsn"], "target_dsn", environ=environ),
         groups=_groups_from_file(data, origin, check_group_names),
         options=check_options(data.get("options", {}), origin, Place.CONFIG),
+        mask_key=(resolve_value(data["mask_key"], "mask_key", environ=environ)
+                  if "mask_key" in data else None),
         slack_webhook_url=_optional(slack, "webhook_url", environ),
         slack_bot_token=_optional(slack, "bot_token", environ),
         slack_channel=_optional(slack, "channel", environ),
@@ -185,6 +188,7 @@ def load_ssm(prefix: str, *, client=None) -> RunConfig:
         target_dsn=cfg.target_dsn or "",
         groups=list(cfg.table_groups),
         options=dict(cfg.options),  # checked by load_config, as every worker checks them
+        mask_key=cfg.mask_key,
         slack_webhook_url=cfg.slack_webhook_url,
         slack_bot_token=cfg.slack_bot_token,
         slack_channel=cfg.slack_channel,

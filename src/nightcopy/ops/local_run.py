@@ -166,13 +166,17 @@ def worker_command(group: GroupState, run_id: str, report_dir: Path,
     return cmd
 
 
-def worker_env(source_dsn: str, target_dsn: str) -> dict[str, str]:
+def worker_env(source_dsn: str, target_dsn: str, mask_key: str | None = None
+               ) -> dict[str, str]:
     # Drop the operator's own NIGHTCOPY_<OPTION> settings: the worker's input is exactly what
     # this run decided (flags), plus the DSNs, which must not appear in argv. Other variables
     # (NIGHTCOPY_DEBUG for a worker's traceback) pass through.
     env = {k: v for k, v in os.environ.items() if k not in _OPTION_VARIABLES}
     env["NIGHTCOPY_SOURCE_DSN"] = source_dsn
     env["NIGHTCOPY_TARGET_DSN"] = target_dsn
+    # A secret too: the environment, never argv; like the DSNs, from the config (env:VAR there).
+    if mask_key:
+        env["NIGHTCOPY_MASK_KEY"] = mask_key
     env["PYTHONUNBUFFERED"] = "1"  # JSON lines arrive as they happen, for live progress
     return env
 
@@ -230,7 +234,7 @@ def _read_report(report_dir: Path, run_id: str, group: str) -> dict | None:
 
 def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, run_id: str,
                parallel: int, options: dict, observer: Observer,
-               report_dir: Path | None = None) -> RunOutcome:
+               report_dir: Path | None = None, mask_key: str | None = None) -> RunOutcome:
     """Run the workers, at most `parallel` at once; returns when all have exited."""
     if parallel < 1:
         raise ConfigError("--parallel must be at least 1")
@@ -238,7 +242,7 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
     if report_dir is None:
         report_dir = Path(tempfile.mkdtemp(prefix="nightcopy-run-"))
     report_dir.mkdir(parents=True, exist_ok=True)
-    env = worker_env(source_dsn, target_dsn)
+    env = worker_env(source_dsn, target_dsn, mask_key)
     q: queue.Queue = queue.Queue()
     pending = list(groups)
     running: dict[str, tuple[subprocess.Popen, int]] = {}  # group -> (process, open streams)
