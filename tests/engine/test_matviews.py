@@ -384,3 +384,38 @@ def test_pg15_target_rebuilds_as_a_member_of_the_owner(pg15, pg_servers, cli) ->
         for db in (Db(pg_servers[0].admin_dsn), Db(pg15.admin_dsn)):
             for role in (worker, owner):
                 db.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_swap_retried_after_a_lock_timeout_midway_replaces_the_matview_again(cli, dbs,
+                                                                             roles) -> None:
+    """A try of the unit's swap that times out on a lock after its first table was swapped in
+    is rolled back to its savepoint, the old materialized view with it: the retry must replace
+    it again (it used to remember it as replaced and fail on DROP TABLE, which
+    scripts/swap-stress saw once in a while). The lock timeout is made deterministic: the
+    first DROP TABLE of the swap raises lock_not_available once (an event trigger a superuser
+    made; a sequence, which a rollback does not undo, counts the tries)."""
+    _first_night(cli, dbs, roles)
+    _as(dbs.target, roles.owner).execute("""
+        CREATE MATERIALIZED VIEW report.per_store AS
+        SELECT i.store, i.night AS inventory_night, r.night AS rental_night, count(*) AS n
+          FROM public.rental r JOIN public.inventory i ON i.id = r.inventory_id
+         GROUP BY 1, 2, 3""")
+    dbs.target.execute("""
+        CREATE SEQUENCE public.lock_fault_tries;
+        CREATE FUNCTION public.lock_fault() RETURNS event_trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('public.lock_fault_tries') = 1 THEN
+                RAISE EXCEPTION 'injected lock timeout' USING ERRCODE = 'lock_not_available';
+            END IF;
+        END $$;
+        CREATE EVENT TRIGGER lock_fault ON ddl_command_start WHEN TAG IN ('DROP TABLE')
+           EXECUTE FUNCTION public.lock_fault();""")
+    try:
+        _night(dbs.source, 1, rentals=600, inventory=60)
+        result = _copy(cli, dbs, "--lock-timeout", "0.5")
+    finally:
+        dbs.target.execute("DROP EVENT TRIGGER lock_fault")
+    assert result.returncode == 0, result.stderr
+    assert dbs.target.scalar("SELECT last_value FROM public.lock_fault_tries") >= 2
+    assert dbs.target.query("SELECT DISTINCT inventory_night, rental_night, sum(n) OVER () "
+                            "FROM report.per_store") == [(1, 1, 600)]

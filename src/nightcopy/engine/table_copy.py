@@ -141,6 +141,10 @@ class TableCopier:
         by_table = {id(item.table): item for item in loaded}
 
         def swap_all(cur: cursor) -> None:
+            # A failed try (a lock timeout after some tables were swapped) is rolled back to
+            # its savepoint, old materialized views included: forget which were replaced, or
+            # the retry would skip them and fail on DROP TABLE.
+            unit_matviews.done.clear()
             self.hooks.swap_in(cur, loaded)
             # Children first: an old parent can be dropped once its old children are (the new
             # children inherit the staged parents, which move in after them).
