@@ -265,6 +265,24 @@ def _drift_section(summaries: list[dict]) -> dict | None:
                     + _lines(lines, MAX_DRIFT_TABLES, MAX_SECTION_TEXT - 100))
 
 
+def _stale_section(summaries: list[dict]) -> dict | None:
+    """The tables whose newest row is older than their max_age (the reports' `stale_tables`,
+    from the freshness check): the source may have stopped being written to, which a row count
+    cannot show. A warning: the copy itself succeeded."""
+    lines = []
+    for s in sorted(summaries, key=lambda s: str(s.get("group"))):
+        for t in s.get("stale_tables") or []:
+            newest = t.get("newest")
+            seen = (f"newest {t.get('column')} {newest}" if newest is not None
+                    else "no rows")
+            lines.append(f"• `{escape(t.get('table'))}`: {escape(clip(seen, MAX_DRIFT_TEXT))}, "
+                         f"older than max_age {escape(t.get('max_age'))}")
+    if not lines:
+        return None
+    return _section("*:warning: Stale source tables*\n"
+                    + _lines(lines, MAX_DRIFT_TABLES, MAX_SECTION_TEXT - 100))
+
+
 def build_report(summaries: list[dict], *, run_id: str, execution_url: str | None = None,
                  failed_groups: list[dict] | None = None) -> dict:
     """The Slack message for one night: `{"text": fallback, "blocks": [...]}`.
@@ -276,9 +294,9 @@ def build_report(summaries: list[dict], *, run_id: str, execution_url: str | Non
         text, blocks = _failure(summaries, failed_groups, run_id, execution_url)
     else:
         text, blocks = _success(summaries, run_id, execution_url)
-    drift = _drift_section(summaries)
-    if drift is not None:
-        blocks.insert(len(blocks) - 1, drift)  # before the links, the last block of both forms
+    for extra in (_drift_section(summaries), _stale_section(summaries)):
+        if extra is not None:
+            blocks.insert(len(blocks) - 1, extra)  # before the links, the last block of both
     return {"text": clip(text, MAX_FALLBACK_TEXT), "blocks": _enforce_limits(blocks)}
 
 

@@ -64,3 +64,22 @@ def test_bad_freshness_settings_are_one_line(item, message):
     with pytest.raises(ConfigError) as err:
         parse_table_list([item])
     assert message in str(err.value)
+
+
+def test_a_stale_table_is_in_the_report_file_and_the_slack_message(copy, dbs, tmp_path):
+    from nightcopy_notifier.slack_message import build_report
+
+    dbs.source.execute(SOURCE_SQL)
+    tables = _entries(**{"public.orders": {"freshness_column": "updated_at", "max_age": "2d"},
+                         "public.events": {"freshness_column": "created_at", "max_age": "36h"}})
+    result = copy(tables, "--run-id", "night-1", "--group", "g1", "--report-uri",
+                  tmp_path.as_uri())
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "night-1" / "g1.json").read_text())
+    [stale] = report["stale_tables"]  # public.events is fresh: not listed
+    assert stale["table"] == "public.orders" and stale["column"] == "updated_at"
+    assert stale["max_age"] == "2d" and stale["newest"].endswith("Z")
+    blocks = build_report([report], run_id="night-1")["blocks"]
+    text = "\n".join(b["text"]["text"] for b in blocks if "text" in b)
+    assert (f"*:warning: Stale source tables*\n• `public.orders`: newest updated_at "
+            f"{stale['newest']}, older than max_age 2d") in text

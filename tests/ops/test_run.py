@@ -281,3 +281,25 @@ def test_run_json_is_the_only_thing_on_stdout(nc, shop, tmp_path, write_config):
     assert by_group["g1"]["status"] == "succeeded" and by_group["g1"]["rows"] == 2500
     assert by_group["g2"]["copied"] == 2 and len(result["reports"]) == 2
     assert "[g1] copied" in r.stderr  # the progress is still there, on stderr
+
+
+def test_run_summary_lists_tonights_schema_changes_at_80_columns(nc, shop, tmp_path,
+                                                                 write_config):
+    """The drift report reaches the terminal: the summary names each changed table and the
+    change, folded (never cut) at 80 columns, and the plain progress says it as it happens."""
+    cfg = write_config(tmp_path / "nightcopy.toml", shop.source.dsn, shop.target.dsn, GROUPS)
+    first = nc("run", "--config", str(cfg), "--run-id", "drift-1")
+    assert first.exit_code == 0, first.text
+    assert "Schema changes" not in first.stdout
+    shop.source.execute("ALTER TABLE sales.invoices DROP COLUMN amount, "
+                        "ADD COLUMN total_amount_in_the_invoice_currency numeric")
+    r = nc("run", "--config", str(cfg), "--run-id", "drift-2", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.text
+    assert "[g2] schema changed: sales.invoices:" in r.stdout
+    summary = r.stdout[r.stdout.index("Schema changes on the source"):]
+    lines = summary.splitlines()
+    assert all(len(line) <= 80 for line in lines), summary
+    joined = " ".join(line.strip() for line in lines)
+    assert "[g2] sales.invoices:" in joined and "column amount dropped" in joined
+    assert "total_amount_in_the_invoice_currency" in summary.replace("\n", "")
+    assert "public.customers" not in summary

@@ -146,6 +146,8 @@ class PlainProgress:
             self._line(f"[{group.name}] FAILED {event.get('table')}: {event.get('error')} {n}")
         elif kind == "warning":
             self._line(f"[{group.name}] warning: {event.get('message') or event}")
+        elif kind == "schema_changed":
+            self._line(f"[{group.name}] schema changed: {drift_line(event)}")
 
     def group_finished(self, group) -> None:
         self._line(f"[{group.name}] {group.status} in {fmt_seconds(group.elapsed)}: "
@@ -158,6 +160,27 @@ class PlainProgress:
 
 def observer_for(console: Console):
     return LiveProgress(console) if console.is_terminal else PlainProgress(console)
+
+
+def drift_line(change: dict) -> str:
+    """One table's schema changes (a schema_changed event, or GroupState.schema_changes)."""
+    text = f"{change.get('table')}: {'; '.join(str(c) for c in change.get('changes') or [])}"
+    views = change.get("views") or []
+    if views:
+        text += f" (may break view{'s' if len(views) > 1 else ''} {', '.join(views)})"
+    return text
+
+
+def render_drift(console: Console, groups) -> None:
+    """What changed in the source definitions tonight, one line per table (folded at the
+    terminal's width, never cut: a dropped column is the line someone must read)."""
+    changes = [(g.name, c) for g in groups for c in g.schema_changes]
+    if not changes:
+        return
+    console.print(Text("Schema changes on the source since the last successful copy:",
+                       style="bold"))
+    for name, change in changes:
+        console.print(Text(f"  [{name}] {drift_line(change)}", overflow="fold"))
 
 
 def render_outcome(console: Console, outcome) -> None:
@@ -207,5 +230,6 @@ def render_outcome(console: Console, outcome) -> None:
             if len(line) > console.width:  # one line per group: a summary, not the list
                 line = line[:console.width - 1] + "…"
             console.print(Text(line, style="yellow"))
+    render_drift(console, outcome.groups)
     if not outcome.ok:
         console.print(f"Rerun with --run-id {outcome.run_id} to copy only what did not finish.")

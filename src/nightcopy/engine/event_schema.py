@@ -213,6 +213,10 @@ REPORT_FIELDS: Final = (
     Field("schema_changes", "array of objects", "the tables whose source definition changed "
           "since their last successful copy, in list order, each as its `schema_changed` "
           "event's `table`, `changes` and `views`", required=False),
+    Field("stale_tables", "array of objects", "the tables whose freshness column's newest "
+          "value tonight is older than their `max_age` (or that have no rows), in list order, "
+          "each as `table`, `column`, `newest` (ISO 8601 UTC, null without rows) and `max_age` "
+          "as configured", required=False),
     Field("retryable", "boolean", "true when tables failed and every failure was transient (a "
           "lost connection, a lock, a serialization or recovery conflict): the state machine "
           "retries such a build once; false otherwise", required=False),

@@ -48,8 +48,9 @@ def checks_of(entries: Sequence[TableEntry]) -> dict[tuple[str, str], FreshnessC
 
 
 def report(cur: cursor, events: EventWriter, check: FreshnessCheck | None, d: TableDef,
-           loaded_table: str) -> None:
-    """Emit table_freshness for the rows in `loaded_table`, and warn when they are stale."""
+           loaded_table: str, stale_tables: dict[str, dict]) -> None:
+    """Emit table_freshness for the rows in `loaded_table`, and warn when they are stale
+    (also recorded in `stale_tables`, by table: the report file's `stale_tables`)."""
     if check is None:
         return
     q = d.ref.qualified
@@ -70,6 +71,8 @@ def report(cur: cursor, events: EventWriter, check: FreshnessCheck | None, d: Ta
                 age_seconds=None if age is None else round(age, 1),
                 max_age_seconds=check.max_age_seconds, stale=stale)
     if stale:
+        stale_tables[q] = {"table": q, "column": check.column, "newest": newest,
+                           "max_age": check.max_age}
         seen = ("it has no rows" if newest is None else
                 f"its newest {check.column} is {newest}, {_days(age)} old")
         events.warn(f"{q}: {seen}, more than max_age {check.max_age}: the source may have "

@@ -311,6 +311,10 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
                  if t.qualified in settings.schema_changes]
         if drift:
             report["schema_changes"] = drift
+        stale = [settings.stale_tables[t.qualified] for t in tables
+                 if t.qualified in settings.stale_tables]
+        if stale:
+            report["stale_tables"] = stale
         try:
             where = write_report(options.report_writer, options.run_id, options.group, report)
             summary["report"] = where

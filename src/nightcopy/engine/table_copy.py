@@ -120,7 +120,7 @@ class TableCopier:
                 shrink_guard.check_loaded(cur, self.events, self.settings.shrink, m, out.rows,
                                           old)
                 freshness.report(cur, self.events, self._freshness(m), m,
-                                 staged(m.ref.schema, m.ref.name))
+                                 staged(m.ref.schema, m.ref.name), self.settings.stale_tables)
             tgt.commit()
         except BaseException:
             _rollback_quietly(tgt)
@@ -208,7 +208,8 @@ class TableCopier:
                     truncate_strategy.truncate_and_load(load, current, unit)
                 else:
                     swap_strategy.build_and_swap(load, None, self.listed, self.target_roles)
-                freshness.report(cur, self.events, self._freshness(d), d, d.ref.qualified)
+                freshness.report(cur, self.events, self._freshness(d), d, d.ref.qualified,
+                                 self.settings.stale_tables)
                 self.guard.after_load(cur, d.ref, self.settings.run_id, current)
                 schema_drift.record(src, cur, d, self.settings.run_id)
             for d in children_first([t for t in tables if id(t) in staged_loads]):

@@ -45,6 +45,9 @@ class CopySettings:
     # Filled by the loads (engine/schema_drift.report), by table: the report file's
     # schema_changes, which the Slack notifier renders.
     schema_changes: dict[str, dict] = field(default_factory=dict)
+    # Filled by the loads (engine/freshness.report), by table: the report file's
+    # stale_tables, which the Slack notifier renders.
+    stale_tables: dict[str, dict] = field(default_factory=dict)
 
     @property
     def lock_policy(self) -> LockRetryPolicy:

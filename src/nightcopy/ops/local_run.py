@@ -67,6 +67,8 @@ class GroupState:
     report: dict | None = None  # the worker's report file (summary + per-table results)
     results: list[dict] = field(default_factory=list)  # table_copied / table_failed events
     warnings: list[str] = field(default_factory=list)
+    # schema_changed events: {"table", "changes", "views"} (engine/schema_drift.py)
+    schema_changes: list[dict] = field(default_factory=list)
     stderr_tail: deque = field(default_factory=lambda: deque(maxlen=STDERR_TAIL))
 
     @property
@@ -205,6 +207,9 @@ def apply_event(group: GroupState, event: dict) -> None:
         group.in_flight[table] = int(event.get("bytes") or 0)
     elif kind == ev.WARNING:
         group.warnings.append(str(event.get("message") or event))
+    elif kind == ev.SCHEMA_CHANGED:
+        group.schema_changes.append({"table": table, "changes": event.get("changes") or [],
+                                     "views": event.get("views") or []})
     elif kind == ev.RUN_STARTED:
         if event.get("jobs") is not None:
             group.jobs = int(event["jobs"])
