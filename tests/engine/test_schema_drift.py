@@ -89,3 +89,33 @@ def test_the_report_file_and_the_slack_message_carry_the_changes(copy, dbs, tmp_
     text = "\n".join(b["text"]["text"] for b in blocks if "text" in b)
     assert ("*Schema changes on the source*\n• `public.orders`: column channel added (text); "
             "column note dropped (may break view public.order_emails)") in text
+
+
+def test_tables_new_or_gone_from_a_glob_are_reported(copy, dbs, tmp_path):
+    """A glob matches what the source has tonight: a table created on the source joins the copy
+    and one dropped there leaves it, both said (events and report file), compared with the
+    group's last successful invocation; a named table, and a first night, report nothing."""
+    import json
+
+    dbs.source.execute("""
+        CREATE SCHEMA sales;
+        CREATE TABLE sales.invoices (id int PRIMARY KEY);
+        CREATE TABLE sales.credits (id int PRIMARY KEY);
+        CREATE TABLE public.named (id int PRIMARY KEY);""")
+    first = copy("sales.*,public.named", "--run-id", "n1", "--group", "g1")
+    assert first.returncode == 0, first.stderr
+    assert first.events_of("schema_changed") == []
+    dbs.source.execute("DROP TABLE sales.credits; CREATE TABLE sales.refunds (id int);")
+    result = copy("sales.*,public.named", "--run-id", "n2", "--group", "g1", "--report-uri",
+                  tmp_path.as_uri())
+    assert result.returncode == 0, result.stderr
+    said = {e["table"]: e["changes"] for e in result.events_of("schema_changed")}
+    assert said == {
+        "sales.refunds": ["table added: newly matched by sales.*"],
+        "sales.credits": ["table gone: no longer matched by sales.* (the reporting copy keeps "
+                          "its last rows)"]}
+    report = json.loads((tmp_path / "n2" / "g1.json").read_text())
+    assert [c["table"] for c in report["schema_changes"]] == ["sales.refunds", "sales.credits"]
+    assert dbs.target.scalar("SELECT count(*) FROM sales.credits") == 0  # kept, not dropped
+    other = copy("sales.*", "--run-id", "n3", "--group", "g2")  # another group: its own past
+    assert other.returncode == 0 and other.events_of("schema_changed") == []

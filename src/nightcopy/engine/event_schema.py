@@ -161,7 +161,9 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
         Field("changes", "array of strings", "one phrase per change: `column x added (text)`, "
               "`column x dropped`, `column x renamed to y`, `column x retyped a -> b`, "
               "`index i added` / `dropped` / `changed: ...`, the same for constraints and "
-              "partitions"),
+              "partitions; for a table a glob newly matches or no longer matches "
+              "(engine/glob_drift.py): `table added: newly matched by GLOB` / `table gone: no "
+              "longer matched by GLOB (...)`"),
         Field("views", "array of strings", "target views reading the table, when a column "
               "was dropped, renamed or retyped: they may break"),
     )),

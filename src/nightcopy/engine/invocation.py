@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import psycopg2
 from psycopg2.extensions import connection
 
-from nightcopy.engine import column_masks, ledger, target_ddl
+from nightcopy.engine import column_masks, glob_drift, ledger, target_ddl
 from nightcopy.engine.connection import TARGET_SETTINGS, close_quietly, connect, is_alive, parse
 from nightcopy.engine.copy_stream import limit_heap_retention
 from nightcopy.engine.events import EventWriter
@@ -189,6 +189,9 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                             freshness=freshness_checks(parse_table_entries(options.tables)),
                             masks=masks, sensitive_column_patterns=column_masks.sensitive_patterns(
                                 options.sensitive_column_patterns))
+    glob_drift.report(tgt, events, parse_table_list(options.tables),
+                      [t.qualified for t in tables], options.group, options.run_id,
+                      settings.schema_changes)
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}
@@ -307,8 +310,11 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
                                 **({"error": o.error} if o.error else {})} for o in ordered],
                       retryable=report_retryable([o.transient for o in failed]),
                       schema_version=REPORT_SCHEMA_VERSION)
+        listed = {t.qualified for t in tables}
         drift = [settings.schema_changes[t.qualified] for t in tables
                  if t.qualified in settings.schema_changes]
+        # Tables gone from a glob (engine/glob_drift) are not in tonight's list: after it.
+        drift += [c for q, c in settings.schema_changes.items() if q not in listed]
         if drift:
             report["schema_changes"] = drift
         stale = [settings.stale_tables[t.qualified] for t in tables
