@@ -198,3 +198,37 @@ def test_an_interrupted_run_is_shown_as_such(nc, ledger, dbs):
     assert "still running" not in r.stdout and "interrupted" in r.stdout
     assert "No table finished in this run." in r.stdout and "Tables, slowest" not in r.stdout
     assert "Critical path: group g1 finished last" in r.stdout
+
+
+def test_history_lists_each_runs_schema_changes_at_80_columns(nc, dbs):
+    """`history` shows what changed in the source definitions run by run, from the ledger's
+    recorded definitions (the same phrases as the night's schema_changed events), folded."""
+    import json
+
+    dbs.source.execute("CREATE TABLE public.orders (id int PRIMARY KEY, note text, "
+                       "total numeric); INSERT INTO public.orders VALUES (1, 'a', 2)")
+
+    def night(run_id: str) -> None:
+        r = nc("copy", "--source", dbs.source.dsn, "--target", dbs.target.dsn, "--tables",
+               "public.orders", "--run-id", run_id)
+        assert r.exit_code == 0, r.text
+
+    night("drift-night-1")
+    dbs.source.execute("ALTER TABLE public.orders DROP COLUMN note, "
+                       "ADD COLUMN a_rather_long_column_name_for_the_sales_channel text")
+    night("drift-night-2")
+    night("drift-night-3")  # nothing changed: nothing said
+    r = nc("history", "--target", dbs.target.dsn, env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.text
+    section = r.stdout[r.stdout.index("Schema changes on the source"):]
+    assert all(len(line) <= 80 for line in section.splitlines()), section
+    flat = section.replace("\n", "")
+    assert ("drift-night-2 public.orders: column "
+            "a_rather_long_column_name_for_the_sales_channel added (text); column note "
+            "dropped") in flat
+    assert "drift-night-3" not in section and "drift-night-1" not in section
+    data = json.loads(nc("history", "--target", dbs.target.dsn, "--json").stdout)
+    assert data["schema_changes"] == [{
+        "run_id": "drift-night-2", "table": "public.orders",
+        "changes": ["column a_rather_long_column_name_for_the_sales_channel added (text)",
+                    "column note dropped"]}]

@@ -226,6 +226,10 @@ def render_history(con: Console, h) -> None:
         Col("max", "right", drop=2)), [
         (t.table, t.group, str(t.runs), fmt_seconds(t.last), fmt_seconds(t.avg),
          fmt_seconds(t.min), fmt_seconds(t.max)) for t in h.tables]))
+    if h.schema_changes:
+        con.print(Text("Schema changes on the source (as each run copied them):", style="bold"))
+        for c in h.schema_changes:
+            con.print(Text(f"  {c.run_id} {c.table}: {'; '.join(c.changes)}", overflow="fold"))
     for note in h.notes:
         con.print(f"note: {note}")
 

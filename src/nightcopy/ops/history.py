@@ -15,7 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nightcopy.engine.ledger import LEDGER_SCHEMA, TABLE_RESULTS, readable_ledger
+from nightcopy.engine.ledger import (
+    LEDGER_SCHEMA,
+    TABLE_DEFINITIONS,
+    TABLE_RESULTS,
+    readable_ledger,
+)
+from nightcopy.engine.schema_drift import changes as drift_changes
 from nightcopy.errors import NightcopyError
 
 
@@ -128,11 +134,23 @@ class TableTrend:
 
 
 @dataclass
+class SchemaChange:
+    """A table's source definition as one run copied it, against the one recorded before it
+    (engine/schema_drift.py's phrases)."""
+    run_id: str
+    table: str
+    changes: list[str]
+
+
+@dataclass
 class History:
     runs: list[RunSummary]  # newest first
     tables: list[TableTrend]  # slowest (by average) first
     source: str
     notes: list[str] = field(default_factory=list)
+    # What changed in the source definitions, per run shown (newest first): from the ledger's
+    # table_definitions (version 4 on; older ledgers and --from-logs have none).
+    schema_changes: list[SchemaChange] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------- ledger
@@ -263,8 +281,33 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
         )
         trends = [TableTrend(t, g or "", int(n), float(last), float(avg), float(lo), float(hi))
                   for t, g, n, last, avg, lo, hi in cur.fetchall()]
+        changes = _schema_changes(cur, run_ids)
     conn.rollback()
-    return History(runs, trends, "ledger")
+    return History(runs, trends, "ledger", schema_changes=changes)
+
+
+def _schema_changes(cur, run_ids: list[str]) -> list[SchemaChange]:
+    """Each definition the given runs recorded, compared with the one recorded before it for
+    the same table (the comparison the worker made that night)."""
+    cur.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (TABLE_DEFINITIONS,))
+    if not cur.fetchone()[0] or not run_ids:
+        return []
+    cur.execute(
+        f"""SELECT run_id, table_name, before, definition FROM (
+                SELECT run_id, table_name, definition, recorded_at,
+                       lag(definition) OVER (PARTITION BY table_name
+                                             ORDER BY recorded_at) AS before
+                  FROM {TABLE_DEFINITIONS}) d
+             WHERE run_id = ANY(%s) AND before IS NOT NULL
+             ORDER BY recorded_at DESC, table_name""",
+        (run_ids,),
+    )
+    found = []
+    for run_id, table, before, after in cur.fetchall():
+        phrases = drift_changes(before, after)
+        if phrases:
+            found.append(SchemaChange(run_id, table, phrases))
+    return found
 
 
 def timings(target_dsn: str, run_id: str | None) -> RunTimings:
