@@ -130,11 +130,12 @@ def resolve(src: connection, masks: MaskedTables, defs: dict[int, TableDef],
         problem = _check_columns(d, m)
         if problem:
             raise ConfigError(problem)
-        dropped, refusal = _dependents(src, d, m)
+        dropped, incoming, refusal = _dependents(src, d, m)
         if refusal:
             refused[d.ref.oid] = refusal
             continue
-        defs[d.ref.oid] = _masked_definition(d, m, dropped)
+        defs[d.ref.oid] = dataclasses.replace(_masked_definition(d, m, dropped),
+                                              keys_into_left_out=incoming)
     return refused
 
 
@@ -171,7 +172,11 @@ SELECT a.attname,
             ELSE (SELECT g.attname FROM pg_catalog.pg_attrdef ad
                     JOIN pg_catalog.pg_attribute g ON g.attrelid = ad.adrelid
                      AND g.attnum = ad.adnum
-                   WHERE ad.oid = dep.objid AND g.attgenerated <> '') END
+                   WHERE ad.oid = dep.objid AND g.attgenerated <> '') END,
+       -- a constraint of another table (a foreign key into this one): its owner
+       (SELECT c.conrelid FROM pg_catalog.pg_constraint c
+         WHERE dep.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+           AND c.oid = dep.objid AND c.conrelid <> dep.refobjid)
   FROM pg_catalog.pg_depend dep
   JOIN pg_catalog.pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
  WHERE dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
@@ -185,25 +190,33 @@ SELECT a.attname,
 
 
 def _dependents(src: connection, d: TableDef, m: ColumnMasks
-                ) -> tuple[dict[str, str], str | None]:
-    """The indexes and constraints to leave out (name -> 'index x uses masked column c'), or
-    the reason the table is refused."""
+                ) -> tuple[dict[str, str], dict[tuple[int, str], str], str | None]:
+    """The indexes and constraints to leave out (name -> 'index x uses masked column c'), the
+    foreign keys of other tables that reference a left-out column ((their table's oid, name)
+    -> why: engine/foreign_keys skips them), or the reason the table is refused."""
     columns = [*m.exclude, *m.methods]
     with src.cursor() as cur:
         rows = fetch_all(cur, _DEPENDENTS_SQL, {"t": d.ref.oid, "cols": columns})
     dropped: dict[str, str] = {}
-    for column, kind, name in rows:
+    incoming: dict[tuple[int, str], str] = {}
+    for column, kind, name, other_table in rows:
         how = "excluded" if column in m.exclude else "masked"
+        if other_table is not None and name is not None:
+            # The values it would check are not on the target (excluded), or are hashes or
+            # NULLs there (masked): the key cannot be created as the source has it.
+            incoming[(int(other_table), name)] = (f"references the {how} column {column} of "
+                                                  f"{d.ref.qualified}")
+            continue
         if kind == "partition key":
-            return {}, (f"{d.ref.qualified}: its partition key uses the {how} column {column}: "
+            return {}, {}, (f"{d.ref.qualified}: its partition key uses the {how} column {column}: "
                         "a partitioned table cannot be copied without it (mask other columns)")
         if name is None or name == column:
             continue  # a NOT NULL constraint (dropped with the column's NOT NULL), a default
         if kind == "generated column":
-            return {}, (f"{d.ref.qualified}: the generated column {name} uses the {how} column "
+            return {}, {}, (f"{d.ref.qualified}: the generated column {name} uses the {how} column "
                         f"{column}: exclude {name} too")
         dropped.setdefault(name, f"{kind} {name} uses the {how} column {column}")
-    return dropped, None
+    return dropped, incoming, None
 
 
 def _masked_column(c: Column, method: str) -> Column:

@@ -36,6 +36,11 @@ def add_foreign_keys(tgt: connection, defs: dict[int, TableDef], policy: LockRet
                 events.warn(f"{d.ref.qualified}: foreign key {k.name} references a table "
                             "outside this copy and was skipped", d.ref.qualified)
                 continue
+            left_out = defs[k.ref_table_oid].keys_into_left_out.get((d.ref.oid, k.name))
+            if left_out is not None:
+                events.warn(f"{d.ref.qualified}: foreign key {k.name} {left_out}: not created "
+                            "on the target", d.ref.qualified)
+                continue
             missing = [oid for oid in (d.ref.oid, k.ref_table_oid)
                        if oid in not_copied and not _on_target(tgt, defs[oid].ref.qualified)]
             if missing:

@@ -231,6 +231,9 @@ class TableDef:
     # made from (what the schema-drift report compares), and the keys and indexes left out.
     masked_from: TableDef | None = None
     masked_out: list[str] = field(default_factory=list)
+    # Foreign keys of other tables into this one's excluded or masked columns, by (their
+    # table's oid, key name) -> why they are not created (engine/column_masks).
+    keys_into_left_out: dict[tuple[int, str], str] = field(default_factory=dict)
 
     @property
     def copy_columns(self) -> list[Column]:
