@@ -139,3 +139,24 @@ def test_the_key_comes_from_ssm_or_the_config_file_and_reaches_workers_by_enviro
     config = config_file.load_file(path, environ={"MY_MASK_KEY": KEY})
     assert config.mask_key == KEY
     assert worker_env("a", "b", config.mask_key)["NIGHTCOPY_MASK_KEY"] == KEY
+
+
+def test_a_partition_key_over_a_left_out_column_fails_the_table_in_one_line(copy, dbs):
+    """A plain-column partition key (pg_depend records it the other way round from an
+    expression key) over an excluded or masked column: the table fails naming it, before
+    anything is created; the other tables are copied."""
+    dbs.source.execute("""
+        CREATE TABLE public.events (id int, region text) PARTITION BY LIST (region);
+        CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');
+        INSERT INTO public.events VALUES (1, 'eu');
+        CREATE TABLE public.plain (id int); INSERT INTO public.plain VALUES (1);""")
+    for entry in ({"exclude_columns": ["region"]}, {"mask": {"region": "null"}}):
+        how = "excluded" if "exclude_columns" in entry else "masked"
+        result = copy(json.dumps([{"table": "public.events", **entry}, "public.plain"]))
+        assert result.returncode == 1, result.stderr
+        [failed] = result.events_of("table_failed")
+        assert failed["error"] == (f"public.events: its partition key uses the {how} column "
+                                   "region: a partitioned table cannot be copied without it "
+                                   "(mask other columns)")
+        assert dbs.target.scalar("SELECT to_regclass('public.events')") is None
+        assert dbs.target.scalar("SELECT count(*) FROM public.plain") == 1

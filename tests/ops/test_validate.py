@@ -170,3 +170,41 @@ def test_dsn_hints_name_where_the_value_came_from(nc, dbs, tmp_path, write_confi
         assert r.exit_code == 1, (command, r.text)
         assert f"check source_dsn in config file {cfg}" in r.text, (command, r.text)
         assert "NIGHTCOPY_SOURCE_DSN" not in r.text and "SSM" not in r.text, (command, r.text)
+
+
+def test_validate_checks_excluded_and_masked_columns(nc, dbs, tmp_path):
+    """What the worker refuses about excluded and masked columns is a validate problem too, one
+    line per table entry: an unknown column, a partition key over an excluded column, "hmac"
+    without a key; the same entries pass once fixed."""
+    dbs.source.execute("""
+        CREATE TABLE public.people (id int PRIMARY KEY, email text, phone text);
+        CREATE TABLE public.events (id int, region text) PARTITION BY LIST (region);
+        CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');""")
+
+    def config(people: str, events: str, key: str = "") -> str:
+        path = tmp_path / "nightcopy.toml"
+        path.write_text(f"""source_dsn = "{dbs.source.dsn}"
+target_dsn = "{dbs.target.dsn}"
+{key}
+[[groups]]
+name = "g1"
+tables = [{{ table = "public.people", {people} }}, {{ table = "public.events", {events} }}]
+""")
+        return str(path)
+
+    bad = config('exclude_columns = ["emial"]', 'exclude_columns = ["region"]')
+    r = nc("validate", "--config", bad)
+    assert r.exit_code == 1, r.text
+    assert ("group g1: table list entry for public.people: exclude_columns names emial, not a "
+            "column of the table") in r.stdout
+    assert ("group g1: public.events: its partition key uses the excluded column region"
+            in r.stdout)
+    no_key = config('mask = { email = "hmac" }', 'mask = { region = "null" }')
+    r = nc("validate", "--config", no_key)
+    assert r.exit_code == 1 and 'a "hmac" mask needs the mask key' in r.stdout, r.text
+    good = config('mask = { email = "hmac" }', 'exclude_columns = ["id"]',
+                  key='mask_key = "a-key-of-at-least-16-chars"')
+    r = nc("validate", "--config", good)
+    assert r.exit_code == 0, r.text
+    assert "every excluded and masked column can be left out as configured" in r.stdout
+    assert "a-key-of-at-least-16-chars" not in r.text

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from psycopg2.extensions import connection
 
-from nightcopy.engine.pg_rows import fetch_all
+from nightcopy.engine.pg_rows import fetch_all, fetch_value
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_model import Column, TableDef
 from nightcopy.errors import ConfigError
@@ -189,6 +189,19 @@ SELECT a.attname,
  ORDER BY 2, 3, 1"""
 
 
+# Plain columns of a partition key (of the table or of a sub-partitioned partition): pg_depend
+# records those the other way round (the column depends on the table), so _DEPENDENTS_SQL,
+# which finds expression keys, does not see them.
+_KEY_COLUMNS_SQL = """
+SELECT (SELECT a.attname FROM pg_catalog.pg_partitioned_table p
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid
+   AND a.attnum = ANY(p.partattrs::pg_catalog.int2[])
+ WHERE (p.partrelid = %(t)s OR p.partrelid IN
+        (SELECT relid FROM pg_catalog.pg_partition_tree(%(t)s::pg_catalog.regclass)))
+   AND a.attname = ANY(%(cols)s)
+ ORDER BY 1 LIMIT 1)"""
+
+
 def _dependents(src: connection, d: TableDef, m: ColumnMasks
                 ) -> tuple[dict[str, str], dict[tuple[int, str], str], str | None]:
     """The indexes and constraints to leave out (name -> 'index x uses masked column c'), the
@@ -196,7 +209,10 @@ def _dependents(src: connection, d: TableDef, m: ColumnMasks
     -> why: engine/foreign_keys skips them), or the reason the table is refused."""
     columns = [*m.exclude, *m.methods]
     with src.cursor() as cur:
+        key_column = fetch_value(cur, _KEY_COLUMNS_SQL, {"t": d.ref.oid, "cols": columns})
         rows = fetch_all(cur, _DEPENDENTS_SQL, {"t": d.ref.oid, "cols": columns})
+    if key_column is not None:
+        rows.insert(0, (key_column, "partition key", None, None))
     dropped: dict[str, str] = {}
     incoming: dict[tuple[int, str], str] = {}
     for column, kind, name, other_table in rows:

@@ -72,6 +72,7 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
         except NightcopyError as exc:
             report.problems.append(f"source: {exc}")
         source.rollback()
+        _check_masks(source, config, expanded, defs, report)
         if target is not None:
             by_oid = refused_tables(target, defs, trust)
             if not config.options.get("adopt"):
@@ -92,6 +93,36 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
     if not refused:
         report.checked.append("no table's expressions call untrusted functions, and no glob "
                               "matches a target table nightcopy did not create")
+
+
+def _check_masks(source, config, expanded, defs, report: Report) -> None:
+    """What the worker refuses about excluded and masked columns (engine/column_masks), one
+    line per table entry: an unknown column, one both excluded and masked, a masked generated
+    column, a partition key or generated column over a left-out one, "hmac" without a key."""
+    from nightcopy.engine import column_masks
+    from nightcopy.engine.tablelist import parse_table_entries
+
+    # A config from SSM keeps the key in SSM (PREFIX/mask_key), which the worker reads itself:
+    # its presence is the worker's check there, so a stand-in key lets the rest be checked.
+    key = config.mask_key if config.ssm_prefix is None else "validate-stand-in-key"
+    entries = [(g.name, e) for g in expanded for e in parse_table_entries(list(g.items))]
+    problems = 0
+    for group, entry in entries:
+        masks = column_masks.masks_of([entry])
+        if not masks.by_table:
+            continue
+        try:
+            refused = column_masks.resolve(source, masks, dict(defs), key)
+        except NightcopyError as exc:
+            refused = {0: str(exc)}
+        finally:
+            source.rollback()
+        for reason in refused.values():
+            problems += 1
+            report.problems.append(f"group {group}: {reason}")
+    if entries and not problems and any(column_masks.masks_of([e]).by_table
+                                        for _g, e in entries):
+        report.checked.append("every excluded and masked column can be left out as configured")
 
 
 def _unmanaged_glob_matches(target, group_of, tables) -> dict[str, str]:
