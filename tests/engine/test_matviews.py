@@ -185,13 +185,18 @@ def test_matview_query_runs_as_its_owner_never_as_the_worker(cli, dbs, roles) ->
     assert dbs.target.query("SELECT who, night FROM report.who") == [(roles.owner, 2)]
 
 
-def test_matview_joining_two_copied_tables(cli, dbs, roles) -> None:
-    _first_night(cli, dbs, roles)
+def _per_store(dbs: DbPair, roles: Roles) -> None:
+    """A materialized view joining the two copied tables, owned by the owner role."""
     _as(dbs.target, roles.owner).execute("""
         CREATE MATERIALIZED VIEW report.per_store AS
         SELECT i.store, i.night AS inventory_night, r.night AS rental_night, count(*) AS n
           FROM public.rental r JOIN public.inventory i ON i.id = r.inventory_id
          GROUP BY 1, 2, 3""")
+
+
+def test_matview_joining_two_copied_tables(cli, dbs, roles) -> None:
+    _first_night(cli, dbs, roles)
+    _per_store(dbs, roles)
     _night(dbs.source, 1, rentals=600, inventory=60)
     result = _copy(cli, dbs)
     assert result.returncode == 0, result.stderr
@@ -395,11 +400,7 @@ def test_swap_retried_after_a_lock_timeout_midway_replaces_the_matview_again(cli
     first DROP TABLE of the swap raises lock_not_available once (an event trigger a superuser
     made; a sequence, which a rollback does not undo, counts the tries)."""
     _first_night(cli, dbs, roles)
-    _as(dbs.target, roles.owner).execute("""
-        CREATE MATERIALIZED VIEW report.per_store AS
-        SELECT i.store, i.night AS inventory_night, r.night AS rental_night, count(*) AS n
-          FROM public.rental r JOIN public.inventory i ON i.id = r.inventory_id
-         GROUP BY 1, 2, 3""")
+    _per_store(dbs, roles)
     dbs.target.execute("""
         CREATE SEQUENCE public.lock_fault_tries;
         CREATE FUNCTION public.lock_fault() RETURNS event_trigger LANGUAGE plpgsql AS $$
