@@ -65,3 +65,40 @@ def schema_of(dsn: str, tables: list[str]) -> str:
              if not re.match(r"^(\\restrict|\\unrestrict|--|SET |SELECT pg_catalog.set_config)",
                              line) and line.strip()]
     return "\n".join(lines)
+
+
+class PollingReader:
+    """A reader that runs `sql` (a one-value query) again and again in autocommit until
+    stopped, as a dashboard would: what it saw, in order, and every error it got. Use as a
+    context manager around the copy."""
+
+    def __init__(self, dsn: str, sql: str):
+        import threading
+
+        self.dsn, self.sql = dsn, sql
+        self.seen: list = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                while not self._stop.is_set():
+                    try:
+                        cur.execute(self.sql)
+                        self.seen.append(cur.fetchone()[0])
+                    except psycopg2.Error as exc:
+                        self.errors.append(str(exc).strip())
+        finally:
+            conn.close()
+
+    def __enter__(self) -> PollingReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

@@ -6,7 +6,6 @@ linked by a target view is the unit swap's matter, tests/engine/test_swap_under_
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.conftest import Db, DbPair
 from tests.engine.test_cross_version import pg15  # noqa: F401  (the PostgreSQL 15 server)
+from tests.pgutil import PollingReader
 
 SOURCE_TABLES = """
 CREATE TABLE public.rental (id int PRIMARY KEY, inventory_id int NOT NULL, night int NOT NULL);
@@ -89,36 +89,6 @@ def _acl(db: Db, relation: str) -> str:
     return db.scalar("SELECT relacl::text FROM pg_class WHERE oid = %s::regclass", (relation,))
 
 
-class MatviewReader(threading.Thread):
-    """Polls a materialized view as the reader role; records every error it gets."""
-
-    def __init__(self, dsn: str, sql: str):
-        super().__init__(daemon=True)
-        self.dsn, self.sql = dsn, sql
-        self.errors: list[str] = []
-        self.reads = 0
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        conn = psycopg2.connect(self.dsn)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                while not self.stopping.is_set():
-                    try:
-                        cur.execute(self.sql)
-                        cur.fetchall()
-                        self.reads += 1
-                    except psycopg2.Error as exc:
-                        self.errors.append(str(exc).strip())
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(timeout=30)
-
-
 def test_matview_over_a_copied_table_is_rebuilt_with_what_it_had(cli, dbs, roles) -> None:
     """Rows of tonight, same indexes, grants, comments, options and owner, and a reader polling
     it during the copy never sees it unpopulated or gets an error."""
@@ -134,17 +104,13 @@ def test_matview_over_a_copied_table_is_rebuilt_with_what_it_had(cli, dbs, roles
         GRANT SELECT ON report.per_night TO "{roles.reader}";
         GRANT SELECT (night) ON report.per_night TO PUBLIC;""")
     rental_acl = _acl(dbs.target, "public.rental")
-    reader = MatviewReader(_as(dbs.target, roles.reader).dsn,
-                           "SELECT night, rentals FROM report.per_night")
-    reader.start()
-    try:
+    with PollingReader(_as(dbs.target, roles.reader).dsn,
+                       "SELECT count(*) FROM report.per_night") as reader:
         _night(dbs.source, 1, rentals=20000)
         result = _copy(cli, dbs)
-    finally:
-        reader.stop()
     assert result.returncode == 0, result.stderr
     assert not reader.errors, reader.errors[:3]
-    assert reader.reads > 0
+    assert reader.seen
     t = dbs.target
     assert t.query("SELECT night, rentals FROM report.per_night") == [(1, 20000)]
     assert t.scalar("SELECT relispopulated FROM pg_class WHERE oid = 'report.per_night'::regclass")

@@ -149,36 +149,12 @@ def test_readers_during_a_refused_copy_only_ever_see_last_nights_rows(copy, dbs,
                                                                       strategy):
     """A reader polling the table through the whole refused copy sees 2,000 rows every time
     (truncate's in-place load is rolled back before anyone can read it) and no error."""
-    import threading
-
-    import psycopg2
-
-    seen: list[int] = []
-    errors: list[str] = []
-    stop = threading.Event()
-
-    def read() -> None:
-        conn = psycopg2.connect(dbs.target.dsn)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                while not stop.is_set():
-                    try:
-                        cur.execute("SELECT count(*) FROM public.orders")
-                        seen.append(cur.fetchone()[0])
-                    except psycopg2.Error as exc:
-                        errors.append(str(exc).strip())
-        finally:
-            conn.close()
+    from tests.pgutil import PollingReader
 
     dbs.source.execute("DELETE FROM public.orders WHERE id > 200")
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
+    with PollingReader(dbs.target.dsn, "SELECT count(*) FROM public.orders") as reader:
         result = copy("public.orders", "--strategy", strategy)
-    finally:
-        stop.set()
-        reader.join(timeout=30)
     assert result.returncode == 1, result.stderr
-    assert errors == [] and seen and set(seen) == {2000}, (errors, sorted(set(seen)))
+    assert reader.errors == [] and reader.seen, reader.errors
+    assert set(reader.seen) == {2000}, sorted(set(reader.seen))
     assert _identity(dbs) == night0

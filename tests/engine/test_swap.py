@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
-import psycopg2
-
-from tests.pgutil import digests
+from tests.pgutil import PollingReader, digests
 
 
 def test_second_copy_replaces_keeping_views_grants_and_target_indexes(copy, corpus, dbs):
@@ -63,33 +60,12 @@ def test_readers_see_old_rows_until_the_swap_then_new_rows(copy, dbs):
     assert copy("public.facts").returncode == 0
     dbs.source.execute("INSERT INTO public.facts SELECT g, md5(g::text) FROM "
                        "generate_series(1001, 300000) g")
-    seen: list[int] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        conn = psycopg2.connect(dbs.target.dsn)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                while not stop.is_set():
-                    cur.execute("SELECT count(*) FROM public.facts")
-                    seen.append(cur.fetchone()[0])
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            conn.close()
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
+    with PollingReader(dbs.target.dsn, "SELECT count(*) FROM public.facts") as reader:
         result = copy("public.facts")
         time.sleep(0.2)
-    finally:
-        stop.set()
-        thread.join()
+    seen = reader.seen
     assert result.returncode == 0, result.stderr
-    assert not errors, errors
+    assert not reader.errors, reader.errors
     assert set(seen) <= {1000, 300000}, sorted(set(seen))[:10]
     assert seen[0] == 1000 and seen[-1] == 300000
     # Never back to the old version once the new one showed.
