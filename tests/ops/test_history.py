@@ -232,3 +232,31 @@ def test_history_lists_each_runs_schema_changes_at_80_columns(nc, dbs):
         "run_id": "drift-night-2", "table": "public.orders",
         "changes": ["column a_rather_long_column_name_for_the_sales_channel added (text)",
                     "column note dropped"]}]
+
+
+def test_a_run_killed_without_a_word_is_shown_interrupted(nc, ledger, dbs):
+    """A worker killed with -9 leaves its invocation `running` in the ledger; with no session
+    of that run left on the target (application_name nightcopy:RUN_ID), history and timings
+    show it interrupted. While a session of the run is there, it is running."""
+    import psycopg2
+
+    dbs.target.execute("""INSERT INTO nightcopy.invocations (run_id, group_name, status,
+                              started_at) VALUES ('nightly-2026-11-27', 'g1', 'running',
+                              now() - interval '1 hour')""")
+
+    def status_line() -> str:
+        r = nc("history", "--target", ledger)
+        assert r.exit_code == 0, r.text
+        return next((line for line in r.stdout.splitlines() if "nightly-2026-11-27" in line),
+                    r.stdout)
+
+    assert "interrupted" in status_line()
+    t = nc("timings", "--target", ledger, "--run-id", "nightly-2026-11-27")
+    assert "interrupted" in t.stdout and "still running" not in t.stdout
+    alive = psycopg2.connect(dbs.target.dsn, application_name="nightcopy:nightly-2026-11-27")
+    try:
+        assert "running" in status_line() and "interrupted" not in status_line()
+    finally:
+        alive.close()
+    assert dbs.target.scalar("SELECT status FROM nightcopy.invocations WHERE run_id = "
+                             "'nightly-2026-11-27'") == "running"  # history writes nothing

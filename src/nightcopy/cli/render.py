@@ -153,8 +153,13 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
     con.print(Text.assemble((f"Run {t.run_id}", "bold"), f" (from the {t.source})"))
     wall = t.wall_seconds
     started = fmt_time(t.started_at)
-    con.print(f"started {started}, "
-              + (f"wall-clock {fmt_seconds(wall)}" if wall is not None else "still running"))
+    if wall is not None:
+        state = f"wall-clock {fmt_seconds(wall)}"
+    elif any(g.status == "running" for g in t.groups):
+        state = "still running"
+    else:  # a worker killed without a word: no finish recorded (ops/history.py)
+        state = "interrupted, no finish recorded"
+    con.print(f"started {started}, {state}")
     crit = t.critical_group
     group_rows: list[Sequence[Cell] | None] = []
     for g in t.groups:

@@ -171,6 +171,30 @@ def _no_ledger(redacted: str) -> NightcopyError:
     )
 
 
+# A worker's target sessions carry application_name `nightcopy:RUN_ID` (engine/invocation.py;
+# cut to PostgreSQL's 63 bytes), which pg_stat_activity shows to every role. An invocation the
+# ledger still records as running with no such session left was killed without a chance to say
+# so (kill -9, a lost machine): it is shown as interrupted, and the ledger is left as it is.
+_LIVE_RUNS_SQL = """
+SELECT DISTINCT application_name FROM pg_catalog.pg_stat_activity
+ WHERE datname = pg_catalog.current_database() AND application_name LIKE 'nightcopy:%'"""
+
+
+def _worker_application_name(run_id: str) -> str:
+    return f"nightcopy:{run_id}"[:63]  # as the worker sets it (run ids are ASCII)
+
+
+def _seen_status(status: str, run_id: str, live: set[str]) -> str:
+    if status == "running" and _worker_application_name(run_id) not in live:
+        return "interrupted"
+    return status
+
+
+def _live_runs(cur) -> set[str]:
+    cur.execute(_LIVE_RUNS_SQL)
+    return {str(row[0]) for row in cur.fetchall()}
+
+
 def latest_run_id(conn, invocations: str) -> str | None:
     with conn.cursor() as cur:
         cur.execute(
@@ -206,6 +230,9 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
             (run_id, run_id),
         )
         groups = [GroupTiming(*row) for row in cur.fetchall()]
+        live = _live_runs(cur)
+        for g in groups:
+            g.status = _seen_status(g.status, run_id, live)
         cur.execute(
             f"""SELECT table_name, group_name, status, rows, bytes, seconds, copy_seconds,
                        index_seconds, started_at, finished_at, attempts, error,
@@ -260,11 +287,14 @@ def history_from_ledger(conn, nights: int, redacted: str) -> History:
                  ORDER BY r.started_at DESC, r.run_id DESC""",
             (nights,),
         )
+        found = cur.fetchall()
+        live = _live_runs(cur)
         runs = [
-            RunSummary(run_id, started, finished, status, int(groups), int(tables), int(failed),
+            RunSummary(run_id, started, finished, _seen_status(status, run_id, live),
+                       int(groups), int(tables), int(failed),
                        int(rows), int(nbytes), crit, float(crit_s) if crit_s is not None else None)
             for (run_id, started, finished, status, groups, tables, failed, rows, nbytes, crit,
-                 crit_s) in cur.fetchall()
+                 crit_s) in found
         ]
         run_ids = [r.run_id for r in runs]
         cur.execute(
