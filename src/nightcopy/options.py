@@ -226,6 +226,13 @@ MASK_KEY: Option[str | None] = Option(
     COPY_ONLY,
     belongs="it is a secret: set mask_key at the top of nightcopy.toml or as the SSM "
             "parameter PREFIX/mask_key (SecureString), or NIGHTCOPY_MASK_KEY")
+# pg_dump's -n: every table of these schemas (SCHEMA.* in the table list), besides --tables.
+SCHEMA: Option[str | None] = Option(
+    "schema", str, None,
+    "Schemas (comma-separated, globs in unquoted names) whose tables are copied besides "
+    "--tables: each adds SCHEMA.* to the list", "SCHEMAS", COPY_ONLY, short="-n",
+    belongs="it selects tables like the table list: write SCHEMA.* in the group's tables "
+            "([[groups]] or PREFIX/table_groups), or pass copy --schema")
 SSM_PREFIX: Option[str | None] = Option(
     "ssm_prefix", str, None,
     "Read source_dsn, target_dsn, table_groups and options under this SSM path.", "PREFIX",
@@ -245,6 +252,12 @@ REPORT_URI: Option[str | None] = Option(
                        "run --report-dir")
 
 # --- the worker's tuning: settable in every place a user configures a night ---
+# pg_dump's -T: tables left out of whatever the list (names and globs) selects. A worker option,
+# so one exclusion in [options] or SSM options holds for every group (scratch tables, `*.tmp_*`).
+EXCLUDE_TABLE: Option[str | None] = Option(
+    "exclude_table", str, None,
+    "Tables (the --tables grammar, globs) left out of the list even when it names or matches "
+    "them", "TABLES", EVERYWHERE, short="-T")
 JOBS: Option[int] = replace(_number("jobs", int, 2, 1, 64, "Tables copied at once", "N"),
                             short="-j")
 STRATEGY: Option[str] = Option(
@@ -333,8 +346,8 @@ PARALLEL: Option[int | None] = _number(
     places=frozenset({Place.RUN, Place.CONFIG, Place.SSM}))
 
 REGISTRY: tuple[Option[Any], ...] = (
-    TABLES, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, SSM_PREFIX, RUN_ID, JOBS, STRATEGY, VERIFY,
-    REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
+    TABLES, SCHEMA, EXCLUDE_TABLE, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, SSM_PREFIX, RUN_ID,
+    JOBS, STRATEGY, VERIFY, REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
     ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, SENSITIVE_COLUMN_PATTERNS, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)

@@ -46,6 +46,7 @@ VALID: dict[str, Any] = {
     "swap_scope": "group", "cancel_blockers_after": 30.0, "shrink_guard": 80.0,
     "shrink_guard_min_rows": 10, "allow_shrink": "public.orders, sales.*",
     "mask_key": "a-mask-key-of-24-chars!!", "sensitive_column_patterns": "*card*, *tax_id*",
+    "exclude_table": "*.tmp_*, public.scratch", "schema": "sales",
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
                            "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,
@@ -280,7 +281,7 @@ def test_unknown_option_is_one_message_everywhere(ssm, tmp_path):
     messages = _refusals("paralel", 2, ssm, tmp_path)
     assert len(set(messages.values())) == 1
     assert ("unknown option 'paralel' (known: adopt, allow_shrink, cancel_blockers_after, "
-            "create_extensions, "
+            "create_extensions, exclude_table, "
             "jobs, lock_attempts, lock_timeout, parallel") in messages["config file"]
 
 

@@ -15,6 +15,7 @@ from nightcopy.cli.option_flags import check_name_flag, copy_flag, flags
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
 from nightcopy.engine.table_groups import find_group
+from nightcopy.engine.tablelist import with_schemas
 from nightcopy.errors import ConfigError
 from nightcopy.options import (
     GROUP,
@@ -33,6 +34,10 @@ DSN_FLAGS = {o.name: (o.flag, o.envvar, f"PREFIX/{o.name}") for o in (SOURCE_DSN
 
 @click.command("copy", short_help="Copy tables to the target database (the worker).")
 @flags(copy_flag, COPY_OPTIONS)
+@click.option("--dry-run", is_flag=True, default=None,
+              help="List what would be copied (tables after globs and exclusions, sizes, row "
+                   "estimates, what would fail and why, the swap units) as table_planned "
+                   "lines and a dry_run_summary; write nothing anywhere (no ledger, no report).")
 def copy_command(**given: object) -> None:
     """Copy tables from the source to the target database (the worker).
 
@@ -78,10 +83,12 @@ def _resolve(given: dict) -> CopyOptions:
                 raise ConfigError(f"SSM parameter {cfg.prefix}/table_groups does not exist: "
                                   "create it, or pass --tables")
             ssm_tables = find_group(cfg.table_groups, str(values["group"])).tables
-    tables = values.get("tables") if "tables" in values else ssm_tables
+    tables = with_schemas(values.get("tables") if "tables" in values else ssm_tables,
+                          values.get("schema"))
     if tables is None:
-        raise ConfigError("no tables to copy: pass --tables (or NIGHTCOPY_TABLES), or --group "
-                          "with --ssm-prefix to take the group's list from table_groups")
+        raise ConfigError("no tables to copy: pass --tables (or NIGHTCOPY_TABLES) or --schema, "
+                          "or --group with --ssm-prefix to take the group's list from "
+                          "table_groups")
     if not values.get("source_dsn"):
         raise ConfigError("no source database: pass --source or set NIGHTCOPY_SOURCE_DSN "
                           "(or source_dsn under --ssm-prefix)")
@@ -113,5 +120,7 @@ def _resolve(given: dict) -> CopyOptions:
                        shrink_guard_min_rows=int(values["shrink_guard_min_rows"]),
                        allow_shrink=values.get("allow_shrink"),
                        mask_key=values.get("mask_key"),
-                       sensitive_column_patterns=str(values["sensitive_column_patterns"]))
+                       sensitive_column_patterns=str(values["sensitive_column_patterns"]),
+                       exclude_table=values.get("exclude_table"), schema=values.get("schema"),
+                       dry_run=bool(given.get("dry_run")))
 

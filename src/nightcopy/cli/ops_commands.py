@@ -98,9 +98,13 @@ def run_settings(config, given: dict) -> tuple[dict, int | None]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as JSON on stdout ({run_id, ok, seconds, groups: the "
                    "workers' reports}); progress goes to stderr.")
-def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_json, **given):
+@click.option("--dry-run", is_flag=True,
+              help="Say what each group would copy (tables after globs and exclusions, sizes, "
+                   "row estimates, what would fail and why) and write nothing anywhere.")
+def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_json, dry_run,
+                **given):
     """Run every group on this machine, with the same worker as CodeBuild, and report."""
-    from nightcopy.cli.progress import observer_for, render_outcome
+    from nightcopy.cli.progress import SILENT, observer_for, render_outcome
     from nightcopy.cli.render import console
     from nightcopy.ops.local_run import (
         RunInterrupted,
@@ -114,13 +118,16 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_jso
         check_name_flag(GROUP, name, envvar=False)
     if run_id is not None:
         check_name_flag(RUN_ID, run_id, envvar=False)
+    if dry_run and (slack or report_dir):
+        raise click.UsageError("--dry-run writes and posts nothing: leave out "
+                               f"{'--slack' if slack else '--report-dir'}")
     config = _load(config_path, ssm_prefix)
     if slack and not config.slack_configured:
         raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
                           "bot_token and channel)")
     options, parallel = run_settings(config, given)
     with _hints_from(config):
-        groups = prepare_groups(config, only)
+        groups = prepare_groups(config, only, exclude=options.get("exclude_table"))
     # With --json, stdout holds only the JSON document: progress and notes go to stderr.
     con = console(stderr=as_json)
     run_id = run_id or new_run_id()
@@ -128,12 +135,16 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_jso
         outcome = run_groups(
             groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
             run_id=run_id, parallel=parallel or len(groups),
-            options=options, observer=observer_for(con),
+            options=options, observer=SILENT if dry_run else observer_for(con),
             report_dir=Path(report_dir) if report_dir else None, mask_key=config.mask_key,
+            dry_run=dry_run,
         )
     except RunInterrupted as exc:
         raise NightcopyError(f"{exc}; resume with: "
                              f"{_resume_command(config_path, ssm_prefix, only, run_id)}") from None
+    if dry_run:
+        _show_dry_run(outcome, as_json, con)
+        return
     if as_json:
         _echo_json_dict({"run_id": outcome.run_id, "ok": outcome.ok,
                          "seconds": round(outcome.seconds, 3),
@@ -152,6 +163,22 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_jso
         raise NightcopyError(f"run {outcome.run_id} failed: {len(failed)} of "
                              f"{len(outcome.groups)} groups ({', '.join(failed)}); the summary "
                              "above says why")
+
+
+def _show_dry_run(outcome, as_json: bool, con) -> None:
+    from nightcopy.cli.dry_run_render import render_dry_run
+
+    if as_json:
+        _echo_json_dict({"run_id": outcome.run_id, "ok": outcome.ok, "dry_run": True,
+                         "groups": [{"group": g.name, "status": g.status, "error": g.error,
+                                     "summary": g.summary, "tables": g.planned}
+                                    for g in outcome.groups]})
+    else:
+        render_dry_run(con, outcome)
+    if not outcome.ok:
+        failed = [g["group"] for g in outcome.failed_groups()]
+        raise NightcopyError(f"dry run: {len(failed)} of {len(outcome.groups)} groups would fail "
+                             f"({', '.join(failed)}); the list above says why")
 
 
 def _resume_command(config_path: str | None, ssm_prefix: str | None, only: tuple[str, ...],

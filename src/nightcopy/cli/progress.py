@@ -158,6 +158,19 @@ class PlainProgress:
         pass
 
 
+class _Silent:
+    """No progress at all (run --dry-run prints its plan when the workers are done)."""
+
+    def started(self, run_id, groups) -> None: ...
+    def group_started(self, group) -> None: ...
+    def event(self, group, event) -> None: ...
+    def group_finished(self, group) -> None: ...
+    def finished(self) -> None: ...
+
+
+SILENT = _Silent()
+
+
 def observer_for(console: Console):
     return LiveProgress(console) if console.is_terminal else PlainProgress(console)
 

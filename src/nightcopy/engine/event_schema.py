@@ -74,6 +74,8 @@ WARNING: Final = "warning"
 TABLE_FRESHNESS: Final = "table_freshness"
 SCHEMA_CHANGED: Final = "schema_changed"
 RUN_SUMMARY: Final = "run_summary"
+TABLE_PLANNED: Final = "table_planned"
+DRY_RUN_SUMMARY: Final = "dry_run_summary"
 
 # --------------------------------------------------------------------------- fields
 ENVELOPE_HEAD: Final = (
@@ -163,7 +165,8 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
               "`index i added` / `dropped` / `changed: ...`, the same for constraints and "
               "partitions; for a table a glob newly matches or no longer matches "
               "(engine/glob_drift.py): `table added: newly matched by GLOB` / `table gone: no "
-              "longer matched by GLOB (...)`"),
+              "longer matched by GLOB (...)`; for one it copied that an exclusion "
+              "(`exclude_table`) now leaves out: `table left out: excluded by PATTERN (...)`"),
         Field("views", "array of strings", "target views reading the table, when a column "
               "was dropped, renamed or retyped: they may break"),
     )),
@@ -191,6 +194,35 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
               required=False),
         Field("report_error", "string", "why the report file could not be written (the "
               "invocation then fails)", required=False),
+    )),
+    EventSpec(TABLE_PLANNED, "`--dry-run`: what the invocation would do with one table (in "
+              "list order, after glob expansion and exclusions); nothing is written", (
+        _TABLE,
+        Field("kind", "string", "`table` or `partitioned table` (its partitions come with it)"),
+        Field("size_bytes", "integer", "the source table's size on disk"),
+        Field("rows_estimate", "integer", "the source planner's row estimate (pg_class."
+              "reltuples); null for a table never analyzed", nullable=True),
+        Field("action", "string", "copy; skip (this run id already copied it: a resume); fail "
+              "(the night would fail it, `reason` says why)", values=("copy", "skip", "fail")),
+        Field("swapped_with", "array of strings", "the other tables swapped in the same "
+              "transaction (`--swap-scope`); empty when it flips alone"),
+        Field("reason", "string", "why the table would fail or be skipped", required=False),
+    )),
+    EventSpec(DRY_RUN_SUMMARY, "`--dry-run` is done (last line); exit status 0 iff no table "
+              "would fail", (
+        Field("status", "string", "succeeded when no table would fail", values=_STATUSES),
+        Field("tables", "integer", "tables of this invocation after glob expansion"),
+        Field("copy", "integer", "tables it would copy"),
+        Field("skip", "integer", "tables it would skip (already copied by this run id)"),
+        Field("fail", "integer", "tables that would fail"),
+        Field("size_bytes", "integer", "the tables' size on the source"),
+        Field("jobs", "integer", "tables copied at once (`--jobs`)"),
+        Field("strategy", "string", "how tables would be replaced", values=_STRATEGIES),
+        Field("swap_scope", "string", "which tables flip together (`--swap-scope`)",
+              values=("table", "linked", "group")),
+        Field("snapshot", "string", "how the source would be read: one exported snapshot, by "
+              "how many sessions"),
+        Field("failed_tables", "array of strings", "the tables that would fail, in list order"),
     )),
 )}
 

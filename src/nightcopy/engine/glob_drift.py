@@ -33,11 +33,13 @@ def _matching(specs: list[TableSpec], qualified: str) -> TableSpec | None:
 
 
 def report(tgt: connection, events: EventWriter, specs: list[TableSpec], tonight: list[str],
-           group: str | None, run_id: str, found_by_table: dict[str, dict]) -> None:
+           group: str | None, run_id: str, found_by_table: dict[str, dict],
+           exclude: list[TableSpec] | None = None) -> None:
     """Emit schema_changed for each table a glob matches tonight and did not at the group's
-    last successful invocation, or the other way round; keep them in `found_by_table`."""
+    last successful invocation, or the other way round (also one an exclusion now leaves out);
+    keep them in `found_by_table`."""
     globs = [s for s in specs if s.is_glob]
-    if not globs:
+    if not globs and not exclude:
         return
     with tgt.cursor() as cur:
         before = {str(row[0]) for row in fetch_all(cur, _LAST_COPIED_SQL, (group or "", run_id))}
@@ -51,8 +53,12 @@ def report(tgt: connection, events: EventWriter, specs: list[TableSpec], tonight
         if q not in before and spec is not None:
             changes.append((q, f"table added: newly matched by {spec.text}"))
     for q in sorted(before - now):
+        left_out = _matching(exclude or [], q)
         spec = _matching(globs, q)
-        if spec is not None:
+        if left_out is not None:
+            changes.append((q, f"table left out: excluded by {left_out.text} (the reporting "
+                               "copy keeps its last rows)"))
+        elif spec is not None:
             changes.append((q, f"table gone: no longer matched by {spec.text} (the reporting "
                                "copy keeps its last rows)"))
     for q, text in changes:

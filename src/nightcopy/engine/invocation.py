@@ -19,6 +19,7 @@ from psycopg2.extensions import connection
 from nightcopy.engine import column_masks, glob_drift, ledger, target_ddl
 from nightcopy.engine.connection import TARGET_SETTINGS, close_quietly, connect, is_alive, parse
 from nightcopy.engine.copy_stream import limit_heap_retention
+from nightcopy.engine.dry_run import plan_invocation
 from nightcopy.engine.events import EventWriter
 from nightcopy.engine.failure_messages import pg_message
 from nightcopy.engine.foreign_keys import add_foreign_keys
@@ -48,7 +49,7 @@ from nightcopy.engine.table_locks import lock_tables_for_run
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_units import form_units, spread_failures
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
-from nightcopy.engine.tablelist import parse_table_entries, parse_table_list
+from nightcopy.engine.tablelist import parse_exclusions, parse_table_entries, parse_table_list
 from nightcopy.engine.trust import Trust, parse_trust, refused_tables
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.options import (
@@ -94,6 +95,9 @@ class CopyOptions:
     allow_shrink: str | None = None  # tables the guard lets shrink tonight (table-list grammar)
     mask_key: str | None = None  # the key of "hmac" masks (engine/column_masks): a secret
     sensitive_column_patterns: str = SENSITIVE_COLUMN_PATTERNS.default
+    exclude_table: str | None = None  # tables left out of the list (tablelist grammar; -T)
+    schema: str | None = None  # --schema as given (its SCHEMA.* are already in `tables`)
+    dry_run: bool = False  # say what would be copied (engine/dry_run), write nothing anywhere
 
     def shrink_policy(self) -> ShrinkPolicy:
         """The shrink guard's policy (ConfigError for a malformed allow_shrink)."""
@@ -123,6 +127,7 @@ def _same_database(snapshot: Snapshot, tgt: connection) -> bool:
 
 def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
     specs = parse_table_list(options.tables)
+    exclude = parse_exclusions(options.exclude_table)
     trust = parse_trust(options.trust)
     options.shrink_policy()  # its input checked before anything is connected to
     register_secret(options.mask_key)
@@ -139,7 +144,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
             raise ConfigError("the source and the target are the same database: copying onto "
                               "itself would destroy the tables; point --target at the "
                               "reporting database")
-        tables = resolve_tables(snapshot.conn, specs)
+        tables = resolve_tables(snapshot.conn, specs, exclude)
         defs = load_definitions(snapshot.conn, tables)
         check_readable(snapshot.conn, defs)
         # Excluded and masked columns: checked (ConfigError) and applied to the definitions
@@ -161,6 +166,12 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
         read_extensions(snapshot.conn, wanted, type_oids_of)
         read_collations(snapshot.conn, wanted, type_oids_of)
         guard = TableGuard(tuple(specs), options.adopt, trust)
+        if options.dry_run:
+            summary = plan_invocation(
+                events=events, snapshot=snapshot, tgt=tgt, tables=tables, defs=defs,
+                refused=refused, guard=guard, run_id=options.run_id, jobs=options.jobs,
+                strategy=options.strategy, swap_scope=options.swap_scope)
+            return RunResult(summary, [])
         return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, trust,
                     guard, masks)
     finally:
@@ -191,7 +202,7 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
                                 options.sensitive_column_patterns))
     glob_drift.report(tgt, events, parse_table_list(options.tables),
                       [t.qualified for t in tables], options.group, options.run_id,
-                      settings.schema_changes)
+                      settings.schema_changes, parse_exclusions(options.exclude_table))
     with tgt.cursor() as cur:
         cur.execute("SELECT rolname FROM pg_catalog.pg_roles")
         roles = {r[0] for r in cur.fetchall()}

@@ -221,6 +221,49 @@ def parse_table_list(value: str | list) -> list[TableSpec]:
     return [entry.spec for entry in parse_table_entries(value)]
 
 
+def parse_exclusions(value: str | None) -> list[TableSpec]:
+    """--exclude-table (options.exclude_table): names and globs in the table-list grammar."""
+    if value is None or not value.strip():
+        return []
+    try:
+        entries = parse_table_entries(value)
+    except ConfigError as exc:
+        raise ConfigError(f"exclude_table (--exclude-table): {exc}") from None
+    if any(entry.settings for entry in entries):
+        raise ConfigError("exclude_table (--exclude-table) takes table names and globs, not "
+                          "{\"table\": ...} objects")
+    return [entry.spec for entry in entries]
+
+
+def with_schemas(tables: str | list | None, schemas: str | None) -> str | list | None:
+    """The table list with `SCHEMA.*` added for each of `schemas` (`--schema`, comma-separated,
+    pg_dump's -n); without schemas, the list as given."""
+    if not schemas:
+        return tables
+    items: list = []
+    if isinstance(tables, list):
+        items = list(tables)
+    elif tables is not None and tables.strip():
+        text = tables.strip()
+        if text.startswith("["):
+            parse_table_entries(text)  # its errors, as without --schema
+            items = json.loads(text)
+        else:
+            items = _split_items(text)
+    for schema in _split_items(schemas):
+        item = f"{schema.strip()}.*"
+        try:
+            spec: TableSpec | None = parse_name(item) if schema.strip() else None
+        except ConfigError:
+            spec = None
+        if spec is None or spec.name != "*" or not spec.name_is_glob:
+            raise ConfigError(f"--schema {schema.strip()!r} is not a schema name: give schema "
+                              'names, comma-separated (sales, "Sales EU", sales_*); tables go '
+                              "in --tables")
+        items.append(item)
+    return items
+
+
 def parse_table_entries(value: str | list) -> list[TableEntry]:
     """Parse LIST into its entries: each item's name and, for an object, its settings."""
     if isinstance(value, str):

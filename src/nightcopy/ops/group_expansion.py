@@ -21,14 +21,16 @@ class ExpandedGroup:
     has_globs: bool
 
 
-def expand_group(conn, name: str, items: list[str]) -> ExpandedGroup:
-    """Expand one group's list; ConfigError (naming the group) for anything the worker refuses."""
+def expand_group(conn, name: str, items: list[str], exclude: str | None = None
+                 ) -> ExpandedGroup:
+    """Expand one group's list, less `exclude` (options.exclude_table); ConfigError (naming the
+    group) for anything the worker refuses."""
     from nightcopy.engine.source_catalog.listed_tables import resolve_tables
-    from nightcopy.engine.tablelist import parse_table_list
+    from nightcopy.engine.tablelist import parse_exclusions, parse_table_list
 
     try:
         specs = parse_table_list(list(items))
-        refs = resolve_tables(conn, specs)
+        refs = resolve_tables(conn, specs, parse_exclusions(exclude))
     except ConfigError as exc:
         raise ConfigError(f"group {name}: {exc}") from None
     finally:
@@ -41,9 +43,9 @@ def expand_group(conn, name: str, items: list[str]) -> ExpandedGroup:
     )
 
 
-def expand_groups(conn, groups: list) -> list[ExpandedGroup]:
+def expand_groups(conn, groups: list, exclude: str | None = None) -> list[ExpandedGroup]:
     """Expand every group (TableGroup objects); stops at the first broken group."""
-    return [expand_group(conn, g.name, g.tables) for g in groups]
+    return [expand_group(conn, g.name, g.tables, exclude) for g in groups]
 
 
 def overlaps(expanded: list[ExpandedGroup]) -> dict[str, list[str]]:

@@ -70,6 +70,7 @@ class GroupState:
     # schema_changed events: {"table", "changes", "views"} (engine/schema_drift.py)
     schema_changes: list[dict] = field(default_factory=list)
     stderr_tail: deque = field(default_factory=lambda: deque(maxlen=STDERR_TAIL))
+    planned: list[dict] = field(default_factory=list)  # table_planned events (--dry-run)
 
     @property
     def current(self) -> str | None:
@@ -156,12 +157,12 @@ def resolve_worker_options(given: dict, config_options: dict) -> dict:
 
 
 def worker_command(group: GroupState, run_id: str, report_dir: Path,
-                   options: dict) -> list[str]:
+                   options: dict, *, dry_run: bool = False) -> list[str]:
     """The worker's argv. `options` as resolve_worker_options returns them; other keys (such as
     `parallel`, which is `run`'s own) are not the worker's and are left out."""
     cmd = [sys.executable, "-m", "nightcopy", "copy", "--group", group.name,
            "--tables", json.dumps(group.tables, ensure_ascii=False), "--run-id", run_id,
-           "--report-uri", report_dir.resolve().as_uri()]
+           "--report-uri", report_dir.resolve().as_uri(), *(["--dry-run"] if dry_run else [])]
     for option in options_registry.WORKER_OPTIONS:
         if options.get(option.name) is not None:
             cmd += option.to_argv(options[option.name])
@@ -215,7 +216,9 @@ def apply_event(group: GroupState, event: dict) -> None:
             group.jobs = int(event["jobs"])
         if event.get("tables") is not None:
             group.total = int(event["tables"])  # the worker's own count after glob expansion
-    elif kind == ev.RUN_SUMMARY:
+    elif kind == ev.TABLE_PLANNED:
+        group.planned.append(event)
+    elif kind in (ev.RUN_SUMMARY, ev.DRY_RUN_SUMMARY):
         group.summary = event
         group.in_flight.clear()
         if group.total is None and event.get("tables") is not None:
@@ -239,8 +242,10 @@ def _read_report(report_dir: Path, run_id: str, group: str) -> dict | None:
 
 def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, run_id: str,
                parallel: int, options: dict, observer: Observer,
-               report_dir: Path | None = None, mask_key: str | None = None) -> RunOutcome:
-    """Run the workers, at most `parallel` at once; returns when all have exited."""
+               report_dir: Path | None = None, mask_key: str | None = None,
+               dry_run: bool = False) -> RunOutcome:
+    """Run the workers, at most `parallel` at once; returns when all have exited. With
+    dry_run they only say what they would copy (`copy --dry-run`): nothing is written."""
     if parallel < 1:
         raise ConfigError("--parallel must be at least 1")
     own_dir = report_dir is None
@@ -263,7 +268,7 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
             while pending and len(running) < parallel:
                 group = pending.pop(0)
                 proc = subprocess.Popen(
-                    worker_command(group, run_id, report_dir, options), env=env,
+                    worker_command(group, run_id, report_dir, options, dry_run=dry_run), env=env,
                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True, encoding="utf-8", errors="replace", bufsize=1,
                 )
@@ -311,7 +316,8 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
         _stop_workers(started)
         if isinstance(exc, KeyboardInterrupt):
             stopped = sorted(running)
-            _record_interrupted(target_dsn, run_id, stopped)
+            if not dry_run:
+                _record_interrupted(target_dsn, run_id, stopped)
             raise RunInterrupted(run_id, stopped, [g.name for g in pending]) from None
         raise
     finally:
@@ -380,7 +386,8 @@ def _sigterm_as_interrupt():
     return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
-def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:
+def prepare_groups(config, only: tuple[str, ...] = (), *, exclude: str | None = None
+                   ) -> list[GroupState]:
     """Check the config against the source (tables exist, no table in two groups) before any
     worker starts, and learn how many tables each group copies, for the progress bars."""
     from nightcopy.engine.connection import connect
@@ -397,7 +404,7 @@ def prepare_groups(config, only: tuple[str, ...] = ()) -> list[GroupState]:
     conn = connect(config.source_dsn, "source", "nightcopy run")
     try:
         # Only the groups that run: `--group` still works while another group is broken.
-        expanded = expand_groups(conn, groups)
+        expanded = expand_groups(conn, groups, exclude)
     finally:
         conn.close()
     # An unreachable target is one clear line now rather than the same error from every worker.

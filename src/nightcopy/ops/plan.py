@@ -238,7 +238,7 @@ def plan_from_config(config, k: int, nights: int, jobs: int | None = None) -> Pl
 
     source = connect(config.source_dsn, "source", "nightcopy plan")
     try:
-        expanded = expand_groups(source, config.groups)
+        expanded = expand_groups(source, config.groups, config.options.get("exclude_table"))
         tables = sorted({t for g in expanded for t in g.tables})
         sizes = table_sizes(source, tables)
     finally:

@@ -158,8 +158,9 @@ def validate_config(config, *, check_slack: bool | None = None) -> Report:
     Slack); None (the default) checks them only when the config has some, since a config that
     does not report to Slack (`nightcopy run` without --slack) is complete without them; False
     skips them."""
+    from nightcopy.engine.source_catalog.listed_tables import excluded
     from nightcopy.engine.table_groups import unfit_group_names, unfit_names_message
-    from nightcopy.engine.tablelist import parse_table_list
+    from nightcopy.engine.tablelist import parse_exclusions, parse_name, parse_table_list
     from nightcopy.ops.group_expansion import ExpandedGroup, expand_group, overlaps
 
     report = Report(config.origin)
@@ -188,6 +189,11 @@ def validate_config(config, *, check_slack: bool | None = None) -> Report:
                         "needs CREATE for the ledger and staging schemas)")
             target.rollback()
         expanded = []
+        try:
+            exclude = parse_exclusions(config.options.get("exclude_table"))
+        except NightcopyError as exc:
+            report.problems.append(f"options: {exc}")
+            exclude = []
         for group in config.groups:
             try:
                 specs = parse_table_list(list(group.tables))
@@ -204,8 +210,9 @@ def validate_config(config, *, check_slack: bool | None = None) -> Report:
                     found += expand_group(source, group.name, [spec.text]).tables
                 except NightcopyError as exc:
                     report.problems.append(str(exc))
-            expanded.append(ExpandedGroup(group.name, list(group.tables),
-                                          list(dict.fromkeys(found)), False))
+            kept = [q for q in dict.fromkeys(found)
+                    if not excluded(exclude, (ref := parse_name(q)).schema, ref.name)]
+            expanded.append(ExpandedGroup(group.name, list(group.tables), kept, False))
         if source is not None and expanded:
             _check_definitions(source, target, config, expanded, report)
         for table, names in sorted(overlaps(expanded).items()):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from psycopg2.extensions import connection
 
 from nightcopy.engine.ledger import LEDGER_SCHEMA
@@ -20,8 +22,11 @@ def is_internal_schema(schema: str) -> bool:
             or schema.startswith("pg_toast") or schema.startswith(STAGE_PREFIX))
 
 
-def resolve_tables(conn: connection, specs: list[TableSpec]) -> list[TableRef]:
-    """Expand names and globs against the source; errors name the problem and the fix."""
+def resolve_tables(conn: connection, specs: list[TableSpec],
+                   exclude: Sequence[TableSpec] = ()) -> list[TableRef]:
+    """Expand names and globs against the source, less the tables `exclude` names or matches
+    (--exclude-table: it wins over the list, as pg_dump's -T over -t); errors name the problem
+    and the fix."""
     with conn.cursor() as cur:
         rows = fetch_all(cur, """
             SELECT c.oid, n.nspname, c.relname, c.relkind, c.relispartition,
@@ -70,7 +75,17 @@ def resolve_tables(conn: connection, specs: list[TableSpec]) -> list[TableRef]:
         if not matched:
             raise ConfigError(f"{spec.text!r} matches no table on the source; check the "
                               "pattern (globs match unquoted parts: sales.*, *.orders)")
-    return sorted(chosen.values(), key=lambda t: (t.schema, t.name))
+    kept = [t for t in chosen.values() if not excluded(exclude, t.schema, t.name)]
+    if chosen and not kept:
+        raise ConfigError("every table of the list is excluded by exclude_table ("
+                          f"{', '.join(s.text for s in exclude)}): nothing is left to copy; "
+                          "check --exclude-table (or options.exclude_table)")
+    return sorted(kept, key=lambda t: (t.schema, t.name))
+
+
+def excluded(exclude: Sequence[TableSpec], schema: str, name: str) -> TableSpec | None:
+    """The exclusion (--exclude-table) that leaves the table out, or None."""
+    return next((s for s in exclude if s.matches(schema, name)), None)
 
 
 def _near_miss(spec: TableSpec, by_name: dict[tuple[str, str], Row]) -> str:
