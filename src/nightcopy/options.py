@@ -233,6 +233,13 @@ SCHEMA: Option[str | None] = Option(
     "--tables: each adds SCHEMA.* to the list", "SCHEMAS", COPY_ONLY, short="-n",
     belongs="it selects tables like the table list: write SCHEMA.* in the group's tables "
             "([[groups]] or PREFIX/table_groups), or pass copy --schema")
+# The worker reads a config file only when told: in CodeBuild's git mode the working directory is
+# the repository, where a committed development nightcopy.toml must not be picked up in prod.
+CONFIG: Option[str | None] = Option(
+    "config", str, None,
+    "Read source_dsn, target_dsn, mask_key, [options] and (with --group) the group's tables from "
+    "this nightcopy.toml; never read unless given", "FILE", COPY_ONLY,
+    belongs="it says where the options are: pass copy --config or NIGHTCOPY_CONFIG")
 SSM_PREFIX: Option[str | None] = Option(
     "ssm_prefix", str, None,
     "Read source_dsn, target_dsn, table_groups and options under this SSM path.", "PREFIX",
@@ -346,7 +353,8 @@ PARALLEL: Option[int | None] = _number(
     places=frozenset({Place.RUN, Place.CONFIG, Place.SSM}))
 
 REGISTRY: tuple[Option[Any], ...] = (
-    TABLES, SCHEMA, EXCLUDE_TABLE, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, SSM_PREFIX, RUN_ID,
+    TABLES, SCHEMA, EXCLUDE_TABLE, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, CONFIG, SSM_PREFIX,
+    RUN_ID,
     JOBS, STRATEGY, VERIFY, REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
     ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, SENSITIVE_COLUMN_PATTERNS, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}

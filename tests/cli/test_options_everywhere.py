@@ -46,7 +46,7 @@ VALID: dict[str, Any] = {
     "swap_scope": "group", "cancel_blockers_after": 30.0, "shrink_guard": 80.0,
     "shrink_guard_min_rows": 10, "allow_shrink": "public.orders, sales.*",
     "mask_key": "a-mask-key-of-24-chars!!", "sensitive_column_patterns": "*card*, *tax_id*",
-    "exclude_table": "*.tmp_*, public.scratch", "schema": "sales",
+    "exclude_table": "*.tmp_*, public.scratch", "schema": "sales", "config": "night.toml",
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
                            "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,
@@ -145,10 +145,10 @@ def without(args: list[str], flag: str) -> list[str]:
 
 # ------------------------------------------------------------------------------- accepted
 
-@pytest.mark.parametrize("name", [o.name for o in REGISTRY
-                                  if Place.COPY in o.places and o.name != "ssm_prefix"])
+@pytest.mark.parametrize("name", [o.name for o in REGISTRY if Place.COPY in o.places
+                                  and o.name not in ("ssm_prefix", "config")])
 def test_copy_flag_and_variable(name, clean_env):
-    """(--ssm-prefix says where options come from: the SSM tests below use it.)"""
+    """(--ssm-prefix and --config say where options come from: tests of their own below.)"""
     option = BY_NAME[name]
     args = without(BASE_COPY_ARGS, option.flag)
     assert value_of(options_from_argv([*args, *option.to_argv(VALID[name])]), name) == VALID[name]
@@ -197,6 +197,38 @@ def test_precedence_everywhere(ssm, clean_env, tmp_path):
     config = config_file.load(None, PREFIX)
     opts, _ = through_run(config, ["--ssm-prefix", PREFIX, "--jobs", "5"], clean_env, tmp_path)
     assert (opts.jobs, opts.strategy, opts.verify, opts.retries) == (5, "swap", "checksum", 1)
+
+
+def test_copy_reads_a_config_file_only_when_told(ssm, clean_env, tmp_path):
+    """copy: flag > NIGHTCOPY_* > --config file > SSM options > default; the file gives the
+    DSNs and the group's tables too, and a nightcopy.toml in the working directory is never
+    read without --config (CodeBuild's working directory is the repository)."""
+    ssm({"jobs": 3, "strategy": "truncate", "verify": "checksum", "retries": 4})
+    path = tmp_path / "night.toml"
+    path.write_text('source_dsn = "host=/f/src dbname=fs"\ntarget_dsn = "host=/f/tgt dbname=ft"\n'
+                    '[options]\njobs = 7\nstrategy = "swap"\nverify = "count"\n'
+                    '[[groups]]\nname = "g1"\ntables = ["sales.*"]\n')
+    clean_env.setenv("NIGHTCOPY_VERIFY", "checksum")
+    opts = options_from_argv(["--config", str(path), "--ssm-prefix", PREFIX, "--group", "g1",
+                              "--jobs", "5"])
+    assert (opts.jobs, opts.strategy, opts.verify, opts.retries) == (5, "swap", "checksum", 4)
+    assert (opts.source_dsn, opts.target_dsn, opts.tables) == (
+        "host=/f/src dbname=fs", "host=/f/tgt dbname=ft", ["sales.*"])
+    clean_env.setenv("NIGHTCOPY_CONFIG", str(path))
+    clean_env.delenv("NIGHTCOPY_VERIFY")
+    opts = options_from_argv(["--group", "g1", "--source", SRC])
+    assert (opts.jobs, opts.verify, opts.source_dsn, opts.tables) == (7, "count", SRC,
+                                                                      ["sales.*"])
+    # Not told: a nightcopy.toml in the working directory is not read.
+    clean_env.delenv("NIGHTCOPY_CONFIG")
+    (tmp_path / "nightcopy.toml").write_text(path.read_text())
+    clean_env.chdir(tmp_path)
+    assert options_from_argv(BASE_COPY_ARGS).jobs == 2
+    with pytest.raises(ConfigError, match="no source database"):
+        options_from_argv(["--tables", "public.t"])
+    # run hands its workers no NIGHTCOPY_CONFIG: they get every setting as flags.
+    clean_env.setenv("NIGHTCOPY_CONFIG", str(path))
+    assert "NIGHTCOPY_CONFIG" not in worker_env(SRC, TGT)
 
 
 def test_parallel_is_runs_own_option(ssm, clean_env, tmp_path):

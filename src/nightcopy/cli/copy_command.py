@@ -1,6 +1,7 @@
 """`nightcopy copy`: the worker command line (the worker contract, README "The worker").
 
-Precedence for every option: flag > NIGHTCOPY_* environment > SSM PREFIX/options > default.
+Precedence for every option: flag > NIGHTCOPY_* environment > the config file (--config, read
+only when given) > SSM PREFIX/options > default.
 """
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ def _resolve(given: dict) -> CopyOptions:
     for option in (GROUP, RUN_ID):
         if option.name in values:
             check_name_flag(option, values[option.name])
+    # A config file only when told (--config / NIGHTCOPY_CONFIG): below the flags and
+    # NIGHTCOPY_*, above SSM (flag > environment > config file > SSM options > default).
+    file_options: dict = {}
+    file_tables = None
+    if values.get("config"):
+        from nightcopy.ops.config_file import load_file
+
+        file_cfg = load_file(str(values["config"]), require_dsns=False)
+        for key, value in (("source_dsn", file_cfg.source_dsn),
+                           ("target_dsn", file_cfg.target_dsn), ("mask_key", file_cfg.mask_key)):
+            if value:
+                values.setdefault(key, value)
+        file_options = file_cfg.options
+        if "tables" not in values and values.get("group"):
+            file_tables = find_group(file_cfg.groups, str(values["group"])).tables
     prefix = values.get("ssm_prefix")
     ssm_tables = None
     ssm_options: dict = {}
@@ -78,30 +94,31 @@ def _resolve(given: dict) -> CopyOptions:
         if cfg.mask_key:
             values.setdefault("mask_key", cfg.mask_key)
         ssm_options = cfg.options
-        if "tables" not in values and values.get("group"):
+        if "tables" not in values and values.get("group") and file_tables is None:
             if cfg.table_groups is None:
                 raise ConfigError(f"SSM parameter {cfg.prefix}/table_groups does not exist: "
                                   "create it, or pass --tables")
             ssm_tables = find_group(cfg.table_groups, str(values["group"])).tables
-    tables = with_schemas(values.get("tables") if "tables" in values else ssm_tables,
-                          values.get("schema"))
+    listed = values.get("tables") if "tables" in values else (
+        file_tables if file_tables is not None else ssm_tables)
+    tables = with_schemas(listed, values.get("schema"))
     if tables is None:
         raise ConfigError("no tables to copy: pass --tables (or NIGHTCOPY_TABLES) or --schema, "
-                          "or --group with --ssm-prefix to take the group's list from "
-                          "table_groups")
+                          "or --group with --config FILE or --ssm-prefix to take the group's "
+                          "list from its [[groups]] or table_groups")
     if not values.get("source_dsn"):
         raise ConfigError("no source database: pass --source or set NIGHTCOPY_SOURCE_DSN "
-                          "(or source_dsn under --ssm-prefix)")
+                          "(or source_dsn in the --config file or under --ssm-prefix)")
     if not values.get("target_dsn"):
         raise ConfigError("no target database: pass --target or set NIGHTCOPY_TARGET_DSN "
-                          "(or target_dsn under --ssm-prefix)")
+                          "(or target_dsn in the --config file or under --ssm-prefix)")
     # SSM options were checked by load_config (the check `run` and `validate` apply too); the
     # ones that are not the worker's (`parallel`, for `nightcopy run`) are ignored here.
     # An execution's per-run options (nightcopy.aws.execution_input) rank above SSM options.
     from nightcopy.aws.execution_input import execution_options_from_environment
 
-    values.update(resolve([values, execution_options_from_environment(), ssm_options],
-                          WORKER_OPTIONS))
+    values.update(resolve([values, execution_options_from_environment(), file_options,
+                           ssm_options], WORKER_OPTIONS))
     # Building the writer checks --report-uri now, before anything is copied.
     writer = report_writer(str(values["report_uri"])) if values.get("report_uri") else None
     run_id = values.get("run_id") or new_run_id()

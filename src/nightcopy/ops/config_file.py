@@ -133,9 +133,11 @@ def _parse_groups_one_by_one(items: list, origin: str, check_names: bool) -> lis
 
 
 def load_file(path: str | Path, *, environ: dict[str, str] | None = None,
-              check_group_names: bool = True) -> RunConfig:
+              check_group_names: bool = True, require_dsns: bool = True) -> RunConfig:
     """The config file as a RunConfig. check_group_names=False keeps groups whose names do not
-    fit [A-Za-z0-9_-]{1,80} (only `nightcopy validate`, which names each of them)."""
+    fit [A-Za-z0-9_-]{1,80} (only `nightcopy validate`, which names each of them).
+    require_dsns=False (the worker's `copy --config`, whose DSNs may come from its flags or
+    NIGHTCOPY_*_DSN): a DSN the file leaves out is ''."""
     p = Path(path)
     origin = f"config file {p}"
     try:
@@ -151,14 +153,16 @@ def load_file(path: str | Path, *, environ: dict[str, str] | None = None,
     if unknown:
         raise ConfigError(f"{origin}: unknown key(s) {', '.join(sorted(unknown))}")
     for key in ("source_dsn", "target_dsn"):
-        if key not in data:
+        if key not in data and require_dsns:
             raise ConfigError(f"{origin}: {key} is missing (a libpq DSN or env:VAR)")
     slack = data.get("slack", {})
     if not isinstance(slack, dict) or set(slack) - _SLACK_KEYS:
         raise ConfigError(f"{origin}: [slack] takes only webhook_url, bot_token and channel")
     return RunConfig(
-        source_dsn=resolve_value(data["source_dsn"], "source_dsn", environ=environ),
-        target_dsn=resolve_value(data["target_dsn"], "target_dsn", environ=environ),
+        source_dsn=(resolve_value(data["source_dsn"], "source_dsn", environ=environ)
+                    if "source_dsn" in data else ""),
+        target_dsn=(resolve_value(data["target_dsn"], "target_dsn", environ=environ)
+                    if "target_dsn" in data else ""),
         groups=_groups_from_file(data, origin, check_group_names),
         options=check_options(data.get("options", {}), origin, Place.CONFIG),
         mask_key=(resolve_value(data["mask_key"], "mask_key", environ=environ)
