@@ -128,3 +128,32 @@ def test_plan_prices_tables_on_work_time_not_lock_waits(nc, measured, tmp_path, 
     costs = {t["table"]: t for t in json.loads(r.stdout)["tables"]}
     assert costs["public.d"]["seconds"] == pytest.approx(1)
     assert costs["public.a"]["seconds"] == pytest.approx(42)  # no waits: unchanged
+
+
+def _group_of(plan: dict) -> dict[str, str]:
+    return {t: g["name"] for g in plan["table_groups"] for t in g["tables"]}
+
+
+def test_plan_keeps_tables_linked_by_a_foreign_key_or_a_target_view_together(
+        nc, measured, tmp_path, write_config):
+    """LPT over 4 groups puts a, b, c and d (42, 30, 20, 10 s) apart; a foreign key b -> a on the source, and a
+    target view joining c and d, keep each pair in one group unless --allow-split."""
+    measured.source.execute("ALTER TABLE public.a ADD PRIMARY KEY (id); "
+                            "ALTER TABLE public.b ADD FOREIGN KEY (id) REFERENCES public.a")
+    measured.target.execute("CREATE TABLE public.c (id int); CREATE TABLE public.d (id int); "
+                            "CREATE VIEW public.cd AS SELECT * FROM public.c JOIN public.d "
+                            "USING (id)")
+    cfg = write_config(tmp_path / "n.toml", measured.source.dsn, measured.target.dsn, GROUPS)
+    split = json.loads(nc("plan", "--config", str(cfg), "--groups", "4", "--json", "--jobs",
+                          "1", "--allow-split").stdout)
+    where = _group_of(split)
+    assert where["public.a"] != where["public.b"] and where["public.c"] != where["public.d"]
+    warned = " ".join(split["warnings"])
+    assert "public.b and public.a are linked (foreign key)" in warned
+    assert "linked (view public.cd)" in warned
+    kept = json.loads(nc("plan", "--config", str(cfg), "--groups", "4", "--json", "--jobs",
+                         "1").stdout)
+    where = _group_of(kept)
+    assert where["public.a"] == where["public.b"] and where["public.c"] == where["public.d"]
+    assert any("kept together (2 sets" in w for w in kept["warnings"])
+    assert sorted(where) == sorted(_group_of(split))  # every table, once

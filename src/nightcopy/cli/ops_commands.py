@@ -325,7 +325,11 @@ def _echo_json(result, **extra) -> None:
 @click.option("--write-ssm", is_flag=True,
               help="Write the proposal to PREFIX/table_groups (prints the old value).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
+@click.option("--allow-split", is_flag=True,
+              help="Balance tables linked by foreign keys, inheritance or target views into "
+                   "different groups (their keys are then not created on the target; each "
+                   "split is named in a warning). Default: keep them in one group.")
+def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json, allow_split):
     """Balance the tables over K groups from measured times (longest first)."""
     from nightcopy.cli.render import console, render_plan, render_toml_groups
     from nightcopy.ops.plan import plan_from_config, write_table_groups
@@ -334,7 +338,7 @@ def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json):
         raise click.UsageError("--write-ssm needs --ssm-prefix PREFIX")
     config = _load(config_path, ssm_prefix)
     with _hints_from(config):
-        plan = plan_from_config(config, k, nights, jobs)
+        plan = plan_from_config(config, k, nights, jobs, allow_split)
     con = console()
     if as_json:
         click.echo(json.dumps(plan.as_dict(), indent=2, default=str))

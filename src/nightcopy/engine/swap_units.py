@@ -101,7 +101,7 @@ class Closure:
 # The listed tables' relations on the target and, per table, what is linked to it: the views
 # and materialized views over it (recursively, through their rewrite rules) and the tables
 # its foreign keys tie it to. Catalog reads only: no relation lock on any of them.
-_LINKS_SQL = """
+LINKS_SQL = """
 WITH RECURSIVE listed AS (
     SELECT format('%%I.%%I', n.nspname, c.relname) AS name, c.oid AS root, c.oid
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -149,7 +149,7 @@ def plan_units(conn: connection, tables: list[TableDef], scope: str) -> list[Swa
         rows = []
     else:
         with conn.cursor() as cur:
-            rows = fetch_all(cur, _LINKS_SQL, (list(by_name),))
+            rows = fetch_all(cur, LINKS_SQL, (list(by_name),))
         conn.commit()
     # Tables linked through a shared relation (a view over both, one's foreign key to the
     # other, a partition of both) belong to one unit: union-find over the shared oids.
@@ -185,7 +185,7 @@ def plan_units(conn: connection, tables: list[TableDef], scope: str) -> list[Swa
 
 def read_closure(cur: cursor, names: list[str]) -> Closure:
     """The unit's closure on the target, read from the catalogs without locking any of it."""
-    rows = fetch_all(cur, _LINKS_SQL, (names,))
+    rows = fetch_all(cur, LINKS_SQL, (names,))
     oids = {oid for _n, _k, oid, _d in rows}
     depth = {oid: d for _n, kind, oid, d in rows if kind == "dependent"}
     # What the views read beyond the unit's own tables (a dimension table, another view).

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightcopy.engine.ledger import LEDGER_SCHEMA, readable_ledger
+from nightcopy.engine.table_links import Link, linked_sets, read_links
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.ops.group_expansion import ExpandedGroup, expand_groups
 from nightcopy.options import JOBS
@@ -188,8 +189,47 @@ def estimate_costs(expanded: list[ExpandedGroup], measured: dict[str, tuple[floa
     return costs, rate
 
 
+def _assign(seconds: dict[str, float], k: int, links: list[Link], allow_split: bool
+            ) -> tuple[list[list[str]], list[str]]:
+    """LPT over the sets of linked tables (each set one item, costing its tables' sum), or over
+    single tables with allow_split; and the warnings that say what that means."""
+    sets = linked_sets(sorted(seconds), links)
+    together = [s for s in sets if len(s) > 1]
+    if allow_split:
+        assignment = lpt_assign(seconds, k)
+        group_of = {t: i for i, g in enumerate(assignment) for t in g}
+        split = [link for link in links if link.a in group_of and link.b in group_of
+                 and group_of[link.a] != group_of[link.b]]
+        return assignment, [f"--allow-split: {link.a} and {link.b} are linked ({link.via}) but "
+                            "in different groups: " + _SPLIT_COST.get(link.via.split()[0], "")
+                            for link in split]
+    by_key = {s[0]: s for s in sets}
+    assignment = [[t for key in g for t in by_key[key]] for g in lpt_assign(
+        {s[0]: sum(seconds[t] for t in s) for s in sets}, k)]
+    warnings = []
+    if together:
+        n = sum(len(s) for s in together)
+        warnings.append(f"{n} tables linked by foreign keys, inheritance or target views are "
+                        f"kept together ({len(together)} set{'s' if len(together) > 1 else ''}, "
+                        "e.g. " + ", ".join(together[0][:4]) + (", ..." if len(together[0]) > 4
+                                                                else "") +
+                        "): split over groups, the keys between them would be lost on the "
+                        "target and views over them could join two nights; --allow-split "
+                        "balances them apart")
+    return assignment, warnings
+
+
+# What splitting a link costs on the target (the warning's second half).
+_SPLIT_COST = {
+    "foreign": "the foreign key between them is not created on the target",
+    "inheritance": "the hierarchy is not copied as one (its tables fail or lose their parent)",
+    "view": "the view may join two nights while one group has swapped and the other not",
+}
+
+
 def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, int]],
-              sizes: dict[str, int], k: int, nights: int, jobs: int = 1) -> Plan:
+              sizes: dict[str, int], k: int, nights: int, jobs: int = 1,
+              links: list[Link] | None = None, allow_split: bool = False) -> Plan:
     if k < 1:
         raise ConfigError("--groups must be at least 1")
     costs, rate = estimate_costs(expanded, measured, sizes)
@@ -199,7 +239,7 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
     current = [GroupLoad(g.name, g.tables,
                          group_seconds(list(dict.fromkeys(g.tables)), seconds, sizes, jobs))
                for g in expanded]
-    assignment = lpt_assign(seconds, k)
+    assignment, link_warnings = _assign(seconds, k, links or [], allow_split)
     proposed = sorted(
         (GroupLoad("", tables, group_seconds(tables, seconds, sizes, jobs))
          for tables in assignment if tables),
@@ -207,7 +247,7 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
     )
     for i, g in enumerate(proposed, 1):
         g.name = f"g{i}"
-    warnings = []
+    warnings = link_warnings
     never = [t for t, c in costs.items() if not c.measured_runs]
     if never:
         warnings.append(
@@ -232,8 +272,11 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
     )
 
 
-def plan_from_config(config, k: int, nights: int, jobs: int | None = None) -> Plan:
-    """Read the source catalog and the target ledger for `config` and propose K groups."""
+def plan_from_config(config, k: int, nights: int, jobs: int | None = None,
+                     allow_split: bool = False) -> Plan:
+    """Read the source catalog and the target ledger for `config` and propose K groups, keeping
+    linked tables together (the source's foreign keys and inheritance, the target's views)
+    unless allow_split."""
     from nightcopy.engine.connection import connect
 
     source = connect(config.source_dsn, "source", "nightcopy plan")
@@ -241,15 +284,17 @@ def plan_from_config(config, k: int, nights: int, jobs: int | None = None) -> Pl
         expanded = expand_groups(source, config.groups, config.options.get("exclude_table"))
         tables = sorted({t for g in expanded for t in g.tables})
         sizes = table_sizes(source, tables)
+        links = read_links(source, tables, views=False)
     finally:
         source.close()
     target = connect(config.target_dsn, "target", "nightcopy plan")
     try:
         measured = measured_seconds(target, tables, nights)
+        links += read_links(target, tables, views=True)
     finally:
         target.close()
     jobs = jobs or config.options.get("jobs") or WORKER_DEFAULT_JOBS
-    return make_plan(expanded, measured, sizes, k, nights, jobs)
+    return make_plan(expanded, measured, sizes, k, nights, jobs, links, allow_split)
 
 
 def _parameter_name(prefix: str) -> str:
