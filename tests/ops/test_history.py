@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nightcopy.engine.ledger import ensure_ledger
@@ -22,6 +24,11 @@ NIGHTS = {
                                         ('public."E v"', "failed", 3, "boom: disk full")]),
     },
 }
+
+
+def _seconds(clock: str) -> int:
+    h, m, s = (int(part) for part in clock.split(":"))
+    return 3600 * h + 60 * m + s
 
 
 def _error_lines(stderr: str) -> int:
@@ -47,7 +54,7 @@ def ledger(dbs, with_password):
                            finished_at, tables, failed, rows, bytes, seconds)
                        VALUES (%s, %s, %s, %s, %s, %s, %s, 1000, 1000000, %s)""",
                     (run_id, group, "failed" if failed else "succeeded", f"{day} {start}+00",
-                     f"{day} {finish}+00", len(tables), failed, 60.0))
+                     f"{day} {finish}+00", len(tables), failed, _seconds(finish) - _seconds(start)))
                 clock = 0
                 for table, status, seconds, error in tables:
                     clock += seconds
@@ -187,7 +194,7 @@ def test_an_interrupted_run_is_shown_as_such(nc, ledger, dbs):
                               '2026-11-26 02:00:00+00')""")
     conn = dbs.target.connect()
     try:
-        assert mark_interrupted(conn, "nightly-2026-11-26", ["g1"]) == 1
+        assert mark_interrupted(conn, "nightly-2026-11-26", {"g1": 4.0}) == 1
     finally:
         conn.close()
     r = nc("history", "--target", ledger)
@@ -260,3 +267,29 @@ def test_a_run_killed_without_a_word_is_shown_interrupted(nc, ledger, dbs):
         alive.close()
     assert dbs.target.scalar("SELECT status FROM nightcopy.invocations WHERE run_id = "
                              "'nightly-2026-11-27'") == "running"  # history writes nothing
+
+
+def test_a_resumed_group_shows_work_time_apart_from_wall_time(nc, cli, dbs):
+    """The first attempt fails a table; the resume, 2 hours later, copies it. The group's work
+    is the two workers' own seconds; the gap between them is in its wall-clock time only (it
+    read "44.6s" for a 3.4 s copy)."""
+    dbs.source.execute("CREATE TABLE public.a (id int); CREATE TABLE public.b (id int);"
+                       "INSERT INTO public.a SELECT generate_series(1, 100)")
+    env = {"NIGHTCOPY_SOURCE_DSN": dbs.source.dsn, "NIGHTCOPY_TARGET_DSN": dbs.target.dsn}
+    # public.b is refused on the first attempt: an existing target table a glob matches only
+    dbs.target.execute("CREATE TABLE public.b (id int)")
+    first = cli(["copy", "-t", "public.*", "--group", "g1", "--run-id", "r-resume"], env=env)
+    assert first.returncode == 1
+    dbs.target.execute("DROP TABLE public.b; UPDATE nightcopy.invocations "
+                       "SET started_at = started_at - interval '2 hours'")
+    second = cli(["copy", "-t", "public.*", "--group", "g1", "--run-id", "r-resume"], env=env)
+    assert second.returncode == 0, second.stderr
+    worked = sum(r.events_of("run_summary")[0]["seconds"] for r in (first, second))
+    shown = nc("timings", "--target", dbs.target.dsn, "--run-id", "r-resume", "--json")
+    group = json.loads(shown.stdout)["groups"][0]
+    assert group["work_seconds"] == pytest.approx(worked, abs=0.01)
+    assert group["seconds"] > 7200
+    table = nc("timings", "--target", dbs.target.dsn, "--run-id", "r-resume",
+               env={"COLUMNS": "80"})
+    assert "resumed: the gap between attempts is in wall only" in table.stdout
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80

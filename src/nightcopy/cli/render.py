@@ -167,13 +167,20 @@ def render_timings(con: Console, t, *, limit: int | None = None) -> None:
         if g is crit:
             name.append(" <- critical path", style="bold magenta")
         group_rows.append((name, status_text(g.status), fmt_count(g.tables), fmt_count(g.failed),
-                           fmt_count(g.rows), fmt_bytes(g.bytes), fmt_seconds(g.seconds),
-                           fmt_time(g.finished_at)))
+                           fmt_count(g.rows), fmt_bytes(g.bytes), fmt_seconds(g.work_seconds),
+                           fmt_seconds(g.seconds), fmt_time(g.finished_at)))
     if t.groups:
         con.print(fitted_table(con, "Groups (in the order they finished)", (
             Col("group", fold=True), Col("status"), Col("tables", "right"),
             Col("failed", "right"), Col("rows", "right", drop=2), Col("size", "right", drop=3),
-            Col("duration", "right"), Col("finished", drop=1)), group_rows))
+            Col("work", "right"), Col("wall", "right", drop=4), Col("finished", drop=1)),
+            group_rows))
+        resumed = [g for g in t.groups if g.work_seconds is not None and g.seconds is not None
+                   and g.seconds > g.work_seconds + 60]
+        if resumed:
+            con.print(f"work: the workers' own time, summed over their attempts; wall: first "
+                      f"start to last finish ({', '.join(g.group or '(none)' for g in resumed)} "
+                      "resumed: the gap between attempts is in wall only).")
     shown = t.tables if limit is None else t.tables[:limit]
     if not shown:  # e.g. a run interrupted before its first table: say so, not an empty table
         con.print("No table finished in this run.")

@@ -50,7 +50,8 @@ _INVOCATIONS_BY_VERSION = {1: f"{LEDGER_SCHEMA}.runs", 2: INVOCATIONS, 3: INVOCA
 
 _INVOCATIONS_COMMENT = (
     f"COMMENT ON TABLE {INVOCATIONS} IS 'one row per invocation: a group''s worker in a run "
-    "(run_id = the night, group_name); a retried worker resumes and updates its row'")
+    "(run_id = the night, group_name); a retried worker resumes and updates its row; seconds "
+    "is its work time, summed over its attempts'")
 # For releases that know only ledger version 1: they read and write nightcopy.runs (a simple
 # view is updatable, INSERT ... ON CONFLICT included). Drop it in a later version.
 _RUNS_VIEW = (
@@ -334,16 +335,19 @@ def start_invocation(conn: connection, run_id: str, group: str | None, options: 
 INTERRUPTED = "interrupted"
 
 
-def mark_interrupted(conn: connection, run_id: str, groups: list[str]) -> int:
+def mark_interrupted(conn: connection, run_id: str, worked: dict[str, float]) -> int:
     """The given groups' invocations of run_id still recorded as running become interrupted
-    (finished now); how many did."""
+    (finished now), each adding the seconds its stopped worker ran (group -> seconds) to its
+    work time; how many did."""
+    count = 0
     with conn.cursor() as cur:
-        cur.execute(
-            f"""UPDATE {INVOCATIONS} SET status = %s, finished_at = now(),
-                       seconds = extract(epoch FROM now() - started_at)
-                 WHERE run_id = %s AND group_name = ANY(%s) AND status = 'running'""",
-            (INTERRUPTED, run_id, groups))
-        count = cur.rowcount
+        for group, seconds in worked.items():
+            cur.execute(
+                f"""UPDATE {INVOCATIONS} SET status = %s, finished_at = now(),
+                           seconds = coalesce(seconds, 0) + %s
+                     WHERE run_id = %s AND group_name = %s AND status = 'running'""",
+                (INTERRUPTED, seconds, run_id, group))
+            count += cur.rowcount
     conn.commit()
     return count
 
@@ -353,7 +357,7 @@ def finish_invocation(conn: connection, run_id: str, group: str | None, summary:
         cur.execute(
             f"""UPDATE {INVOCATIONS}
                    SET status = %s, finished_at = now(), tables = %s, failed = %s,
-                       rows = %s, bytes = %s, seconds = %s
+                       rows = %s, bytes = %s, seconds = coalesce(seconds, 0) + %s
                  WHERE run_id = %s AND group_name = %s""",
             (summary["status"], summary["tables"], summary["failed"], summary["rows"],
              summary["bytes"], summary["seconds"], run_id, group or ""),

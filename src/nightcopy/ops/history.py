@@ -52,7 +52,10 @@ class GroupTiming:
     failed: int | None
     rows: int | None
     bytes: int | None
-    seconds: float | None
+    seconds: float | None  # wall-clock: first start to last finish (a resume's gap included)
+    # Work: the worker's own time, summed over its attempts (the ledger's invocations.seconds);
+    # a resumed group's wall-clock includes the hours between the attempts, its work does not.
+    work_seconds: float | None = None
 
 
 @dataclass
@@ -218,7 +221,8 @@ def run_timings_from_ledger(conn, run_id: str | None, redacted: str) -> RunTimin
             f"""SELECT r.group_name, r.status, r.started_at, r.finished_at, r.tables,
                        coalesce(t.failed, r.failed, 0)::int, coalesce(t.rows, 0)::bigint,
                        coalesce(t.bytes, 0)::bigint,
-                       extract(epoch FROM r.finished_at - r.started_at)::float8
+                       extract(epoch FROM r.finished_at - r.started_at)::float8,
+                       r.seconds
                   FROM {invocations} r
                   LEFT JOIN (SELECT group_name,
                                     count(*) FILTER (WHERE status = 'failed') AS failed,

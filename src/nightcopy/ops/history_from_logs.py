@@ -80,7 +80,7 @@ def _group_rows(rows: list[dict[str, Any]]) -> dict[str, list[GroupTiming]]:
             group=r.get("group") or "", status=r.get("status") or "", started_at=started,
             finished_at=finished, tables=_num(r.get("tables"), int),
             failed=_num(r.get("failed"), int), rows=_num(r.get("rows"), int),
-            bytes=_num(r.get("bytes"), int), seconds=seconds,
+            bytes=_num(r.get("bytes"), int), seconds=seconds, work_seconds=seconds,
         ))
     return by_run
 

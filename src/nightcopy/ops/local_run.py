@@ -317,7 +317,8 @@ def run_groups(groups: list[GroupState], *, source_dsn: str, target_dsn: str, ru
         if isinstance(exc, KeyboardInterrupt):
             stopped = sorted(running)
             if not dry_run:
-                _record_interrupted(target_dsn, run_id, stopped)
+                _record_interrupted(target_dsn, run_id, {g.name: g.elapsed for g in groups
+                                                         if g.name in running})
             raise RunInterrupted(run_id, stopped, [g.name for g in pending]) from None
         raise
     finally:
@@ -359,9 +360,10 @@ class RunInterrupted(NightcopyError):
         super().__init__("; ".join(parts))
 
 
-def _record_interrupted(target_dsn: str, run_id: str, groups: list[str]) -> None:
-    """The stopped workers' ledger rows: interrupted, not running forever. Best effort: the
-    target may be what was lost (then `history` shows them running)."""
+def _record_interrupted(target_dsn: str, run_id: str, groups: dict[str, float]) -> None:
+    """The stopped workers' ledger rows (group -> seconds it ran): interrupted, not running
+    forever. Best effort: the target may be what was lost (then `history` shows them
+    interrupted once none of their sessions is left)."""
     if not groups:
         return
     from nightcopy.engine.connection import connect
