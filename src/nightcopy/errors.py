@@ -24,3 +24,8 @@ class TableError(NightcopyError):
     # True for a failure a later attempt could pass (locks held past every try): the report's
     # `retryable` (engine/invocation_report.is_transient).
     transient: bool = False
+
+
+class WorkerInterrupted(NightcopyError):
+    """The worker was stopped (Ctrl-C, SIGTERM) mid-copy after recording it: the process exits
+    at once (its table threads are not waited for; their open transactions roll back)."""

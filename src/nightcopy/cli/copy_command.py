@@ -6,7 +6,9 @@ only when given) > SSM PREFIX/options > default.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
@@ -46,10 +48,18 @@ def copy_command(**given: object) -> None:
     copied and verified, 1 on any failure, 2 for command-line usage errors.
     """
     warn_about_passwords_in_argv(click.get_current_context(), DSN_FLAGS)
+    # SIGTERM (CodeBuild stopping a build, `nightcopy run` stopping its workers, systemd) as
+    # Ctrl-C: the engine records the run as interrupted and says how to resume.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     options = _resolve(given)
     events = EventWriter(options.run_id, options.group)
     result = copy_tables(options, events)
     sys.exit(0 if result.ok else 1)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def options_from_argv(argv: list[str]) -> CopyOptions:

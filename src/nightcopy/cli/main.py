@@ -12,7 +12,7 @@ import sys
 import click
 
 from nightcopy import __version__
-from nightcopy.errors import NightcopyError
+from nightcopy.errors import NightcopyError, WorkerInterrupted
 
 
 class NightcopyGroup(click.Group):
@@ -21,6 +21,13 @@ class NightcopyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except WorkerInterrupted as exc:
+            click.echo(f"nightcopy: {exc}", err=True)
+            # Not sys.exit: the table threads in flight must not go on (and must not print
+            # while the interpreter shuts down); the server rolls their transactions back.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         except NightcopyError as exc:
             click.echo(f"nightcopy: error: {exc}", err=True)
             sys.exit(1)

@@ -194,6 +194,10 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
               required=False),
         Field("report_error", "string", "why the report file could not be written (the "
               "invocation then fails)", required=False),
+        Field("interrupted", "boolean", "true when the worker was stopped (Ctrl-C, SIGTERM) "
+              "before it finished: status failed, `failed_tables` the tables not copied yet "
+              "(as they were on the target), rows and bytes 0 (the ledger has the copied "
+              "tables'); the same run id resumes", required=False),
     )),
     EventSpec(TABLE_PLANNED, "`--dry-run`: what the invocation would do with one table (in "
               "list order, after glob expansion and exclusions); nothing is written", (

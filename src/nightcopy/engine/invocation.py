@@ -51,7 +51,7 @@ from nightcopy.engine.table_units import form_units, spread_failures
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
 from nightcopy.engine.tablelist import parse_exclusions, parse_table_entries, parse_table_list
 from nightcopy.engine.trust import Trust, parse_trust, refused_tables
-from nightcopy.errors import ConfigError, NightcopyError
+from nightcopy.errors import ConfigError, NightcopyError, WorkerInterrupted
 from nightcopy.options import (
     ADOPT,
     CANCEL_BLOCKERS_AFTER,
@@ -172,8 +172,16 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
                 refused=refused, guard=guard, run_id=options.run_id, jobs=options.jobs,
                 strategy=options.strategy, swap_scope=options.swap_scope)
             return RunResult(summary, [])
-        return _run(options, events, snapshot, tgt, tables, defs, types, app, refused, trust,
-                    guard, masks)
+        started = time.monotonic()
+        try:
+            return _run(options, events, snapshot, tgt, tables, defs, types, app, refused,
+                        trust, guard, masks)
+        except KeyboardInterrupt:
+            tgt = _record_interrupt(options, events, tgt, app, tables, started)
+            raise WorkerInterrupted(
+                f"interrupted: run {options.run_id} stopped before every table was copied; "
+                "the tables not copied are as they were on the target; rerun with --run-id "
+                f"{options.run_id} to copy only those") from None
     finally:
         snapshot.close()
         if tgt is not None:
@@ -262,6 +270,29 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     finally:
         if replaced is not None:
             close_quietly(replaced)
+
+
+def _record_interrupt(options: CopyOptions, events: EventWriter, tgt: connection, app: str,
+                      tables: list[TableRef], started: float) -> connection:
+    """Ctrl-C or SIGTERM mid-run: the ledger row says interrupted (with the seconds this worker
+    ran), and the last line is a run_summary from the ledger's own record of what was copied.
+    Best effort: the target may be what is gone. Returns the session to close."""
+    seconds = round(time.monotonic() - started, 3)
+    copied: set[str] = set()
+    try:
+        if not is_alive(tgt):
+            close_quietly(tgt)
+            tgt = connect(options.target_dsn, "target", app, settings=TARGET_SETTINGS)
+        tgt.rollback()
+        ledger.mark_interrupted(tgt, options.run_id, {options.group or "": seconds})
+        copied = ledger.finished_tables(tgt, options.run_id)
+    except (psycopg2.Error, NightcopyError):
+        close_quietly(tgt)
+    listed = [t.qualified for t in tables]
+    left = [q for q in listed if q not in copied]
+    events.emit("run_summary", status="failed", tables=len(listed), failed=len(left), rows=0,
+                bytes=0, seconds=seconds, failed_tables=left, interrupted=True)
+    return tgt
 
 
 def _start_ledger_run(options: CopyOptions, tgt: connection, table_count: int) -> None:

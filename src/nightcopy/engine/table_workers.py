@@ -132,6 +132,7 @@ class WorkerPool:
     events: EventWriter
     retries: int  # further tries of a table whose connection was lost
     progress: UnitProgress = field(init=False)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def copy_all(self, units: list[SwapUnit], jobs: int, truncate: bool) -> None:
         """Every unit's tables: loaded and swapped (swap), or truncated and loaded (truncate,
@@ -152,8 +153,14 @@ class WorkerPool:
                    for i in range(max(1, min(jobs, work.qsize())))]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            # Stopped (engine/invocation records it): no further table starts; the ones in
+            # flight end with the process, their transactions rolled back by the server.
+            self.stopping.set()
+            raise
 
     def connect_target(self) -> Connection:
         return connect(self.target_dsn, "target", self.application_name,
@@ -170,7 +177,7 @@ class _Worker:
 
     def run(self, work: queue.Queue[TableDef | SwapUnit]) -> None:
         try:
-            while True:
+            while not self.pool.stopping.is_set():
                 try:
                     item = work.get_nowait()
                 except queue.Empty:
