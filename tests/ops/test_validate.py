@@ -208,3 +208,39 @@ tables = [{{ table = "public.people", {people} }}, {{ table = "public.events", {
     assert r.exit_code == 0, r.text
     assert "every excluded and masked column can be left out as configured" in r.stdout
     assert "a-key-of-at-least-16-chars" not in r.text
+
+
+def test_validate_checks_the_target_roles_rights_to_replace_the_tables(nc, dbs, tmp_path,
+                                                                       write_config):
+    """The swap drops the old table (truncate empties it): the target role must own it; and
+    the new table moves into its schema: CREATE there."""
+    import os
+
+    import psycopg2.extensions
+
+    loader, other = f"val_loader_{os.getpid()}", f"val_owner_{os.getpid()}"
+    dbs.source.execute("CREATE SCHEMA sales; CREATE TABLE public.orders (id int); "
+                       "CREATE TABLE sales.items (id int)")
+    dbs.target.execute(f"""
+        CREATE ROLE {loader} LOGIN; CREATE ROLE {other};
+        GRANT CREATE ON DATABASE "{dbs.target.scalar('SELECT current_database()')}" TO {loader};
+        GRANT CREATE, USAGE ON SCHEMA public TO {loader};
+        CREATE TABLE public.orders (id int); ALTER TABLE public.orders OWNER TO {other};
+        CREATE SCHEMA sales; GRANT USAGE ON SCHEMA sales TO {loader};""")
+    try:
+        target = psycopg2.extensions.make_dsn(dbs.target.dsn, user=loader)
+        cfg = write_config(tmp_path / "a.toml", dbs.source.dsn, target,
+                           [{"name": "a", "tables": ["public.orders", "sales.items"]}])
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 1
+        assert (f"problem: target: public.orders is owned by role {other}, which the target "
+                f"role {loader} is not a member of") in r.stdout
+        assert f"GRANT {other} TO {loader}" in r.stdout
+        assert (f"problem: target: the target role {loader} may not create tables in schema "
+                f"sales: GRANT CREATE ON SCHEMA sales TO {loader}") in r.stdout
+        dbs.target.execute(f"GRANT {other} TO {loader}; GRANT CREATE ON SCHEMA sales TO {loader}")
+        r = nc("validate", "--config", str(cfg))
+        assert r.exit_code == 0, r.text
+        assert "the target role may replace every table" in r.stdout
+    finally:
+        dbs.target.execute(f"DROP OWNED BY {loader}, {other}; DROP ROLE {loader}, {other}")

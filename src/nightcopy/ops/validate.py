@@ -77,6 +77,7 @@ def _check_definitions(source, target, config, expanded, report: Report) -> None
             by_oid = refused_tables(target, defs, trust)
             if not config.options.get("adopt"):
                 refused.update(_unmanaged_glob_matches(target, group_of, tables))
+            _check_target_rights(target, [t.qualified for t in tables], report)
         else:  # the source's side of the check, without the target's lookups
             by_oid = {oid: reason for oid, d in defs.items()
                       if (reason := untrusted_reason(d, trust)) is not None}
@@ -123,6 +124,47 @@ def _check_masks(source, config, expanded, defs, report: Report) -> None:
     if entries and not problems and any(column_masks.masks_of([e]).by_table
                                         for _g, e in entries):
         report.checked.append("every excluded and masked column can be left out as configured")
+
+
+def _check_target_rights(target, names: list[str], report: Report) -> None:
+    """What the worker needs on the target to replace the tables: to own (be a member of the
+    owner of) each one that exists there, since the swap drops it and truncate empties it, and
+    CREATE on each existing schema they go to (the swap moves the new table in)."""
+    from nightcopy.engine.sql_names import quote_ident
+    from nightcopy.engine.tablelist import parse_name
+
+    with target.cursor() as cur:
+        cur.execute("""
+            SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname),
+                   pg_catalog.pg_get_userbyid(c.relowner)
+              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p')
+               AND pg_catalog.format('%%I.%%I', n.nspname, c.relname) = ANY(%s)
+               AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')
+             ORDER BY 1""", (names,))
+        not_owned = cur.fetchall()
+        cur.execute("""
+            SELECT n.nspname FROM pg_catalog.pg_namespace n
+             WHERE n.nspname = ANY(%s)
+               AND NOT pg_catalog.has_schema_privilege(n.oid, 'CREATE') ORDER BY 1""",
+                    (sorted({parse_name(q).schema for q in names}),))
+        no_create = [quote_ident(row[0]) for row in cur.fetchall()]
+        cur.execute("SELECT current_user")
+        me = quote_ident(cur.fetchone()[0])
+    target.rollback()
+    for table, owner_name in not_owned:
+        owner = quote_ident(owner_name)
+        report.problems.append(
+            f"target: {table} is owned by role {owner}, which the target role {me} is not a "
+            f"member of: the worker replaces the tables it copies; run ALTER TABLE {table} "
+            f"OWNER TO {me} (or GRANT {owner} TO {me})")
+    for schema in no_create:
+        report.problems.append(
+            f"target: the target role {me} may not create tables in schema {schema}: GRANT "
+            f"CREATE ON SCHEMA {schema} TO {me}")
+    if not not_owned and not no_create:
+        report.checked.append("the target role may replace every table that exists on the "
+                              "target, and create tables in their schemas")
 
 
 def _unmanaged_glob_matches(target, group_of, tables) -> dict[str, str]:
