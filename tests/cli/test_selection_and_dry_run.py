@@ -173,3 +173,23 @@ tables = ["sales.*"]
     assert _target_state(dbs) == before  # no ledger, nothing staged
     refused = cli(["run", "--config", str(config), "--dry-run", "--slack"])
     assert refused.returncode == 2 and "--dry-run" in refused.stderr
+
+
+def test_a_partitioned_table_is_sized_by_its_partitions(cli, dbs):
+    """Its own relation is empty (0 B): the size shown, and the worker's largest-first order,
+    are its partitions'."""
+    dbs.source.execute("""
+        CREATE TABLE public.events (id int, at date) PARTITION BY RANGE (at);
+        CREATE TABLE public.events_2026 PARTITION OF public.events
+            FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+        INSERT INTO public.events SELECT g, '2026-06-01' FROM generate_series(1, 20000) g;
+        CREATE TABLE public.small (id int); INSERT INTO public.small VALUES (1);
+        ANALYZE""")
+    plan = cli(["copy", "--dry-run", "-t", "public.*"], env=_env(dbs))
+    planned = {e["table"]: e for e in plan.events_of("table_planned")}
+    assert planned["public.events"]["kind"] == "partitioned table"
+    assert planned["public.events"]["size_bytes"] > 500_000
+    assert planned["public.events"]["rows_estimate"] == 20000
+    copied = cli(["copy", "-t", "public.*", "-j", "1"], env=_env(dbs))
+    assert [e["table"] for e in copied.events_of("table_started")] == [
+        "public.events", "public.small"]

@@ -149,11 +149,19 @@ def test_plan_keeps_tables_linked_by_a_foreign_key_or_a_target_view_together(
     where = _group_of(split)
     assert where["public.a"] != where["public.b"] and where["public.c"] != where["public.d"]
     warned = " ".join(split["warnings"])
-    assert "public.b and public.a are linked (foreign key)" in warned
-    assert "linked (view public.cd)" in warned
+    assert "--allow-split: the proposal splits 2 link(s)" in warned
+    assert "public.b - public.a (foreign key)" in warned and "(view public.cd)" in warned, warned
+    assert {(frozenset((link["a"], link["b"])), link["via"])
+            for link in split["split_links"]} == {
+        (frozenset(("public.a", "public.b")), "foreign key"),
+        (frozenset(("public.c", "public.d")), "view public.cd")}
+    # today's groups keep both pairs together: nothing split today
+    assert split["today_split_links"] == []
     kept = json.loads(nc("plan", "--config", str(cfg), "--groups", "4", "--json", "--jobs",
                          "1").stdout)
     where = _group_of(kept)
     assert where["public.a"] == where["public.b"] and where["public.c"] == where["public.d"]
-    assert any("kept together (2 sets" in w for w in kept["warnings"])
+    assert any("kept together (2 set(s)" in w and "splitting 2 link(s)" in w
+               for w in kept["warnings"]), kept["warnings"]
+    assert kept["split_links"] == []
     assert sorted(where) == sorted(_group_of(split))  # every table, once

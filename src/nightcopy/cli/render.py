@@ -276,6 +276,9 @@ def render_plan(con: Console, plan, *, origin: str = "") -> None:
     if plan.current_makespan > 0:
         pct = 100 * gain / plan.current_makespan
         verdict = (f"the night would end {fmt_seconds(gain)} sooner ({pct:.0f}%)" if gain > 0.005
+                   else "no gain while linked tables stay together (today's groups split "
+                        f"{len(plan.today_split_links)} of their links; see the warnings)"
+                   if plan.today_split_links and not plan.split_links
                    else "no gain: today's groups are already as balanced as this plan")
     else:
         verdict = "nothing measured yet"

@@ -54,7 +54,19 @@ def read_links(conn: connection, names: list[str], *, views: bool) -> list[Link]
         other = family_of.get(other_oid)
         if other is not None and other != name:
             links.append(Link(name, other, "foreign key"))
-    return links
+    return distinct(links)
+
+
+def distinct(links: list[Link]) -> list[Link]:
+    """Each link once (a foreign key is seen from both of its tables, and on both sides)."""
+    seen: set[tuple[frozenset[str], str]] = set()
+    out = []
+    for link in links:
+        key = (frozenset((link.a, link.b)), link.via)
+        if key not in seen:
+            seen.add(key)
+            out.append(link)
+    return out
 
 
 def linked_sets(names: list[str], links: list[Link]) -> list[list[str]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightcopy.engine.ledger import LEDGER_SCHEMA, readable_ledger
-from nightcopy.engine.table_links import Link, linked_sets, read_links
+from nightcopy.engine.table_links import Link, distinct, linked_sets, read_links
 from nightcopy.errors import ConfigError, NightcopyError
 from nightcopy.ops.group_expansion import ExpandedGroup, expand_groups
 from nightcopy.options import JOBS
@@ -95,6 +95,8 @@ class Plan:
     bytes_per_second: float
     warnings: list[str] = field(default_factory=list)
     jobs: int = 1
+    split_links: list[Link] = field(default_factory=list)  # the proposal's (--allow-split)
+    today_split_links: list[Link] = field(default_factory=list)  # today's groups'
 
     @property
     def table_groups(self) -> list[dict]:
@@ -117,6 +119,8 @@ class Plan:
             "table_groups": self.table_groups,
             "tables": [c.__dict__ for c in self.costs.values()],
             "warnings": self.warnings,
+            "split_links": [link.__dict__ for link in self.split_links],
+            "today_split_links": [link.__dict__ for link in self.today_split_links],
         }
 
 
@@ -189,42 +193,57 @@ def estimate_costs(expanded: list[ExpandedGroup], measured: dict[str, tuple[floa
     return costs, rate
 
 
+def _split(assignment: list[list[str]], links: list[Link]) -> list[Link]:
+    """The links whose two tables the assignment puts in different groups."""
+    group_of = {t: i for i, g in enumerate(assignment) for t in g}
+    return [link for link in links if link.a in group_of and link.b in group_of
+            and group_of[link.a] != group_of[link.b]]
+
+
+def _examples(links: list[Link], n: int = 3) -> str:
+    shown = "; ".join(f"{link.a} - {link.b} ({link.via})" for link in links[:n])
+    return shown + (f"; ...{len(links) - n} more" if len(links) > n else "")
+
+
 def _assign(seconds: dict[str, float], k: int, links: list[Link], allow_split: bool
-            ) -> tuple[list[list[str]], list[str]]:
+            ) -> tuple[list[list[str]], list[Link]]:
     """LPT over the sets of linked tables (each set one item, costing its tables' sum), or over
-    single tables with allow_split; and the warnings that say what that means."""
-    sets = linked_sets(sorted(seconds), links)
-    together = [s for s in sets if len(s) > 1]
+    single tables with allow_split; and the links the assignment splits."""
     if allow_split:
         assignment = lpt_assign(seconds, k)
-        group_of = {t: i for i, g in enumerate(assignment) for t in g}
-        split = [link for link in links if link.a in group_of and link.b in group_of
-                 and group_of[link.a] != group_of[link.b]]
-        return assignment, [f"--allow-split: {link.a} and {link.b} are linked ({link.via}) but "
-                            "in different groups: " + _SPLIT_COST.get(link.via.split()[0], "")
-                            for link in split]
+        return assignment, _split(assignment, links)
+    sets = linked_sets(sorted(seconds), links)
     by_key = {s[0]: s for s in sets}
     assignment = [[t for key in g for t in by_key[key]] for g in lpt_assign(
         {s[0]: sum(seconds[t] for t in s) for s in sets}, k)]
-    warnings = []
+    return assignment, []
+
+
+def _link_warnings(seconds: dict[str, float], k: int, links: list[Link], allow_split: bool,
+                   split: list[Link], today: list[Link], sizes: dict[str, int],
+                   jobs: int) -> list[str]:
+    """What keeping linked tables together (or not) means, in at most three lines."""
+    out = []
+    if today:
+        out.append(f"today's groups split {len(today)} link(s) between tables ("
+                   f"{_examples(today)}): those foreign keys are not created on the target and "
+                   "views over both may join two nights")
+    if allow_split:
+        if split:
+            out.append(f"--allow-split: the proposal splits {len(split)} link(s) ("
+                       f"{_examples(split)}): the same holds for them")
+        return out
+    together = [s for s in linked_sets(sorted(seconds), links) if len(s) > 1]
     if together:
-        n = sum(len(s) for s in together)
-        warnings.append(f"{n} tables linked by foreign keys, inheritance or target views are "
-                        f"kept together ({len(together)} set{'s' if len(together) > 1 else ''}, "
-                        "e.g. " + ", ".join(together[0][:4]) + (", ..." if len(together[0]) > 4
-                                                                else "") +
-                        "): split over groups, the keys between them would be lost on the "
-                        "target and views over them could join two nights; --allow-split "
-                        "balances them apart")
-    return assignment, warnings
-
-
-# What splitting a link costs on the target (the warning's second half).
-_SPLIT_COST = {
-    "foreign": "the foreign key between them is not created on the target",
-    "inheritance": "the hierarchy is not copied as one (its tables fail or lose their parent)",
-    "view": "the view may join two nights while one group has swapped and the other not",
-}
+        alternative = lpt_assign(seconds, k)
+        alt = max((group_seconds(g, seconds, sizes, jobs) for g in alternative if g),
+                  default=0.0)
+        out.append(f"{sum(len(s) for s in together)} tables linked by foreign keys, "
+                   f"inheritance or target views are kept together ({len(together)} set(s), "
+                   f"the largest of {len(max(together, key=len))} tables); --allow-split would "
+                   f"balance them apart (makespan {alt:.2f}s), splitting "
+                   f"{len(_split(alternative, links))} link(s)")
+    return out
 
 
 def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, int]],
@@ -239,7 +258,9 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
     current = [GroupLoad(g.name, g.tables,
                          group_seconds(list(dict.fromkeys(g.tables)), seconds, sizes, jobs))
                for g in expanded]
-    assignment, link_warnings = _assign(seconds, k, links or [], allow_split)
+    links = links or []
+    assignment, split = _assign(seconds, k, links, allow_split)
+    today = _split([list(dict.fromkeys(g.tables)) for g in expanded], links)
     proposed = sorted(
         (GroupLoad("", tables, group_seconds(tables, seconds, sizes, jobs))
          for tables in assignment if tables),
@@ -247,7 +268,7 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
     )
     for i, g in enumerate(proposed, 1):
         g.name = f"g{i}"
-    warnings = link_warnings
+    warnings = _link_warnings(seconds, k, links, allow_split, split, today, sizes, jobs)
     never = [t for t, c in costs.items() if not c.measured_runs]
     if never:
         warnings.append(
@@ -268,7 +289,7 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
         current_makespan=max((g.seconds for g in current), default=0.0),
         proposed_makespan=max((g.seconds for g in proposed), default=0.0),
         lower_bound=lower_bound(seconds, k * jobs), bytes_per_second=rate, warnings=warnings,
-        jobs=jobs,
+        jobs=jobs, split_links=split, today_split_links=today,
     )
 
 
@@ -294,7 +315,7 @@ def plan_from_config(config, k: int, nights: int, jobs: int | None = None,
     finally:
         target.close()
     jobs = jobs or config.options.get("jobs") or WORKER_DEFAULT_JOBS
-    return make_plan(expanded, measured, sizes, k, nights, jobs, links, allow_split)
+    return make_plan(expanded, measured, sizes, k, nights, jobs, distinct(links), allow_split)
 
 
 def _parameter_name(prefix: str) -> str:

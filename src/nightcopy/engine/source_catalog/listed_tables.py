@@ -34,7 +34,12 @@ def resolve_tables(conn: connection, specs: list[TableSpec],
                    EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                               AND d.objid = c.oid AND d.deptype = 'e'),
-                   pg_catalog.pg_total_relation_size(c.oid),
+                   -- a partitioned table's own size is 0: its partitions' (largest first)
+                   CASE WHEN c.relkind = 'p' THEN
+                        (SELECT coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(
+                                t.relid)), 0)::bigint
+                           FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf)
+                   ELSE pg_catalog.pg_total_relation_size(c.oid) END,
                    (SELECT format('%%I.%%I', pn.nspname, p.relname)
                       FROM pg_catalog.pg_inherits i
                       JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
