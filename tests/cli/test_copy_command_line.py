@@ -19,3 +19,22 @@ def test_environment_variables_and_flag_precedence(cli, dbs):
     assert from_env.events_of("run_summary")[0]["run_id"] == "from-env"
     flag = cli(["copy", "--tables", "public.b"], env=env)
     assert [e["table"] for e in flag.events_of("table_copied")] == ["public.b"]
+
+
+def test_a_dsn_from_the_config_file_is_named_as_the_file_names_it(cli, dbs, tmp_path):
+    import json
+
+    import psycopg2.extensions
+
+    missing = psycopg2.extensions.make_dsn(dbs.source.dsn, dbname="no_such_db")
+    config = tmp_path / "night.toml"
+    config.write_text(f"source_dsn = {json.dumps(missing)}\n"
+                      f"target_dsn = {json.dumps(dbs.target.dsn)}\n"
+                      '[[groups]]\nname = "a"\ntables = ["public.t"]\n')
+    from_file = cli(["copy", "--config", str(config), "--group", "a"])
+    assert from_file.returncode == 1
+    assert "the database does not exist; check source_dsn in config file" in from_file.stderr
+    assert "--source" not in from_file.stderr
+    from_flag = cli(["copy", "--config", str(config), "--group", "a", "--source", missing])
+    assert "source_dsn in config file" not in from_flag.stderr
+    assert "--source" in from_flag.stderr

@@ -19,7 +19,8 @@ from nightcopy.engine.events import EventWriter
 from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
 from nightcopy.engine.table_groups import find_group
 from nightcopy.engine.tablelist import with_schemas
-from nightcopy.errors import ConfigError
+from nightcopy.errors import ConfigError, ConnectError
+from nightcopy.ops.config_file import RunConfig
 from nightcopy.options import (
     GROUP,
     RUN_ID,
@@ -52,9 +53,17 @@ def copy_command(**given: object) -> None:
     # Ctrl-C: the engine records the run as interrupted and says how to resume.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    options = _resolve(given)
+    options, file_cfg, from_file = _resolve_with_origin(given)
     events = EventWriter(options.run_id, options.group)
-    result = copy_tables(options, events)
+    try:
+        result = copy_tables(options, events)
+    except ConnectError as exc:
+        # A DSN from the --config file: the hint names its key there, not every flag.
+        if file_cfg is not None and exc.role in from_file:
+            from nightcopy.ops.dsn_origin import restated
+
+            raise restated(exc, file_cfg) from None
+        raise
     sys.exit(0 if result.ok else 1)
 
 
@@ -70,6 +79,12 @@ def options_from_argv(argv: list[str]) -> CopyOptions:
 
 
 def _resolve(given: dict) -> CopyOptions:
+    return _resolve_with_origin(given)[0]
+
+
+def _resolve_with_origin(given: dict) -> tuple[CopyOptions, RunConfig | None, set[str]]:
+    """The options, the --config file's configuration (None without one), and the roles
+    (source, target) whose DSN came from it."""
     values = {k: v for k, v in given.items() if v is not None}
     # Checked first: a group name or run id that could steer the report out of its location
     # is refused before SSM is read or anything is connected to.
@@ -80,14 +95,18 @@ def _resolve(given: dict) -> CopyOptions:
     # NIGHTCOPY_*, above SSM (flag > environment > config file > SSM options > default).
     file_options: dict = {}
     file_tables = None
+    file_cfg: RunConfig | None = None
+    from_file: set[str] = set()
     if values.get("config"):
         from nightcopy.ops.config_file import load_file
 
         file_cfg = load_file(str(values["config"]), require_dsns=False)
         for key, value in (("source_dsn", file_cfg.source_dsn),
                            ("target_dsn", file_cfg.target_dsn), ("mask_key", file_cfg.mask_key)):
-            if value:
-                values.setdefault(key, value)
+            if value and key not in values:
+                values[key] = value
+                if key.endswith("_dsn"):
+                    from_file.add(key.removesuffix("_dsn"))
         file_options = file_cfg.options
         if "tables" not in values and values.get("group"):
             file_tables = find_group(file_cfg.groups, str(values["group"])).tables
@@ -132,7 +151,7 @@ def _resolve(given: dict) -> CopyOptions:
     # Building the writer checks --report-uri now, before anything is copied.
     writer = report_writer(str(values["report_uri"])) if values.get("report_uri") else None
     run_id = values.get("run_id") or new_run_id()
-    return CopyOptions(source_dsn=str(values["source_dsn"]), target_dsn=str(values["target_dsn"]),
+    options = CopyOptions(source_dsn=str(values["source_dsn"]), target_dsn=str(values["target_dsn"]),
                        tables=tables if isinstance(tables, list) else str(tables),
                        group=values.get("group"), run_id=run_id, jobs=int(values["jobs"]),
                        strategy=str(values["strategy"]), verify=str(values["verify"]),
@@ -150,4 +169,5 @@ def _resolve(given: dict) -> CopyOptions:
                        sensitive_column_patterns=str(values["sensitive_column_patterns"]),
                        exclude_table=values.get("exclude_table"), schema=values.get("schema"),
                        dry_run=bool(given.get("dry_run")))
+    return options, file_cfg, from_file
 
