@@ -5,10 +5,11 @@ PutMetricAlarm and "alarms and missing data" documentation. Time is a list of pe
 is a list with a value (the period's statistic) or None (no datapoint published: AWS/States
 publishes nothing in a period without that event). Metric math supports FILL(x, 0) and `+`
 (what the template uses): FILL makes a period 0 where the metric published nothing. Each
-evaluation looks at the last EvaluationPeriods periods; a missing one is breaching, not
-breaching or ignored as TreatMissingData says (`missing` is modelled as `ignore`); the alarm is
-in ALARM when at least DatapointsToAlarm of them breach. A notification is one OK->ALARM
-transition (AlarmActions fire on the change, not while the state stays ALARM).
+evaluation looks at the last EvaluationPeriods periods (the real evaluation range is a few
+periods longer); a missing one is breaching, not breaching or left out as TreatMissingData says,
+and with `missing` a range with no datapoint at all is INSUFFICIENT_DATA; the alarm is in ALARM
+when at least DatapointsToAlarm of them breach. A notification is a change into a state with
+actions (they fire on the change, not while the state stays).
 """
 
 from __future__ import annotations
@@ -54,24 +55,36 @@ def _breaches(props: dict, value: float) -> bool:
 
 
 def notifications(props: dict, metrics: dict[str, list[float | None]]) -> list[int]:
-    """The periods at which the alarm goes OK -> ALARM (one notification each)."""
+    """The periods at which the alarm changes into a state that has actions: ALARM
+    (AlarmActions) or INSUFFICIENT_DATA (InsufficientDataActions); one notification each.
+
+    Period 0 is the alarm's creation (the stack's deploy): nothing was published before it, so
+    the first windows reach back into missing periods, as a new alarm's do. The alarm starts in
+    INSUFFICIENT_DATA, as CloudWatch creates it, and actions fire on a change of state only."""
     data = series(props, metrics)
     n = int(props["EvaluationPeriods"])
     m = int(props.get("DatapointsToAlarm", n))
     treat = props.get("TreatMissingData", "missing")
-    state, fired = "OK", []
+    acting = {state for state, key in (("ALARM", "AlarmActions"),
+                                       ("INSUFFICIENT_DATA", "InsufficientDataActions"))
+              if props.get(key)}
+    state, fired = "INSUFFICIENT_DATA", []
     for end in range(len(data)):
-        window = data[max(0, end - n + 1): end + 1]
-        if len(window) < n:
-            continue  # not enough history yet: the model's INSUFFICIENT_DATA
-        breaching = 0
-        for v in window:
-            if v is None:
-                breaching += treat == "breaching"
-            else:
-                breaching += _breaches(props, v)
-        new = "ALARM" if breaching >= m else "OK"
-        if new == "ALARM" and state != "ALARM":
+        window = ([None] * n + data[: end + 1])[-n:]
+        present = [v for v in window if v is not None]
+        if not present and treat == "missing":
+            new = "INSUFFICIENT_DATA"  # every datapoint of the range missing
+        elif not present and treat == "ignore":
+            new = state
+        else:
+            # breaching: a missing datapoint breaches; notBreaching: it does not; missing and
+            # ignore: only the published ones count (all this template needs: its dead-man
+            # alarm's published datapoints never breach)
+            missing = len(window) - len(present)
+            breaching = sum(_breaches(props, v) for v in present) + (
+                missing if treat == "breaching" else 0)
+            new = "ALARM" if breaching >= m else "OK"
+        if new != state and new in acting:
             fired.append(end)
         state = new
     return fired

@@ -2,8 +2,7 @@
 weeks, evaluated by the project's model of CloudWatch (cloudwatch_model.py): each failure mode
 raises exactly one notification, from the alarm meant for it, and a normal week none.
 
-Known limit (docs/aws.md): right after the first deploy the real dead-man alarm sees 26 empty
-hours and fires before a night was due; the model starts with no history (INSUFFICIENT_DATA).
+Hour 0 of each series is the deploy: the alarms start with no history, as a new alarm does.
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ def _week(start_hour: int = 2, *, skip: set[int] = frozenset(),
         if night in skip:
             continue
         start = night * 24 + start_hour
+        if start >= HOURS:
+            continue
         metrics["ExecutionsStarted"][start] = 1
         end = start + (duration or {}).get(night, 1)
         outcome = (ends or {}).get(night, "Succeeded")
@@ -61,6 +62,23 @@ def test_a_night_that_never_started_raises_one_notification():
     assert failed == [] and len(deadman) == 1
     assert deadman[0] > 4 * 24 + 2  # after the missed start, before the next night's
     assert deadman[0] < 5 * 24 + 2 + 1
+
+
+def test_the_first_deploy_raises_nothing_before_a_night_was_due():
+    """Deployed at 09:00, the first night at 02:00 the next day: 17 hours without a start (the
+    breaching dead-man alarm fired 26 hours after the deploy, or before the first night when
+    the deploy was earlier in the day)."""
+    for deploy_hour in (0, 9, 23):
+        metrics = _week(start_hour=26 - deploy_hour)
+        assert _both(metrics) == ([], []), deploy_hour
+
+
+def test_the_dead_man_alarm_speaks_through_insufficient_data():
+    # a range with no start at all is INSUFFICIENT_DATA (TreatMissingData missing), and that
+    # state change is what notifies; published datapoints (starts) never breach
+    assert DEADMAN["TreatMissingData"] == "missing"
+    assert [(t.tag, t.value) for t in DEADMAN["InsufficientDataActions"]] == [
+        ("Ref", "AlarmTopic")]
 
 
 def test_a_disabled_schedule_has_no_dead_man_alarm():

@@ -164,7 +164,7 @@ def test_alarms():
     assert deadman["MetricName"] == "ExecutionsStarted"
     assert RES["NoSuccessAlarm"]["Condition"] == "ScheduleEnabled"
     assert deadman["Period"] == 3600 and deadman["EvaluationPeriods"] == 26
-    assert deadman["DatapointsToAlarm"] == 26 and deadman["TreatMissingData"] == "breaching"
+    assert deadman["DatapointsToAlarm"] == 26 and deadman["TreatMissingData"] == "missing"
     lambdas = RES["LambdaErrorsAlarm"]["Properties"]
     assert {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"].value
             for m in lambdas["Metrics"] if "MetricStat" in m} == {"StarterFunction",
