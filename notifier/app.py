@@ -171,12 +171,16 @@ def _recent_executions(sfn: Any, arn: str, since: datetime) -> list[dict]:
 
 
 def handle_alarm(alarm: dict) -> dict:
-    if alarm.get("NewStateValue") != "ALARM":
+    deadman = alarm.get("AlarmName") == os.environ.get("DEADMAN_ALARM_NAME")
+    # The dead-man alarm speaks through INSUFFICIENT_DATA (template.yaml: no start in its range
+    # leaves no datapoint at all); every other alarm through ALARM.
+    if alarm.get("NewStateValue") not in (("ALARM", "INSUFFICIENT_DATA") if deadman
+                                          else ("ALARM",)):
         return {"posted": False, "reason": "not an ALARM transition"}
     changed = _parse_time(alarm.get("StateChangeTime"))
     sfn_arn = os.environ["STATE_MACHINE_ARN"]
     executions = _recent_executions(boto3.client("stepfunctions"), sfn_arn, changed)
-    if alarm.get("AlarmName") == os.environ.get("DEADMAN_ALARM_NAME"):
+    if deadman:
         if any(e["startDate"] >= changed - DEADMAN_WINDOW for e in executions):
             # It started; its failure/timeout was (or will be) reported on its own path.
             return {"posted": False, "reason": "an execution started in the window"}

@@ -314,11 +314,18 @@ def test_alarm_reports_a_failure_the_state_machine_could_not_post(machine, slack
     assert "nightcopy.Boom: bad table_groups JSON" in json.dumps(msg["blocks"])
 
 
-def test_deadman_alarm_reports_a_night_that_never_started(machine, slack, notifier_app):
-    out = notifier_app.handler(_alarm("nightcopy-no-success"))
+@pytest.mark.parametrize("state", ["INSUFFICIENT_DATA", "ALARM"])
+def test_deadman_alarm_reports_a_night_that_never_started(machine, slack, notifier_app, state):
+    # INSUFFICIENT_DATA is how the dead-man alarm speaks (template.yaml, NoSuccessAlarm)
+    out = notifier_app.handler(_alarm("nightcopy-no-success", state=state))
     assert out["posted"] is True
     assert slack.messages[0]["text"] == ("nightcopy: no nightly copy started in the last "
                                          "26 hours")
+
+
+def test_insufficient_data_of_another_alarm_posts_nothing(machine, slack, notifier_app):
+    out = notifier_app.handler(_alarm("nightcopy-failed", state="INSUFFICIENT_DATA"))
+    assert out["posted"] is False and slack.requests == []
 
 
 def test_deadman_alarm_is_quiet_when_an_execution_started(machine, slack, notifier_app):
