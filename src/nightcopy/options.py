@@ -347,6 +347,18 @@ SENSITIVE_COLUMN_PATTERNS: Option[str] = Option(
     "flags when such a column is added on the source, unless excluded or masked", "GLOBS",
     EVERYWHERE)
 
+# Where the connections' passwords come from (aws/rds_iam.py): libpq's own (the DSN, .pgpass,
+# PGPASSWORD) or an RDS IAM authentication token made from the worker's AWS credentials.
+SOURCE_AUTH: Option[str] = Option(
+    "source_auth", str, "libpq",
+    "The source connections' password: libpq (the DSN, .pgpass, PGPASSWORD) or rds-iam (an RDS "
+    "IAM authentication token from the worker's AWS credentials, made for each connection)",
+    "[libpq|rds-iam]", EVERYWHERE, choices=("libpq", "rds-iam"))
+TARGET_AUTH: Option[str] = Option(
+    "target_auth", str, "libpq",
+    "The target connections' password: libpq or rds-iam (as --source-auth)", "[libpq|rds-iam]",
+    EVERYWHERE, choices=("libpq", "rds-iam"))
+
 # --- `nightcopy run` itself (valid in the configs; workers ignore it) ---
 PARALLEL: Option[int | None] = _number(
     "parallel", int, None, 1, None, "Groups run at once", "N",
@@ -356,7 +368,8 @@ REGISTRY: tuple[Option[Any], ...] = (
     TABLES, SCHEMA, EXCLUDE_TABLE, GROUP, SOURCE_DSN, TARGET_DSN, MASK_KEY, CONFIG, SSM_PREFIX,
     RUN_ID,
     JOBS, STRATEGY, VERIFY, REPORT_URI, RETRIES, LOCK_TIMEOUT, LOCK_ATTEMPTS, SWAP_SCOPE, CANCEL_BLOCKERS_AFTER, TRUST,
-    ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, SENSITIVE_COLUMN_PATTERNS, PARALLEL)
+    ADOPT, CREATE_EXTENSIONS, SHRINK_GUARD, SHRINK_GUARD_MIN_ROWS, ALLOW_SHRINK, SENSITIVE_COLUMN_PATTERNS, SOURCE_AUTH,
+    TARGET_AUTH, PARALLEL)
 BY_NAME: dict[str, Option[Any]] = {o.name: o for o in REGISTRY}
 WORKER_OPTIONS: tuple[Option[Any], ...] = tuple(o for o in REGISTRY if o.worker)
 

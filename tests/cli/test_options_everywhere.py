@@ -47,12 +47,14 @@ VALID: dict[str, Any] = {
     "shrink_guard_min_rows": 10, "allow_shrink": "public.orders, sales.*",
     "mask_key": "a-mask-key-of-24-chars!!", "sensitive_column_patterns": "*card*, *tax_id*",
     "exclude_table": "*.tmp_*, public.scratch", "schema": "sales", "config": "night.toml",
+    "source_auth": "rds-iam", "target_auth": "rds-iam",
 }
 INVALID: dict[str, Any] = {"jobs": 100, "strategy": "fast", "verify": "rows", "retries": 11,
                            "lock_timeout": 0, "lock_attempts": 0, "parallel": 0,
                            "adopt": "maybe", "create_extensions": "maybe",
                            "swap_scope": "all", "cancel_blockers_after": 0,
-                           "shrink_guard": 101, "shrink_guard_min_rows": -1}
+                           "shrink_guard": 101, "shrink_guard_min_rows": -1,
+                           "source_auth": "kerberos", "target_auth": "iam"}
 BASE_COPY_ARGS = ["--tables", "public.t", "--source", SRC, "--target", TGT]
 
 
@@ -332,7 +334,8 @@ def test_every_worker_option_from_the_config_file_reaches_real_workers(dbs, tmp_
                                                                        clean_env):
     dbs.source.execute("CREATE TABLE public.t (id int PRIMARY KEY);"
                        "INSERT INTO public.t SELECT generate_series(1, 50)")
-    worker = {o.name: VALID[o.name] for o in WORKER_OPTIONS}
+    # (rds-iam needs an RDS endpoint: tests/aws/test_rds_iam.py has its real-parts test)
+    worker = {o.name: VALID[o.name] for o in WORKER_OPTIONS if not o.name.endswith("_auth")}
     path = write_config(tmp_path, {**worker, "parallel": 1}, source=dbs.source.dsn,
                         target=dbs.target.dsn)
     result = CliRunner().invoke(main, ["run", "--config", str(path), "--run-id", "opts-1",
@@ -350,7 +353,8 @@ def test_every_worker_option_from_ssm_reaches_a_real_copy(dbs, ssm):
     for name, dsn in (("source_dsn", dbs.source.dsn), ("target_dsn", dbs.target.dsn)):
         client.put_parameter(Name=f"{PREFIX}/{name}", Value=dsn, Type="SecureString",
                              Overwrite=True)
-    ssm({**{o.name: VALID[o.name] for o in WORKER_OPTIONS}, "parallel": 2})
+    ssm({**{o.name: VALID[o.name] for o in WORKER_OPTIONS if not o.name.endswith("_auth")},
+         "parallel": 2})
     result = CliRunner().invoke(main, ["copy", "--ssm-prefix", PREFIX, "--group", "g1"])
     assert result.exit_code == 0, result.output
     started = [json.loads(line) for line in result.stdout.splitlines()

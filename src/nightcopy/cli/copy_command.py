@@ -13,6 +13,7 @@ import threading
 import click
 
 from nightcopy.aws.s3_reports import report_writer
+from nightcopy.cli.db_auth import install as install_auth
 from nightcopy.cli.dsn_warnings import warn_about_passwords_in_argv
 from nightcopy.cli.option_flags import check_name_flag, copy_flag, flags
 from nightcopy.engine.events import EventWriter
@@ -54,6 +55,7 @@ def copy_command(**given: object) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     options, file_cfg, from_file = _resolve_with_origin(given)
+    install_auth({"source_auth": options.source_auth, "target_auth": options.target_auth})
     events = EventWriter(options.run_id, options.group)
     try:
         result = copy_tables(options, events)
@@ -168,6 +170,8 @@ def _resolve_with_origin(given: dict) -> tuple[CopyOptions, RunConfig | None, se
                        mask_key=values.get("mask_key"),
                        sensitive_column_patterns=str(values["sensitive_column_patterns"]),
                        exclude_table=values.get("exclude_table"), schema=values.get("schema"),
+                       source_auth=str(values["source_auth"]),
+                       target_auth=str(values["target_auth"]),
                        dry_run=bool(given.get("dry_run")))
     return options, file_cfg, from_file
 

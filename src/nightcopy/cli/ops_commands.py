@@ -34,9 +34,12 @@ def config_options(func):
 
 
 def _load(config_path: str | None, ssm_prefix: str | None):
+    from nightcopy.cli.db_auth import install
     from nightcopy.ops import config_file
 
-    return config_file.load(config_path, ssm_prefix)
+    config = config_file.load(config_path, ssm_prefix)
+    install(config.options)  # source_auth / target_auth (run: its flags, in run_command)
+    return config
 
 
 @contextlib.contextmanager
@@ -126,6 +129,9 @@ def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_jso
         raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
                           "bot_token and channel)")
     options, parallel = run_settings(config, given)
+    from nightcopy.cli.db_auth import install
+
+    install(options)
     with _hints_from(config):
         groups = prepare_groups(config, only, exclude=options.get("exclude_table"))
     # With --json, stdout holds only the JSON document: progress and notes go to stderr.
@@ -387,6 +393,9 @@ def validate_command(config_path, ssm_prefix, slack, as_json):
         else:
             con.print(f"problem: {exc}", soft_wrap=True)
         raise NightcopyError("the configuration is not usable (1 problem)") from None
+    from nightcopy.cli.db_auth import install
+
+    install(config.options)
     report = validate_config(config, check_slack=slack)
     n = len(report.problems)
     if as_json:

@@ -4,6 +4,7 @@ and telling a lost connection from a failed statement."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -113,6 +114,23 @@ class Connection(psycopg2.extensions.connection):
     nightcopy_settings: dict[str, str]
 
 
+# Where a connection's password comes from when it is not libpq's own (the DSN, .pgpass,
+# PGPASSWORD): per role ("source", "target"), a function of the DSN's fields called at every
+# connect, since an RDS IAM authentication token expires 15 minutes after it is made and the
+# workers reconnect for hours. Set by the command line (nightcopy.aws.rds_iam): the engine
+# imports no boto3.
+PasswordSource = Callable[[dict[str, str]], str]
+_password_sources: dict[str, PasswordSource] = {}
+
+
+def use_password_source(role: str, source: PasswordSource | None) -> None:
+    """Give the `role`'s connections their password from `source` (None: libpq's own)."""
+    if source is None:
+        _password_sources.pop(role, None)
+    else:
+        _password_sources[role] = source
+
+
 def connect(dsn: str, role: str, application_name: str, *,
             settings: dict[str, str] | None = None,
             startup_settings: dict[str, str] | None = None) -> Connection:
@@ -134,6 +152,11 @@ def connect(dsn: str, role: str, application_name: str, *,
         extra["connect_timeout"] = 15
     if startup:
         extra["options"] = (params.get("options", "") + " " + startup).strip()
+    source = _password_sources.get(role)
+    if source is not None:
+        password = source(params)
+        register_secret(password)  # a token is a password: never in a message or a log
+        extra["password"] = password
     try:
         conn = psycopg2.connect(dsn, connection_factory=Connection, **extra)
         if conn.get_parameter_status("standard_conforming_strings") != "on":

@@ -97,6 +97,9 @@ class CopyOptions:
     sensitive_column_patterns: str = SENSITIVE_COLUMN_PATTERNS.default
     exclude_table: str | None = None  # tables left out of the list (tablelist grammar; -T)
     schema: str | None = None  # --schema as given (its SCHEMA.* are already in `tables`)
+    # libpq | rds-iam: applied by the command line (engine/connection.use_password_source)
+    source_auth: str = "libpq"
+    target_auth: str = "libpq"
     dry_run: bool = False  # say what would be copied (engine/dry_run), write nothing anywhere
 
     def shrink_policy(self) -> ShrinkPolicy:
