@@ -31,6 +31,12 @@ RUN /opt/nightcopy/bin/pip install --no-deps --no-build-isolation --no-index /tm
  && rm -rf /tmp/nightcopy-src \
  && /opt/nightcopy/bin/nightcopy --version
 
+# The RDS certificate authorities, for DSNs with sslmode=verify-full (or verify-ca) that name no
+# sslrootcert: fetched and checked against the pinned checksum by scripts/rds-ca-bundle (which
+# scripts/build-image runs first), never downloaded unchecked here.
+COPY worker-ca/rds-ca-bundle.pem /opt/nightcopy/rds-ca-bundle.pem
+ENV NIGHTCOPY_CA_BUNDLE=/opt/nightcopy/rds-ca-bundle.pem
+
 ENV PATH=/opt/nightcopy/bin:$PATH
 # numeric, so that a runtime can check "not root" without reading /etc/passwd
 USER 10001:10001

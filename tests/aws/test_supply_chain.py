@@ -179,3 +179,34 @@ def test_the_worker_image_is_built_for_the_codebuild_fleet():
     from test_aws_template import RES
 
     assert RES["WorkerProject"]["Properties"]["Environment"]["Type"] == "LINUX_CONTAINER"
+
+
+def test_the_rds_ca_bundle_is_trusted_only_with_its_pinned_checksum(tmp_path):
+    """scripts/rds-ca-bundle (run by build-image and the git-mode buildspec): a bundle whose
+    sha256 is not the pinned one fails the build and is not written where the image takes it."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "requirements").mkdir()
+    shutil.copy(ROOT / "scripts" / "rds-ca-bundle", tmp_path / "scripts" / "rds-ca-bundle")
+    bundle = tmp_path / "served.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    out = tmp_path / "worker-ca" / "rds-ca-bundle.pem"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(tmp_path / "scripts" / "rds-ca-bundle"), *args],
+                              capture_output=True, text=True, timeout=30,
+                              env={"PATH": "/usr/bin:/bin",
+                                   "NIGHTCOPY_CA_BUNDLE_URL": bundle.as_uri()})
+
+    missing = run(str(out))
+    assert missing.returncode == 1 and "the pin in requirements/rds-ca-bundle.sha256 is " \
+        "missing" in missing.stderr and not out.exists()
+    assert run("--accept", str(out)).returncode == 0
+    assert run(str(out)).returncode == 0 and out.read_text() == bundle.read_text()
+    out.unlink()
+    bundle.write_text(bundle.read_text() + "-----BEGIN CERTIFICATE-----\nMIIC\n"
+                      "-----END CERTIFICATE-----\n")  # a substituted or rotated bundle
+    changed = run(str(out))
+    assert changed.returncode == 1 and "review its 2 certificates" in changed.stderr
+    assert not out.exists()
+    bundle.write_text("<html>not a bundle</html>")
+    assert "holds no PEM certificate" in run("--accept", str(out)).stderr

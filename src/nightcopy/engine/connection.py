@@ -4,6 +4,7 @@ and telling a lost connection from a failed statement."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +84,19 @@ def _explain(message: str, role: str, shown: str) -> str:
     m = message.lower()
     where = f"the {role} database ({shown})"
     hint = dsn_hint(role)
+    if "root certificate file" in m:
+        return (f"cannot verify {where}: its DSN asks to verify the server (sslmode=verify-ca "
+                "or verify-full) and no root certificate is there; name the CA that signed the "
+                f"server's certificate with sslrootcert=FILE in the DSN (the worker image uses "
+                f"its RDS bundle, {CA_BUNDLE_ENV}); {hint}")
+    if "does not match host name" in m:
+        return (f"cannot verify {where}: the server's certificate is for another host name "
+                f"({scrub(first_line(message))}); connect by the name the certificate holds (for "
+                "RDS, the endpoint name, not an IP address or a CNAME)")
+    if "certificate verify failed" in m or ("certificate" in m and "ssl" in m):
+        return (f"cannot verify {where}: its certificate is not signed by the root "
+                f"certificate given ({scrub(first_line(message))}); check sslrootcert (or "
+                f"{CA_BUNDLE_ENV}) names the CA of that server")
     if "password authentication failed" in m or "authentication failed" in m:
         return f"cannot log in to {where}: the password or user is wrong; {hint}"
     if "no password supplied" in m:
@@ -112,6 +126,24 @@ class Connection(psycopg2.extensions.connection):
     """A psycopg2 connection that remembers nightcopy's settings for SET LOCAL."""
 
     nightcopy_settings: dict[str, str]
+
+
+# The image's CA bundle (Dockerfile, buildspec.yml: the RDS certificate authorities): the root
+# certificate of a connection whose DSN asks to verify the server (sslmode verify-ca or
+# verify-full) without naming one. Not made libpq's default (PGSSLROOTCERT): with a root
+# certificate present libpq treats sslmode=require as verify-ca, which would break targets
+# whose certificate another CA signed.
+CA_BUNDLE_ENV = "NIGHTCOPY_CA_BUNDLE"
+_VERIFYING = ("verify-ca", "verify-full")
+
+
+def root_certificate(params: dict[str, str]) -> str | None:
+    """The bundle to verify this connection's server with, or None (libpq's own choice)."""
+    sslmode = params.get("sslmode") or os.environ.get("PGSSLMODE")
+    if sslmode not in _VERIFYING or params.get("sslrootcert") or os.environ.get("PGSSLROOTCERT"):
+        return None
+    bundle = os.environ.get(CA_BUNDLE_ENV)
+    return bundle if bundle and os.path.isfile(bundle) else None
 
 
 # Where a connection's password comes from when it is not libpq's own (the DSN, .pgpass,
@@ -152,6 +184,9 @@ def connect(dsn: str, role: str, application_name: str, *,
         extra["connect_timeout"] = 15
     if startup:
         extra["options"] = (params.get("options", "") + " " + startup).strip()
+    bundle = root_certificate(params)
+    if bundle is not None:
+        extra["sslrootcert"] = bundle
     source = _password_sources.get(role)
     if source is not None:
         password = source(params)
