@@ -440,3 +440,44 @@ def test_a_start_that_fails_for_good_is_kept_and_alarms():
     assert alarm["Dimensions"][0]["Value"].value in ("LostStartsQueue.QueueName",
                                                      ["LostStartsQueue", "QueueName"])
     assert [a.value for a in alarm["AlarmActions"]] == ["AlarmTopic"]
+
+
+def _evaluate(node, params: dict[str, str]):
+    """The intrinsic functions the worker's ECR grant uses (Sub with a map, Select, Split,
+    Join, Ref), evaluated the way CloudFormation does, over given parameter values."""
+    if isinstance(node, list):
+        return [_evaluate(item, params) for item in node]
+    if not isinstance(node, Tag):
+        return node
+    if node.tag == "Ref":
+        return params[node.value]
+    if node.tag == "Sub":
+        text, names = (node.value, {}) if isinstance(node.value, str) else node.value
+        values = {**params, **{k: _evaluate(v, params) for k, v in names.items()}}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
+    args = [_evaluate(a, params) for a in node.value]
+    if node.tag == "Select":
+        return args[1][int(args[0])]  # IndexError where CloudFormation fails the deploy
+    if node.tag == "Split":
+        return args[1].split(args[0])
+    if node.tag == "Join":
+        return args[0].join(args[1])
+    raise AssertionError(f"not modelled: {node.tag}")
+
+
+@pytest.mark.parametrize(("image", "repository"), [
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/nightcopy@sha256:" + "a" * 64, "nightcopy"),
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/nightcopy:0.1.0", "team/nightcopy"),
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/nc", "nc"),
+    ("999999999999.dkr.ecr.us-east-1.amazonaws.com/nightcopy:1", ""),  # another registry
+    ("aws/codebuild/standard:7.0", ""),  # WorkerSource=git: the statement is left out anyway
+])
+def test_the_worker_may_pull_only_from_its_images_own_repository(image, repository):
+    """EcrRepositoryName could name another repository than WorkerImage: the grant is derived
+    from WorkerImage instead, and evaluates for every value (no deploy error in git mode)."""
+    assert "EcrRepositoryName" not in TEMPLATE["Parameters"]
+    [pull] = [s for s in statements(RES["WorkerRole"]) if s.get("Sid") == "PullWorkerImage"]
+    params = {"WorkerImage": image, "AWS::Partition": "aws", "AWS::Region": "eu-west-1",
+              "AWS::AccountId": "123456789012", "AWS::URLSuffix": "amazonaws.com"}
+    assert _evaluate(pull["Resource"], params) == (
+        f"arn:aws:ecr:eu-west-1:123456789012:repository/{repository}")
