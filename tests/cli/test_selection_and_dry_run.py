@@ -25,6 +25,25 @@ def _shop(dbs) -> None:
         ANALYZE""")
 
 
+def _two_groups(dbs, tmp_path, public: str, sales: str):
+    """A nightcopy.toml: group `public` copies public.*, group `sales` sales.*, and the
+    options exclude *.tmp_* from both."""
+    config = tmp_path / "nightcopy.toml"
+    config.write_text(f"""
+source_dsn = {json.dumps(dbs.source.dsn)}
+target_dsn = {json.dumps(dbs.target.dsn)}
+[options]
+exclude_table = "*.tmp_*"
+[[groups]]
+name = "{public}"
+tables = ["public.*"]
+[[groups]]
+name = "{sales}"
+tables = ["sales.*"]
+""")
+    return config
+
+
 def _target_tables(dbs) -> list[str]:
     return [r[0] for r in dbs.target.query(
         "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname "
@@ -45,19 +64,7 @@ def test_exclude_table_wins_over_globs_and_names(cli, dbs):
 
 def test_exclude_table_from_the_config_file_reaches_every_group(cli, dbs, tmp_path):
     _shop(dbs)
-    config = tmp_path / "nightcopy.toml"
-    config.write_text(f"""
-source_dsn = {json.dumps(dbs.source.dsn)}
-target_dsn = {json.dumps(dbs.target.dsn)}
-[options]
-exclude_table = "*.tmp_*"
-[[groups]]
-name = "a"
-tables = ["public.*"]
-[[groups]]
-name = "b"
-tables = ["sales.*"]
-""")
+    config = _two_groups(dbs, tmp_path, "a", "b")
     result = cli(["run", "--config", str(config), "--json"])
     assert result.returncode == 0, result.stderr
     assert _target_tables(dbs) == ["public.customers", "sales.orders"]
@@ -143,19 +150,7 @@ def test_dry_run_shows_resumed_tables_and_swap_units(cli, dbs):
 
 def test_run_dry_run_lists_every_group_and_writes_nothing(cli, dbs, tmp_path):
     _shop(dbs)
-    config = tmp_path / "nightcopy.toml"
-    config.write_text(f"""
-source_dsn = {json.dumps(dbs.source.dsn)}
-target_dsn = {json.dumps(dbs.target.dsn)}
-[options]
-exclude_table = "*.tmp_*"
-[[groups]]
-name = "people"
-tables = ["public.*"]
-[[groups]]
-name = "sales"
-tables = ["sales.*"]
-""")
+    config = _two_groups(dbs, tmp_path, "people", "sales")
     before = _target_state(dbs)
     shown = cli(["run", "--config", str(config), "--dry-run"], env={"COLUMNS": "80"})
     assert shown.returncode == 0, shown.stderr

@@ -28,12 +28,17 @@ def _as_postgres_user(args: list[str]) -> list[str]:
     return ["runuser", "-u", "embedded_postgres", "--", *args] if os.geteuid() == 0 else args
 
 
-@pytest.fixture(scope="module")
-def pg15(pg_servers) -> Iterator[Server]:
+def require_pg15() -> None:
+    """Debian's PostgreSQL 15: CI installs it (and fails without it); elsewhere skip."""
     if not (PG15 / "postgres").exists():
         if os.environ.get("NIGHTCOPY_REQUIRE_PG15") or os.environ.get("CI"):
             pytest.fail("PostgreSQL 15 is missing: apt-get install postgresql-15")
         pytest.skip("PostgreSQL 15 binaries not installed (apt-get install postgresql-15)")
+
+
+@pytest.fixture(scope="module")
+def pg15(pg_servers) -> Iterator[Server]:
+    require_pg15()
     base = Path(tempfile.mkdtemp(prefix="nightcopy-pg15-"))
     os.chmod(base, 0o777)
     data = base / "data"

@@ -17,7 +17,7 @@ import pytest
 
 from nightcopy.engine.connection import CA_BUNDLE_ENV, connect
 from nightcopy.errors import ConnectError
-from tests.engine.test_cross_version import PG15, _as_postgres_user
+from tests.engine.test_cross_version import PG15, _as_postgres_user, require_pg15
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -31,10 +31,7 @@ def _authority(d: Path, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def tls_server() -> Iterator[tuple[int, Path]]:
-    if not (PG15 / "postgres").exists():
-        if os.environ.get("NIGHTCOPY_REQUIRE_PG15") or os.environ.get("CI"):
-            pytest.fail("PostgreSQL 15 is missing: apt-get install postgresql-15")
-        pytest.skip("PostgreSQL 15 binaries not installed (apt-get install postgresql-15)")
+    require_pg15()
     base = Path(tempfile.mkdtemp(prefix="nightcopy-tls-"))
     os.chmod(base, 0o777)
     _authority(base, "test-ca")
@@ -84,20 +81,20 @@ def _dsn(port: int, sslmode: str, host: str = "localhost") -> str:
     return f"host={host} port={port} user=postgres dbname=postgres sslmode={sslmode}"
 
 
-def _ssl_in_use(conn) -> bool:
-    with conn.cursor() as cur:
-        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        return bool(cur.fetchone()[0])
+def _connects_over_tls(dsn: str) -> bool:
+    conn = connect(dsn, "source", "tls-test")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def test_verify_full_uses_the_image_bundle(tls_server, no_default_root):
     port, base = tls_server
     no_default_root.setenv(CA_BUNDLE_ENV, str(base / "test-ca.pem"))
-    conn = connect(_dsn(port, "verify-full"), "source", "tls-test")
-    try:
-        assert _ssl_in_use(conn)
-    finally:
-        conn.close()
+    assert _connects_over_tls(_dsn(port, "verify-full"))
 
 
 def test_verify_full_without_a_root_certificate_is_one_clear_line(tls_server, no_default_root):
@@ -126,11 +123,6 @@ def test_the_bundle_is_not_forced_on_modes_that_do_not_verify(tls_server, no_def
     is given to verify-ca/verify-full DSNs only, so a require DSN still connects."""
     port, base = tls_server
     no_default_root.setenv(CA_BUNDLE_ENV, str(base / "other-ca.pem"))
-    conn = connect(_dsn(port, "require"), "source", "tls-test")
-    try:
-        assert _ssl_in_use(conn)
-    finally:
-        conn.close()
+    assert _connects_over_tls(_dsn(port, "require"))
     # a DSN naming its own sslrootcert keeps it
-    own = _dsn(port, "verify-full") + f" sslrootcert={base / 'test-ca.pem'}"
-    connect(own, "source", "tls-test").close()
+    assert _connects_over_tls(_dsn(port, "verify-full") + f" sslrootcert={base / 'test-ca.pem'}")

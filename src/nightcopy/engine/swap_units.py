@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import psycopg2.errors
 from psycopg2.extensions import connection, cursor
 
+from nightcopy.engine.disjoint_sets import DisjointSets
 from nightcopy.engine.pg_rows import fetch_all, fetch_value
 from nightcopy.engine.sql_names import quote_ident
 from nightcopy.engine.table_model import TableDef
@@ -153,14 +154,7 @@ def plan_units(conn: connection, tables: list[TableDef], scope: str) -> list[Swa
         conn.commit()
     # Tables linked through a shared relation (a view over both, one's foreign key to the
     # other, a partition of both) belong to one unit: union-find over the shared oids.
-    parent = {name: name for name in by_name}
-
-    def root(name: str) -> str:
-        while parent[name] != name:
-            parent[name] = parent[parent[name]]
-            name = parent[name]
-        return name
-
+    sets = DisjointSets(by_name)
     owner_of: dict[int, str] = {}
     for name, kind, oid, _depth in rows:
         if kind == "fk":
@@ -169,17 +163,15 @@ def plan_units(conn: connection, tables: list[TableDef], scope: str) -> list[Swa
             # keep its children from tonight's rows. Its tables are in the closure's order.
             continue
         if oid in owner_of:
-            parent[root(name)] = root(owner_of[oid])
+            sets.join(name, owner_of[oid])
         else:
             owner_of[oid] = name
     for d in tables:
         for member in d.hierarchy:
             if member.ref.qualified in by_name:
-                parent[root(member.ref.qualified)] = root(d.ref.qualified)
-    groups: dict[str, list[TableDef]] = {}
-    for d in tables:
-        groups.setdefault(root(d.ref.qualified), []).append(d)
-    units = [SwapUnit(members) for members in groups.values()]
+                sets.join(member.ref.qualified, d.ref.qualified)
+    units = [SwapUnit([by_name[name] for name in names])
+             for names in sets.groups(d.ref.qualified for d in tables)]
     return sorted(units, key=lambda u: u.size_bytes, reverse=True)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from psycopg2.extensions import connection
 
+from nightcopy.engine.disjoint_sets import DisjointSets
 from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.swap_units import LINKS_SQL
 
@@ -71,18 +72,8 @@ def distinct(links: list[Link]) -> list[Link]:
 
 def linked_sets(names: list[str], links: list[Link]) -> list[list[str]]:
     """`names` partitioned into sets that must stay together, each in the order of `names`."""
-    parent = {name: name for name in names}
-
-    def root(name: str) -> str:
-        while parent[name] != name:
-            parent[name] = parent[parent[name]]
-            name = parent[name]
-        return name
-
+    sets = DisjointSets(names)
     for link in links:
-        if link.a in parent and link.b in parent:
-            parent[root(link.a)] = root(link.b)
-    sets: dict[str, list[str]] = {}
-    for name in names:
-        sets.setdefault(root(name), []).append(name)
-    return list(sets.values())
+        if link.a in sets and link.b in sets:
+            sets.join(link.a, link.b)
+    return sets.groups(names)

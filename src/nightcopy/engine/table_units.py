@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from nightcopy.engine.disjoint_sets import DisjointSets
 from nightcopy.engine.table_model import TableDef
 
 Warn = Callable[[str, str], None]  # (message, table)
@@ -68,22 +69,14 @@ def form_units(defs: list[TableDef], warn: Warn, target_version: int) -> list[Ta
                  d.ref.qualified)
 
     # Connected components over the parent links of the joined children.
-    component: dict[int, int] = {d.ref.oid: d.ref.oid for d in defs}
-
-    def root(oid: int) -> int:
-        while component[oid] != oid:
-            component[oid] = component[component[oid]]
-            oid = component[oid]
-        return oid
-
+    components = DisjointSets(d.ref.oid for d in defs)
     for d in joined:
         for p in d.hierarchy_parents:
-            component[root(d.ref.oid)] = root(p.ref.oid)
-    members: dict[int, list[TableDef]] = {}
-    for d in defs:
-        members.setdefault(root(d.ref.oid), []).append(d)
+            components.join(d.ref.oid, p.ref.oid)
+    by_oid = {d.ref.oid: d for d in defs}
     units = []
-    for group in members.values():
+    for oids in components.groups(d.ref.oid for d in defs):
+        group = [by_oid[oid] for oid in oids]
         ordered = _parents_first(group)
         ordered[0].hierarchy = ordered[1:]
         units.append(ordered[0])
