@@ -469,7 +469,7 @@ def _evaluate(node, params: dict[str, str]):
     ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/nightcopy@sha256:" + "a" * 64, "nightcopy"),
     ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/nightcopy:0.1.0", "team/nightcopy"),
     ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/nc", "nc"),
-    ("999999999999.dkr.ecr.us-east-1.amazonaws.com/nightcopy:1", ""),  # another registry
+    ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/nightcopy:1", "nightcopy"),
     ("aws/codebuild/standard:7.0", ""),  # WorkerSource=git: the statement is left out anyway
 ])
 def test_the_worker_may_pull_only_from_its_images_own_repository(image, repository):
@@ -481,3 +481,21 @@ def test_the_worker_may_pull_only_from_its_images_own_repository(image, reposito
               "AWS::AccountId": "123456789012", "AWS::URLSuffix": "amazonaws.com"}
     assert _evaluate(pull["Resource"], params) == (
         f"arn:aws:ecr:eu-west-1:123456789012:repository/{repository}")
+
+
+def test_rds_iam_grants_exist_only_when_the_stack_is_told_the_database_user():
+    """options source_auth/target_auth = rds-iam need rds-db:connect on that one user; a stack
+    that does not use it grants nothing (the statements are conditional)."""
+    role = RES["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    conditional = {s.value[1]["Sid"]: s.value[0] for s in role
+                   if isinstance(s, Tag) and s.tag == "If"}
+    assert conditional["SourceIamAuth"] == "SourceUsesIam"
+    assert conditional["TargetIamAuth"] == "TargetUsesIam"
+    by_sid = {s["Sid"]: s for s in statements(RES["WorkerRole"])}
+    for sid, parameter in (("SourceIamAuth", "SourceIamDbUser"),
+                           ("TargetIamAuth", "TargetIamDbUser")):
+        assert by_sid[sid]["Action"] == "rds-db:connect"
+        assert by_sid[sid]["Resource"].value.endswith(f":dbuser:${{{parameter}}}")
+        assert TEMPLATE["Parameters"][parameter]["Default"] == ""
+    conditions = TEMPLATE["Conditions"]
+    assert conditions["SourceUsesIam"].tag == "Not"
