@@ -190,6 +190,9 @@ EVENTS: Final[dict[str, EventSpec]] = {spec.name: spec for spec in (
         Field("bytes", "integer", "bytes streamed by this invocation"),
         Field("seconds", "number", "this invocation's wall-clock time"),
         Field("failed_tables", "array of strings", "the failed tables, in list order"),
+        Field("snapshot_age_seconds", "number", "with a hot standby (read replica) as the "
+              "source: how old the snapshot's data was, the time since the last commit the "
+              "replica had replayed when the snapshot was taken", required=False),
         Field("report", "string", "where the report file was written (with `--report-uri`)",
               required=False),
         Field("report_error", "string", "why the report file could not be written (the "
@@ -245,6 +248,8 @@ REPORT_RESULT_FIELDS: Final = (
 REPORT_FIELDS: Final = (
     ENVELOPE_HEAD[1], ENVELOPE_HEAD[2],
     *(f for f in EVENTS[RUN_SUMMARY].fields if f.required),
+    Field("snapshot_age_seconds", "number", "as in `run_summary`: with a read replica as the "
+          "source, how old the snapshot's data was", required=False),
     Field("started_at", "string", "when the invocation started (ISO 8601, UTC)"),
     Field("finished_at", "string", "when it finished (ISO 8601, UTC)"),
     Field("results", "array of objects", "one object per table, in list order (below)"),

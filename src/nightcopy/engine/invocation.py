@@ -202,6 +202,8 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
     events.emit("run_started", tables=len(tables), jobs=options.jobs,
                 strategy=options.strategy, verify=options.verify,
                 snapshot=snapshot.id, resumed=len(done & {t.qualified for t in tables}))
+    if snapshot.standby is not None and (warning := snapshot.standby.conflict_warning()):
+        events.warn(warning)
     settings = CopySettings(run_id=options.run_id, group=options.group,
                             strategy=options.strategy, verify=options.verify,
                             lock_timeout=options.lock_timeout,
@@ -269,7 +271,7 @@ def _run(options: CopyOptions, events: EventWriter, snapshot: Snapshot, tgt: con
         tgt = replaced = connect(options.target_dsn, "target", app, settings=TARGET_SETTINGS)
     try:
         return _finish(options, events, tgt, tables, defs, outcomes.by_table, settings,
-                       started_at, run_started)
+                       started_at, run_started, snapshot)
     finally:
         if replaced is not None:
             close_quietly(replaced)
@@ -330,7 +332,7 @@ def _prepare_target(tgt: connection, todo: list[TableDef], types: list[TypeDef],
 def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
             tables: list[TableRef], defs: dict[int, TableDef],
             outcomes: dict[str, TableOutcome], settings: CopySettings, started_at: datetime,
-            run_started: float) -> RunResult:
+            run_started: float, snapshot: Snapshot) -> RunResult:
     """Foreign keys, the summary, the ledger's run row and the report."""
     add_foreign_keys(tgt, defs, settings.lock_policy, events,
                      {d.ref.oid for d in defs.values()
@@ -346,6 +348,8 @@ def _finish(options: CopyOptions, events: EventWriter, tgt: connection,
         "seconds": round(time.monotonic() - run_started, 3),
         "failed_tables": [o.table for o in failed],
     }
+    if snapshot.standby is not None and snapshot.standby.age_seconds is not None:
+        summary["snapshot_age_seconds"] = snapshot.standby.age_seconds
     ledger.finish_run(tgt, options.run_id, options.group, summary)
     if options.report_writer is not None:
         report = dict(summary, started_at=started_at.isoformat(),

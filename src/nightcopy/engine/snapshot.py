@@ -8,6 +8,8 @@ again while the exporter lives; only when the exporter is gone does a retry take
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from nightcopy.engine.connection import Connection, apply_settings, connect
@@ -31,6 +33,32 @@ def begin_snapshot_transaction(conn: Connection, snapshot_id: str | None) -> str
         return str(fetch_value(cur, "SELECT pg_catalog.pg_export_snapshot()"))
 
 
+@dataclass(frozen=True)
+class Standby:
+    """The source is a hot standby (a read replica): what decides whether the primary's cleanup
+    may cancel the copy (a recovery conflict), and how old the snapshot's data is."""
+    hot_standby_feedback: bool
+    max_standby_streaming_delay: str  # as the server shows it: "30s", "-1" (wait forever)
+    age_seconds: float | None  # the snapshot's age: now minus the last replayed commit
+
+    def conflict_warning(self) -> str | None:
+        """Why a long copy may be cancelled here, with the fix; None when it may not."""
+        if self.hot_standby_feedback or self.max_standby_streaming_delay == "-1":
+            return None
+        return ("the source is a hot standby with hot_standby_feedback off "
+                f"(max_standby_streaming_delay {self.max_standby_streaming_delay}): the "
+                "primary's cleanup can cancel this copy (a recovery conflict; nightcopy then "
+                "retries the table from a new snapshot); set hot_standby_feedback = on on the "
+                "replica (RDS: its parameter group), or raise max_standby_streaming_delay")
+
+
+_STANDBY_SQL = """
+SELECT pg_catalog.pg_is_in_recovery(),
+       pg_catalog.current_setting('hot_standby_feedback') = 'on',
+       pg_catalog.current_setting('max_standby_streaming_delay'),
+       extract(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::float8"""
+
+
 class Snapshot:
     """The exporter connection and its snapshot id."""
 
@@ -40,6 +68,14 @@ class Snapshot:
         self.conn = connect(source_dsn, "source", application_name,
                                    settings=SOURCE_SETTINGS)
         self.id = begin_snapshot_transaction(self.conn, None)
+        with self.conn.cursor() as cur:  # in the snapshot's transaction: now() is its time
+            cur.execute(_STANDBY_SQL)
+            row = cur.fetchone()
+        assert row is not None  # a SELECT without FROM returns its one row
+        recovering, feedback, delay, age = row
+        self.standby = (Standby(bool(feedback), str(delay),
+                                None if age is None else round(max(float(age), 0.0), 3))
+                        if recovering else None)
         # Given to the worker connections at connect time (the mask key: column_masks).
         self.worker_startup_settings: dict[str, str] = {}
 

@@ -284,8 +284,11 @@ class _Worker:
             self.src, fresh = self.pool.snapshot.open_worker_connection(
                 self.pool.application_name)
             if fresh:
+                why = (" (the source is a hot standby: a recovery conflict ended it; set "
+                       "hot_standby_feedback = on on the replica)"
+                       if self.pool.snapshot.standby is not None else "")
                 self.pool.events.warn("the source snapshot was lost: the remaining tables of "
-                                      "this worker are read from a new snapshot",
+                                      f"this worker are read from a new snapshot{why}",
                                       d.ref.qualified)
         if self.tgt is None or self.tgt.closed:
             self.tgt = self.pool.connect_target()
