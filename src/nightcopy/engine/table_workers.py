@@ -92,6 +92,12 @@ class Outcomes:
                     conn.rollback()
 
 
+def is_recovery_conflict(exc: BaseException) -> bool:
+    """A hot standby's "canceling statement due to conflict with recovery" (SQLSTATE 40001,
+    which a serialization failure shares: the text tells them apart)."""
+    return getattr(exc, "pgcode", None) == "40001" and "conflict with recovery" in str(exc)
+
+
 class UnitProgress:
     """Which tables each unit still waits for (shared by the workers)."""
 
@@ -312,4 +318,11 @@ class _Worker:
         if src_lost or tgt_lost:
             return (f"{d.ref.qualified}: the connection to the {side} was lost "
                     f"({pg_message(cause)})"), True
+        if from_source and is_recovery_conflict(cause):
+            # A hot standby cancelled the read: the primary's cleanup removed rows the snapshot
+            # still needed. Retried like a lost connection (the source session was replaced
+            # above; it re-imports the snapshot, or takes a new one when that is gone too).
+            return (f"{d.ref.qualified}: the hot standby source cancelled the read (a recovery "
+                    f"conflict: {pg_message(cause)}); set hot_standby_feedback = on on the "
+                    "replica"), True
         return explain(d.ref.qualified, cause, side), False
