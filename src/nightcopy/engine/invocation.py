@@ -45,7 +45,7 @@ from nightcopy.engine.swap_units import plan_units
 from nightcopy.engine.table_copy import TableCopier, drop_staged_leftovers
 from nightcopy.engine.table_guard import TableGuard
 from nightcopy.engine.table_job import CopySettings, TableOutcome
-from nightcopy.engine.table_locks import lock_tables_for_run
+from nightcopy.engine.table_locks import check_lock_capacity, lock_tables_for_run
 from nightcopy.engine.table_model import TableDef, TableRef, TypeDef
 from nightcopy.engine.table_units import form_units, spread_failures
 from nightcopy.engine.table_workers import Outcomes, WorkerPool
@@ -148,6 +148,7 @@ def copy_tables(options: CopyOptions, events: EventWriter) -> RunResult:
                               "itself would destroy the tables; point --target at the "
                               "reporting database")
         tables = resolve_tables(snapshot.conn, specs, exclude)
+        check_lock_capacity(tgt, len(tables))
         defs = load_definitions(snapshot.conn, tables)
         check_readable(snapshot.conn, defs)
         # Excluded and masked columns: checked (ConfigError) and applied to the definitions

@@ -24,7 +24,7 @@ from tenacity import (
 
 from nightcopy.engine.pg_rows import fetch_value
 from nightcopy.engine.swap_units import LockBudgetSpent
-from nightcopy.errors import TableError
+from nightcopy.errors import ConfigError, TableError
 
 # What a lock wait cut short by lock_timeout (or a deadlock) raises: worth another try.
 # A serialization failure (a user's own session, issue 14) is retried the same way.
@@ -52,6 +52,38 @@ class LockRetryPolicy:
 # The run lock's key: hashtext('nightcopy') and hashtext(table), held by the invocation's
 # session for the whole run (staged tables outlive the load's transaction now, docs/swap.md).
 _RUN_LOCK_KEY = "pg_catalog.hashtext('nightcopy'), pg_catalog.hashtext(%s)"
+
+
+# Of the target's shared lock table, the share one invocation's run locks may take: the rest is
+# for its own load and swap transactions, the other groups' workers and the readers.
+_RUN_LOCK_SHARE = 0.75
+
+
+def check_lock_capacity(conn: connection, table_count: int) -> None:
+    """Refuse, before anything is written, a group whose run locks (one per table, held until
+    the invocation ends) would not fit the target's shared lock table: PostgreSQL sizes it for
+    max_locks_per_transaction x (max_connections + max_prepared_transactions) locks, and a full
+    one fails every session of the server with "out of shared memory"."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_catalog.current_setting('max_locks_per_transaction')::int, "
+                    "pg_catalog.current_setting('max_connections')::int, "
+                    "pg_catalog.current_setting('max_prepared_transactions')::int")
+        row = cur.fetchone()
+    conn.commit()
+    assert row is not None
+    per_process, connections, prepared = (int(v) for v in row)
+    slots = connections + prepared
+    fits = int(per_process * slots * _RUN_LOCK_SHARE)
+    if table_count <= fits:
+        return
+    needed = -(-table_count // int(slots * _RUN_LOCK_SHARE))  # ceiling
+    raise ConfigError(
+        f"{table_count} tables in one invocation do not fit the target's lock table: the run "
+        "holds one lock per table until it ends, and the target holds about "
+        f"{per_process * slots} locks (max_locks_per_transaction {per_process} x "
+        f"(max_connections {connections} + max_prepared_transactions {prepared})); split the "
+        f"group into groups of at most {fits} tables, or raise max_locks_per_transaction on "
+        f"the target to at least {needed} (a server restart)")
 
 
 def lock_tables_for_run(conn: connection, tables: list[str]) -> dict[str, str]:
