@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from nightcopy.cli.copy_command import options_from_argv
 from nightcopy.cli.main import main
-from nightcopy.cli.ops_commands import run_command, run_settings
+from nightcopy.cli.run_command import run_command, run_settings
 from nightcopy.engine.invocation import CopyOptions
 from nightcopy.engine.invocation_report import FileReportWriter
 from nightcopy.errors import ConfigError

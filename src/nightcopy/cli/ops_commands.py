@@ -1,207 +1,28 @@
-"""Operator commands: run, demo, history, timings, plan, validate (thin: options and output).
+"""Operator commands: demo, history, timings, plan, validate, prune (thin: options and output;
+`run` is in run_command.py).
 
-The work happens in nightcopy.ops.local_run, .demo, .history, .plan and .validate; these functions only
-turn options into calls and results into terminal output.
+The work happens in nightcopy.ops (.history, .plan, .validate, .prune) and cli/demo.py; these
+functions only turn options into calls and results into terminal output.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from nightcopy.cli.dsn_warnings import warn_about_passwords_in_argv
-from nightcopy.cli.option_flags import check_name_flag, flags, run_flag
+from nightcopy.cli.command_config import (
+    config_options,
+    echo_json_dict,
+    hints_from,
+    load_config,
+    target_dsn,
+)
+from nightcopy.cli.option_flags import run_flag
+from nightcopy.cli.run_command import run_command
 from nightcopy.errors import ConfigError, NightcopyError
-from nightcopy.options import GROUP, JOBS, PARALLEL, RUN_ID, Place, settable_in
-
-_config_options = [
-    click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                 metavar="FILE", envvar="NIGHTCOPY_CONFIG", show_envvar=True,
-                 help="The config file to read (default: ./nightcopy.toml)."),
-    click.option("--ssm-prefix", default=None, metavar="PREFIX",
-                 help="Read the configuration from SSM parameters under PREFIX instead."),
-]
-
-
-def config_options(func):
-    for option in reversed(_config_options):
-        func = option(func)
-    return func
-
-
-def _load(config_path: str | None, ssm_prefix: str | None):
-    from nightcopy.cli.db_auth import install
-    from nightcopy.ops import config_file
-
-    config = config_file.load(config_path, ssm_prefix)
-    install(config.options)  # source_auth / target_auth (run: its flags, in run_command)
-    return config
-
-
-@contextlib.contextmanager
-def _hints_from(config) -> Iterator[None]:
-    """Connection errors inside name the config's own DSN key (where the value came from)."""
-    from nightcopy.ops.dsn_origin import restated
-
-    try:
-        yield
-    except NightcopyError as exc:
-        raise restated(exc, config) from None
-
-
-def _target_dsn(target: str | None, config_path: str | None, ssm_prefix: str | None) -> str:
-    """history/timings/plan only need the target: --target, else the config's."""
-    if target:
-        warn_about_passwords_in_argv(click.get_current_context(), {"target": (
-            "--target", "NIGHTCOPY_TARGET_DSN", "PREFIX/target_dsn")})
-        return target
-    if not config_path and not ssm_prefix and not Path("nightcopy.toml").exists():
-        raise ConfigError("no target database: pass --target (or set NIGHTCOPY_TARGET_DSN), "
-                          "--config FILE or --ssm-prefix PREFIX")
-    return _load(config_path, ssm_prefix).target_dsn
-
-
-# ----------------------------------------------------------------------------------- run
-
-# `run` takes every option a night is tuned with (the worker's, passed on as flags, and its own
-# `parallel`); a bad value is a usage error here, before any worker starts.
-RUN_OPTIONS = settable_in(Place.RUN)
-
-
-def _run_flag(option):
-    return run_flag(option, default_text="options.parallel, else all groups"
-                    if option is PARALLEL else None)
-
-
-def run_settings(config, given: dict) -> tuple[dict, int | None]:
-    """The worker options every group gets (as flags) and the groups at once (None: all), from
-    run's flags (or their NIGHTCOPY_* variables) over the configuration's options."""
-    from nightcopy.ops.local_run import resolve_worker_options
-
-    options = resolve_worker_options(given, config.options)
-    return options, given.get("parallel") or config.options.get("parallel")
-
-
-@click.command("run", short_help="Run every group on this machine and report.")
-@config_options
-@flags(_run_flag, RUN_OPTIONS)
-@click.option("--run-id", default=None, metavar="ID",
-              help="Reuse a run id to resume it: tables it already copied are skipped.")
-@click.option("--group", "only", multiple=True, metavar="NAME",
-              help="Run only this group (repeatable).")
-@click.option("--slack/--no-slack", default=False,
-              help="Post the report to Slack, as the notifier does after an AWS night "
-                   "(default: no).")
-@click.option("--report-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Keep the workers' reports and messages here (RUN_ID/GROUP.json, .log).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the result as JSON on stdout ({run_id, ok, seconds, groups: the "
-                   "workers' reports}); progress goes to stderr.")
-@click.option("--dry-run", is_flag=True,
-              help="Say what each group would copy (tables after globs and exclusions, sizes, "
-                   "row estimates, what would fail and why) and write nothing anywhere.")
-def run_command(config_path, ssm_prefix, run_id, only, slack, report_dir, as_json, dry_run,
-                **given):
-    """Run every group on this machine, with the same worker as CodeBuild, and report."""
-    from nightcopy.cli.progress import SILENT, observer_for, render_outcome
-    from nightcopy.cli.render import console
-    from nightcopy.ops.local_run import (
-        RunInterrupted,
-        new_run_id,
-        post_to_slack,
-        prepare_groups,
-        run_groups,
-    )
-
-    for name in only:
-        check_name_flag(GROUP, name, envvar=False)
-    if run_id is not None:
-        check_name_flag(RUN_ID, run_id, envvar=False)
-    if dry_run and (slack or report_dir):
-        raise click.UsageError("--dry-run writes and posts nothing: leave out "
-                               f"{'--slack' if slack else '--report-dir'}")
-    config = _load(config_path, ssm_prefix)
-    if slack and not config.slack_configured:
-        raise ConfigError(f"--slack: {config.origin} has no Slack settings (webhook_url, or "
-                          "bot_token and channel)")
-    options, parallel = run_settings(config, given)
-    from nightcopy.cli.db_auth import install
-
-    install(options)
-    with _hints_from(config):
-        groups = prepare_groups(config, only, exclude=options.get("exclude_table"))
-    # With --json, stdout holds only the JSON document: progress and notes go to stderr.
-    con = console(stderr=as_json)
-    run_id = run_id or new_run_id()
-    try:
-        outcome = run_groups(
-            groups, source_dsn=config.source_dsn, target_dsn=config.target_dsn,
-            run_id=run_id, parallel=parallel or len(groups),
-            options=options, observer=SILENT if dry_run else observer_for(con),
-            report_dir=Path(report_dir) if report_dir else None, mask_key=config.mask_key,
-            dry_run=dry_run,
-        )
-    except RunInterrupted as exc:
-        raise NightcopyError(f"{exc}; resume with: "
-                             f"{_resume_command(config_path, ssm_prefix, only, run_id)}") from None
-    if dry_run:
-        _show_dry_run(outcome, as_json, con)
-        return
-    if as_json:
-        _echo_json_dict({"run_id": outcome.run_id, "ok": outcome.ok,
-                         "seconds": round(outcome.seconds, 3),
-                         "groups": [{"group": g.name, "status": g.status, "tables": g.total,
-                                     "copied": g.done, "skipped": g.skipped, "failed": g.failed,
-                                     "rows": g.rows, "bytes": g.bytes,
-                                     "seconds": round(g.elapsed, 3)} for g in outcome.groups],
-                         "reports": outcome.summaries()})
-    else:
-        render_outcome(con, outcome)
-    if slack:
-        post_to_slack(config, outcome)
-        con.print("Slack report posted.")
-    if not outcome.ok:
-        failed = [g["group"] for g in outcome.failed_groups()]
-        raise NightcopyError(f"run {outcome.run_id} failed: {len(failed)} of "
-                             f"{len(outcome.groups)} groups ({', '.join(failed)}); the summary "
-                             "above says why")
-
-
-def _show_dry_run(outcome, as_json: bool, con) -> None:
-    from nightcopy.cli.dry_run_render import render_dry_run
-
-    if as_json:
-        _echo_json_dict({"run_id": outcome.run_id, "ok": outcome.ok, "dry_run": True,
-                         "groups": [{"group": g.name, "status": g.status, "error": g.error,
-                                     "summary": g.summary, "tables": g.planned}
-                                    for g in outcome.groups]})
-    else:
-        render_dry_run(con, outcome)
-    if not outcome.ok:
-        failed = [g["group"] for g in outcome.failed_groups()]
-        raise NightcopyError(f"dry run: {len(failed)} of {len(outcome.groups)} groups would fail "
-                             f"({', '.join(failed)}); the list above says why")
-
-
-def _resume_command(config_path: str | None, ssm_prefix: str | None, only: tuple[str, ...],
-                    run_id: str) -> str:
-    """The `nightcopy run` that resumes this run: same configuration and groups, same id (the
-    tuning flags are left to the user: they may be what they want to change)."""
-    import shlex
-
-    words = ["nightcopy", "run"]
-    if config_path:
-        words += ["--config", config_path]
-    if ssm_prefix:
-        words += ["--ssm-prefix", ssm_prefix]
-    for name in only:
-        words += ["--group", name]
-    return shlex.join([*words, "--run-id", run_id])
-
+from nightcopy.options import JOBS
 
 # ---------------------------------------------------------------------------------- demo
 
@@ -275,7 +96,7 @@ def history_command(config_path, ssm_prefix, target, from_logs, log_group, days,
     if from_logs:
         result = logs_history.history_from_logs(log_group, nights, days=days)
     else:
-        result = hist.history(_target_dsn(target, config_path, ssm_prefix), nights)
+        result = hist.history(target_dsn(target, config_path, ssm_prefix), nights)
     if as_json:
         _echo_json(result)
     else:
@@ -302,7 +123,7 @@ def timings_command(config_path, ssm_prefix, target, from_logs, log_group, days,
     if from_logs:
         result = logs_history.timings_from_logs(log_group, run_id, days=days or 2.0)
     else:
-        result = hist.timings(_target_dsn(target, config_path, ssm_prefix), run_id)
+        result = hist.timings(target_dsn(target, config_path, ssm_prefix), run_id)
     if as_json:
         crit = result.critical_group
         _echo_json(result, critical_group=crit.group if crit else None,
@@ -342,8 +163,8 @@ def plan_command(config_path, ssm_prefix, k, nights, jobs, write_ssm, as_json, a
 
     if write_ssm and not ssm_prefix:
         raise click.UsageError("--write-ssm needs --ssm-prefix PREFIX")
-    config = _load(config_path, ssm_prefix)
-    with _hints_from(config):
+    config = load_config(config_path, ssm_prefix)
+    with hints_from(config):
         plan = plan_from_config(config, k, nights, jobs, allow_split)
     con = console()
     if as_json:
@@ -389,7 +210,7 @@ def validate_command(config_path, ssm_prefix, slack, as_json):
         config = config_file.load(config_path, ssm_prefix, check_group_names=False)
     except ConfigError as exc:
         if as_json:
-            _echo_json_dict({"origin": None, "ok": False, "problems": [str(exc)], "checked": []})
+            echo_json_dict({"origin": None, "ok": False, "problems": [str(exc)], "checked": []})
         else:
             con.print(f"problem: {exc}", soft_wrap=True)
         raise NightcopyError("the configuration is not usable (1 problem)") from None
@@ -399,7 +220,7 @@ def validate_command(config_path, ssm_prefix, slack, as_json):
     report = validate_config(config, check_slack=slack)
     n = len(report.problems)
     if as_json:
-        _echo_json_dict({"origin": config.origin, "ok": not n, "problems": report.problems,
+        echo_json_dict({"origin": config.origin, "ok": not n, "problems": report.problems,
                          "checked": report.checked})
     else:
         for line in report.problems:
@@ -408,10 +229,6 @@ def validate_command(config_path, ssm_prefix, slack, as_json):
             con.print(f"{config.origin}: OK (" + "; ".join(report.checked) + ")", soft_wrap=True)
     if n:
         raise NightcopyError(f"{config.origin}: {n} problem{'s' if n > 1 else ''}")
-
-
-def _echo_json_dict(value: dict) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
 
 
 # ---------------------------------------------------------------------------------- prune
@@ -428,7 +245,7 @@ def prune_command(config_path, ssm_prefix, target, keep_days, dry_run):
     and table results); which tables are nightcopy's is kept."""
     from nightcopy.ops.prune import prune
 
-    result = prune(_target_dsn(target, config_path, ssm_prefix), keep_days, dry_run=dry_run)
+    result = prune(target_dsn(target, config_path, ssm_prefix), keep_days, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     if not result.runs:
         click.echo(f"nothing to prune: no run ended more than {keep_days} days ago")
