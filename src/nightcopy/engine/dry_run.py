@@ -18,41 +18,30 @@ from psycopg2.extensions import connection
 
 from nightcopy.engine import ledger
 from nightcopy.engine.events import EventWriter
-from nightcopy.engine.pg_rows import fetch_all, fetch_value
+from nightcopy.engine.pg_rows import fetch_all
 from nightcopy.engine.snapshot import Snapshot
 from nightcopy.engine.swap_units import plan_units
-from nightcopy.engine.table_guard import TableGuard, named, unmanaged_glob_match
+from nightcopy.engine.table_guard import (
+    TableGuard,
+    named,
+    unmanaged_glob_match,
+    unmanaged_on_target,
+)
 from nightcopy.engine.table_model import KIND_NAMES, TableDef, TableRef
 from nightcopy.engine.table_units import form_units, spread_failures
 
 _KINDS = {"r": "table", "p": "partitioned table"}
 
 
-def _ledger_exists(tgt: connection) -> bool:
-    with tgt.cursor() as cur:
-        found = fetch_value(cur, "SELECT pg_catalog.to_regclass(%s) IS NOT NULL",
-                            (ledger.MANAGED_TABLES,))
-    tgt.commit()
-    return bool(found)
-
-
-def _unmanaged(tgt: connection, tables: list[TableRef], guard: TableGuard,
-               has_ledger: bool) -> dict[int, str]:
-    """The tables a glob would replace on the target although nightcopy did not create them."""
+def _unmanaged(tgt: connection, tables: list[TableRef], guard: TableGuard) -> dict[int, str]:
+    """The tables a glob would replace on the target although nightcopy did not create them
+    (the check `nightcopy validate` makes, with the worker's message)."""
     candidates = [t for t in tables if not guard.adopt and not named(guard.specs, t)]
     if not candidates:
         return {}
-    with tgt.cursor() as cur:
-        rows = fetch_all(cur, "SELECT n, pg_catalog.to_regclass(n)::oid FROM "
-                         "pg_catalog.unnest(%s::text[]) AS n", ([t.qualified for t in candidates],))
-        existing = {str(name): int(oid) for name, oid in rows if oid is not None}
-        refused = {}
-        for t in candidates:
-            oid = existing.get(t.qualified)
-            if oid is not None and not (has_ledger and ledger.is_managed(cur, oid)):
-                refused[t.oid] = unmanaged_glob_match(guard.specs, t)
-    tgt.commit()
-    return refused
+    unmanaged = unmanaged_on_target(tgt, candidates)
+    return {t.oid: unmanaged_glob_match(guard.specs, t) for t in candidates
+            if t.qualified in unmanaged}
 
 
 def _row_estimates(snapshot: Snapshot, oids: list[int]) -> dict[int, int]:
@@ -74,12 +63,12 @@ def plan_invocation(*, events: EventWriter, snapshot: Snapshot, tgt: connection,
                     guard: TableGuard, run_id: str, jobs: int, strategy: str,
                     swap_scope: str) -> dict:
     """Emit the plan; return the summary (status failed when some table would fail)."""
-    has_ledger = _ledger_exists(tgt)
-    done = ledger.finished_tables(tgt, run_id) if has_ledger else set()
+    listed = {t.qualified for t in tables}
+    done = (ledger.finished_tables(tgt, run_id) & listed
+            if ledger.readable_ledger(tgt) is not None else set())
     todo_refs = [t for t in tables if t.qualified not in done]
     hierarchies = form_units([defs[t.oid] for t in todo_refs], events.warn, tgt.server_version)
-    failing = spread_failures(hierarchies, {**refused, **_unmanaged(tgt, todo_refs, guard,
-                                                                     has_ledger)})
+    failing = spread_failures(hierarchies, {**refused, **_unmanaged(tgt, todo_refs, guard)})
     todo = [d for u in hierarchies for d in u.unit if d.ref.oid not in failing]
     unit_of: dict[str, list[str]] = {}
     for unit in plan_units(tgt, todo, swap_scope):
@@ -100,12 +89,12 @@ def plan_invocation(*, events: EventWriter, snapshot: Snapshot, tgt: connection,
                     **({"reason": reason} if reason else {}))
     would_fail = [t.qualified for t in tables if t.oid in failing and t.qualified not in done]
     summary = {"status": "failed" if would_fail else "succeeded", "tables": len(tables),
-               "copy": len(tables) - len(would_fail) - len(done & {t.qualified for t in tables}),
-               "skip": len(done & {t.qualified for t in tables}), "fail": len(would_fail),
+               "copy": len(tables) - len(would_fail) - len(done),
+               "skip": len(done), "fail": len(would_fail),
                "size_bytes": sum(t.size_bytes for t in tables), "jobs": jobs,
                "strategy": strategy, "swap_scope": swap_scope,
                "snapshot": f"one exported source snapshot (REPEATABLE READ), read by up to "
                            f"{min(jobs, max(len(todo), 1))} session(s) at once",
                "failed_tables": would_fail}
-    events.emit("dry_run_summary", **{k: v for k, v in summary.items()})
+    events.emit("dry_run_summary", **summary)
     return summary

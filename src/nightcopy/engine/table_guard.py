@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from psycopg2.extensions import cursor
+from psycopg2.extensions import connection, cursor
 
 from nightcopy.engine import ledger
 from nightcopy.engine.table_model import TableDef, TableRef
@@ -44,6 +44,23 @@ def unmanaged_glob_match(specs: Sequence[TableSpec], ref: TableRef) -> str:
             f"{globs} and nightcopy did not create it (a glob replaces only the tables "
             "nightcopy created or replaced); to replace it, name it explicitly in the table "
             f"list, or let globs take over existing tables with {_HOW_TO_ADOPT}")
+
+
+def unmanaged_on_target(conn: connection, tables: Sequence[TableRef]) -> set[str]:
+    """For readers that say what a night would refuse (validate, --dry-run): which of `tables`
+    exist on the target as tables nightcopy did not create, replace or adopt (ledger
+    managed_oids: none without a ledger). Reads only."""
+    managed = ledger.managed_oids(conn)
+    with conn.cursor() as cur:
+        cur.execute("""SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname), c.oid
+                         FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relkind IN ('r', 'p')
+                          AND pg_catalog.format('%%I.%%I', n.nspname, c.relname) = ANY(%s)""",
+                    ([t.qualified for t in tables],))
+        on_target = dict(cur.fetchall())
+    conn.rollback()
+    return {name for name, oid in on_target.items() if oid not in managed}
 
 
 @dataclass(frozen=True)

@@ -205,23 +205,22 @@ def _examples(links: list[Link], n: int = 3) -> str:
     return shown + (f"; ...{len(links) - n} more" if len(links) > n else "")
 
 
-def _assign(seconds: dict[str, float], k: int, links: list[Link], allow_split: bool
-            ) -> tuple[list[list[str]], list[Link]]:
+def _assign(seconds: dict[str, float], k: int, links: list[Link], sets: list[list[str]],
+            allow_split: bool) -> tuple[list[list[str]], list[Link]]:
     """LPT over the sets of linked tables (each set one item, costing its tables' sum), or over
     single tables with allow_split; and the links the assignment splits."""
     if allow_split:
         assignment = lpt_assign(seconds, k)
         return assignment, _split(assignment, links)
-    sets = linked_sets(sorted(seconds), links)
     by_key = {s[0]: s for s in sets}
     assignment = [[t for key in g for t in by_key[key]] for g in lpt_assign(
         {s[0]: sum(seconds[t] for t in s) for s in sets}, k)]
     return assignment, []
 
 
-def _link_warnings(seconds: dict[str, float], k: int, links: list[Link], allow_split: bool,
-                   split: list[Link], today: list[Link], sizes: dict[str, int],
-                   jobs: int) -> list[str]:
+def _link_warnings(seconds: dict[str, float], k: int, links: list[Link],
+                   sets: list[list[str]], allow_split: bool, split: list[Link],
+                   today: list[Link], sizes: dict[str, int], jobs: int) -> list[str]:
     """What keeping linked tables together (or not) means, in at most three lines."""
     out = []
     if today:
@@ -233,7 +232,7 @@ def _link_warnings(seconds: dict[str, float], k: int, links: list[Link], allow_s
             out.append(f"--allow-split: the proposal splits {len(split)} link(s) ("
                        f"{_examples(split)}): the same holds for them")
         return out
-    together = [s for s in linked_sets(sorted(seconds), links) if len(s) > 1]
+    together = [s for s in sets if len(s) > 1]
     if together:
         alternative = lpt_assign(seconds, k)
         alt = max((group_seconds(g, seconds, sizes, jobs) for g in alternative if g),
@@ -259,7 +258,8 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
                          group_seconds(list(dict.fromkeys(g.tables)), seconds, sizes, jobs))
                for g in expanded]
     links = links or []
-    assignment, split = _assign(seconds, k, links, allow_split)
+    sets = linked_sets(sorted(seconds), links)
+    assignment, split = _assign(seconds, k, links, sets, allow_split)
     today = _split([list(dict.fromkeys(g.tables)) for g in expanded], links)
     proposed = sorted(
         (GroupLoad("", tables, group_seconds(tables, seconds, sizes, jobs))
@@ -268,7 +268,7 @@ def make_plan(expanded: list[ExpandedGroup], measured: dict[str, tuple[float, in
     )
     for i, g in enumerate(proposed, 1):
         g.name = f"g{i}"
-    warnings = _link_warnings(seconds, k, links, allow_split, split, today, sizes, jobs)
+    warnings = _link_warnings(seconds, k, links, sets, allow_split, split, today, sizes, jobs)
     never = [t for t, c in costs.items() if not c.measured_runs]
     if never:
         warnings.append(

@@ -170,25 +170,14 @@ def _check_target_rights(target, names: list[str], report: Report) -> None:
 def _unmanaged_glob_matches(target, group_of, tables) -> dict[str, str]:
     """The tables a group matches only through a glob that exist on the target and that the
     ledger does not record as nightcopy's (the worker refuses them without --adopt)."""
-    from nightcopy.engine.ledger import managed_oids
-    from nightcopy.engine.table_guard import named, unmanaged_glob_match
+    from nightcopy.engine.table_guard import named, unmanaged_glob_match, unmanaged_on_target
     from nightcopy.engine.tablelist import parse_table_list
 
-    managed = managed_oids(target)
-    with target.cursor() as cur:
-        cur.execute("""SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname), c.oid
-                         FROM pg_catalog.pg_class c
-                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                        WHERE c.relkind IN ('r', 'p')
-                          AND pg_catalog.format('%%I.%%I', n.nspname, c.relname) = ANY(%s)""",
-                    ([t.qualified for t in tables],))
-        on_target = dict(cur.fetchall())
-    target.rollback()
+    unmanaged = unmanaged_on_target(target, tables)
     out: dict[str, str] = {}
     for t in tables:
         specs = parse_table_list(list(group_of[t.qualified].items))
-        if t.qualified in on_target and on_target[t.qualified] not in managed \
-                and not named(specs, t):
+        if t.qualified in unmanaged and not named(specs, t):
             out[t.qualified] = unmanaged_glob_match(specs, t)
     return out
 
