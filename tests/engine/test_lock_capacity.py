@@ -8,38 +8,19 @@ shows it with 160 tables instead of 10,000."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Db, Server
-from tests.engine.test_cross_version import PG15, _as_postgres_user, require_pg15
+from tests.engine.pg15 import pg15_cluster
 
 
 @pytest.fixture(scope="module")
 def small_lock_table() -> Iterator[Server]:
-    require_pg15()
-    base = Path(tempfile.mkdtemp(prefix="nightcopy-locks-"))
-    os.chmod(base, 0o777)
-    data = base / "data"
-    subprocess.run(_as_postgres_user([str(PG15 / "initdb"), "-D", str(data), "-U", "postgres",
-                                      "--auth=trust", "-E", "UTF8"]), check=True,
-                   capture_output=True)
-    subprocess.run(_as_postgres_user([
-        str(PG15 / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-        f"-h '' -k {base} -c fsync=off -c max_locks_per_transaction=10 -c max_connections=20",
-        "start"]), check=True, capture_output=True)
-    try:
+    with pg15_cluster("nightcopy-locks-",
+                      "-c max_locks_per_transaction=10 -c max_connections=20") as base:
         yield Server(f"host={base} user=postgres dbname=postgres")
-    finally:
-        subprocess.run(_as_postgres_user([str(PG15 / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                          "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_group_too_big_for_the_lock_table_is_refused_up_front(small_lock_table, dbs, cli):

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg2
 import pytest
 
-from tests.engine.test_cross_version import PG15, _as_postgres_user, require_pg15
-
-
-def _pg(*args: str) -> None:
-    subprocess.run(_as_postgres_user([str(PG15 / args[0]), *args[1:]]), check=True,
-                   capture_output=True)
+from tests.engine.pg15 import pg15, pg15_cluster, start, stop
 
 
 def _sql(dsn: str, sql: str):
@@ -42,26 +34,18 @@ def _sql(dsn: str, sql: str):
 def replica(pg_servers) -> Iterator[tuple[str, str]]:
     """(primary DSN, standby DSN) of database `shop`: the standby cancels a conflicting query at
     once (max_standby_streaming_delay 0) and sends no feedback."""
-    require_pg15()
-    base = Path(tempfile.mkdtemp(prefix="nightcopy-replica-"))
-    os.chmod(base, 0o777)
-    _pg("initdb", "-D", str(base / "primary"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    _pg("pg_ctl", "-D", str(base / "primary"), "-w", "-l", str(base / "primary.log"), "-o",
-        f"-h '' -k {base} -p 5601 -c fsync=off", "start")
-    try:
+    with pg15_cluster("nightcopy-replica-", "-p 5601") as base:
         _sql(f"host={base} port=5601 user=postgres dbname=postgres", "CREATE DATABASE shop")
-        _pg("pg_basebackup", "-h", str(base), "-p", "5601", "-U", "postgres", "-D",
-            str(base / "standby"), "-R", "--checkpoint=fast")
-        _pg("pg_ctl", "-D", str(base / "standby"), "-w", "-l", str(base / "standby.log"), "-o",
-            f"-h '' -k {base} -p 5602 -c fsync=off -c hot_standby_feedback=off "
-            "-c max_standby_streaming_delay=0", "start")
-        yield (f"host={base} port=5601 user=postgres dbname=shop",
-               f"host={base} port=5602 user=postgres dbname=shop")
-    finally:
-        for node in ("standby", "primary"):
-            subprocess.run(_as_postgres_user([str(PG15 / "pg_ctl"), "-D", str(base / node),
-                                              "-m", "fast", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        standby = base / "standby"
+        pg15("pg_basebackup", "-h", str(base), "-p", "5601", "-U", "postgres", "-D",
+             str(standby), "-R", "--checkpoint=fast")
+        start(standby, base, "-p 5602 -c hot_standby_feedback=off "
+                             "-c max_standby_streaming_delay=0")
+        try:
+            yield (f"host={base} port=5601 user=postgres dbname=shop",
+                   f"host={base} port=5602 user=postgres dbname=shop")
+        finally:
+            stop(standby)
 
 
 def _replayed(primary: str, standby: str) -> None:

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from nightcopy.engine.connection import CA_BUNDLE_ENV, connect
 from nightcopy.errors import ConnectError
-from tests.engine.test_cross_version import PG15, _as_postgres_user, require_pg15
+from tests.engine.pg15 import pg15_cluster
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -29,11 +28,7 @@ def _authority(d: Path, name: str) -> None:
              f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=d)
 
 
-@pytest.fixture(scope="module")
-def tls_server() -> Iterator[tuple[int, Path]]:
-    require_pg15()
-    base = Path(tempfile.mkdtemp(prefix="nightcopy-tls-"))
-    os.chmod(base, 0o777)
+def _certificates(base: Path, data: Path) -> None:
     _authority(base, "test-ca")
     _authority(base, "other-ca")
     # the server's certificate: for "localhost" only, signed by test-ca
@@ -46,26 +41,21 @@ def tls_server() -> Iterator[tuple[int, Path]]:
     if os.geteuid() == 0:
         shutil.chown(base / "server.key", "embedded_postgres")
     os.chmod(base / "server.key", 0o600)
+    with (data / "pg_hba.conf").open("w") as hba:
+        hba.write("local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(f"ssl = on\nssl_cert_file = '{base}/server.crt'\n"
+                   f"ssl_key_file = '{base}/server.key'\n")
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[tuple[int, Path]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    data = base / "data"
-    subprocess.run(_as_postgres_user([str(PG15 / "initdb"), "-D", str(data), "-U", "postgres",
-                                      "--auth=trust", "-E", "UTF8"]), check=True,
-                   capture_output=True)
-    with (data / "pg_hba.conf").open("w") as hba:
-        hba.write("local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
-    options = (f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c ssl=on "
-               f"-c ssl_cert_file={base}/server.crt -c ssl_key_file={base}/server.key")
-    subprocess.run(_as_postgres_user([str(PG15 / "pg_ctl"), "-D", str(data), "-w", "-l",
-                                      str(base / "log"), "-o", options, "start"]), check=True,
-                   capture_output=True)
-    try:
+    with pg15_cluster("nightcopy-tls-", f"-p {port}", host="127.0.0.1",
+                      prepare=_certificates) as base:
         yield port, base
-    finally:
-        subprocess.run(_as_postgres_user([str(PG15 / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                          "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
