@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,7 +22,6 @@ from nightcopy.engine.invocation import CopyOptions, copy_tables, new_run_id
 from nightcopy.engine.table_groups import find_group
 from nightcopy.engine.tablelist import with_schemas
 from nightcopy.errors import ConfigError, ConnectError
-from nightcopy.ops.config_file import RunConfig
 from nightcopy.options import (
     GROUP,
     RUN_ID,
@@ -32,6 +32,9 @@ from nightcopy.options import (
     resolve,
     settable_in,
 )
+
+if TYPE_CHECKING:  # the worker reads a config file only when told: imported then
+    from nightcopy.ops.config_file import RunConfig
 
 COPY_OPTIONS = settable_in(Place.COPY)  # in --help order
 DSN_FLAGS = {o.name: (o.flag, o.envvar, f"PREFIX/{o.name}") for o in (SOURCE_DSN, TARGET_DSN)}
